@@ -2,6 +2,10 @@
 from django.contrib import admin
 from django.urls import path
 
+from statuspage import views
+
 urlpatterns = [
+    path("", views.index, name="index"),
+    path("api/v2/components.json", views.components_json, name="components-json"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,108 @@
+"""The adapter contract: how a platform kind performs each action and undoes what it created."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from probes.errors import ProbeError
+from probes.http import HttpResult, HttpSeam
+from probes.models import FailureClass
+
+
+@dataclass
+class Credentials:
+    """A test account as an adapter sees it; `remote_id` is learnt once and saved by the runner."""
+
+    role: str
+    username: str
+    token: str
+    remote_id: str = ""
+
+
+@dataclass(frozen=True)
+class CreatedArtifact:
+    """Something an action made on the platform, to be undone by `BaseAdapter.cleanup`."""
+
+    kind: str  # probes.models.Artifact.Kind
+    remote_id: str
+    role: str  # which account owns it: "prober" or "partner"
+
+
+@dataclass
+class Step:
+    name: str
+    method: str
+    path: str
+    status: int | None
+    ms: int
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class RunContext:
+    """What an adapter needs from the runner: the HTTP seam, a step log, and the artifact ledger.
+
+    `record_artifact` writes to the database at once: a created artifact is on record before
+    cleanup is even tried, so a crash between the two still leaves it to be cleaned later.
+    """
+
+    http: HttpSeam
+    record_artifact: Callable[[CreatedArtifact], None]
+    run_key: str
+    steps: list[Step] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # evidence worth keeping beyond steps
+
+    def call(self, name: str, method: str, url: str, **kwargs: Any) -> HttpResult:
+        """One HTTP request as a named step; a transport failure is logged as a failed step."""
+        try:
+            result = self.http.request(method, url, **kwargs)
+        except ProbeError as exc:
+            self.steps.append(Step(name, method, _path(url), None, 0, False, exc.message))
+            raise
+        self.steps.append(Step(name, method, result.path, result.status, result.elapsed_ms, 200 <= result.status < 300))
+        return result
+
+
+class BaseAdapter:
+    """A platform kind. Subclasses set `kind` and `actions` and implement `execute` and `undo`.
+
+    `execute(action)` performs the action, calls `ctx.record_artifact` for each thing it creates
+    as soon as it exists, and raises ProbeError (with the failure class) when the action fails.
+    `undo(artifact)` removes one artifact and raises ProbeError if it could not.
+    """
+
+    kind: ClassVar[str] = ""
+    actions: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, base_url: str, prober: Credentials, partner: Credentials | None,
+                 ctx: RunContext) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.prober = prober
+        self.partner = partner
+        self.ctx = ctx
+
+    def execute(self, action: str) -> None:
+        if action not in self.actions:
+            raise ProbeError(FailureClass.UNEXPECTED, f"{self.kind} cannot perform {action!r}", permanent=True)
+        getattr(self, f"action_{action}")()
+
+    def undo(self, artifact: CreatedArtifact) -> None:
+        raise NotImplementedError
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def account(self, role: str) -> Credentials:
+        if role == "partner":
+            if self.partner is None:
+                raise ProbeError(FailureClass.AUTH, "this action needs a partner account; none is configured",
+                                 permanent=True)
+            return self.partner
+        return self.prober
+
+
+def _path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path or "/"

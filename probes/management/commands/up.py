@@ -1,0 +1,93 @@
+"""`manage.py up`: the embedded demo in one command — web, sandbox, workers and scheduler.
+
+Migrates, applies the demo configuration, starts every process, prints the URL, and stops them
+all on Ctrl-C or as soon as one of them dies (a half-running monitor would lie).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from probes.models import Location
+
+
+class Command(BaseCommand):
+    help = "Run Vigie with the bundled sandbox: web server, sandbox, one worker per location, scheduler."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--config", default=os.environ.get("VIGIE_CONFIG", str(settings.BASE_DIR / "examples" / "demo.yaml")),
+                            help="Configuration file to apply first (default: examples/demo.yaml, or VIGIE_CONFIG).")
+        parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox platform.")
+
+    def handle(self, *args, config: str, no_sandbox: bool, **options):
+        env = os.environ.copy()
+        env.setdefault("SANDBOX_PORT", str(settings.SANDBOX_PORT))
+        # The sandbox and the demo configuration must agree on the test accounts' tokens; made
+        # afresh for each start unless given, so no fixed credential ships with the demo.
+        for name in ("SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN", "SANDBOX_CONTROL_TOKEN"):
+            env.setdefault(name, secrets.token_urlsafe(24))
+        os.environ.update({k: env[k] for k in ("SANDBOX_PORT", "SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN",
+                                               "SANDBOX_CONTROL_TOKEN")})
+        call_command("migrate", verbosity=0)
+        call_command("config", "apply", config, verbosity=0, stdout=open(os.devnull, "w"))
+        locations = list(Location.objects.filter(probes__enabled=True).distinct().values_list("name", flat=True))
+
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        celery = [python, "-m", "celery", "-A", "statuspage"]
+        worker = [*celery, "worker", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+                  "--without-heartbeat", "--concurrency", "2"]
+        commands: dict[str, list[str]] = {}
+        if not no_sandbox:
+            commands["sandbox"] = [python, manage, "sandbox", "serve", "--port", env["SANDBOX_PORT"]]
+        commands["web"] = [python, manage, "runserver", f"127.0.0.1:{settings.PORT}", "--noreload", "--insecure"]
+        commands["worker-vigie"] = [*worker, "-Q", "vigie", "-n", "vigie@%h"]
+        for name in locations:
+            commands[f"worker-{name}"] = [*worker, "-Q", f"probes.{name}", "-n", f"{name}@%h"]
+        schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
+        commands["beat"] = [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(schedule)]
+
+        processes: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, command in commands.items():
+            processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
+        self.stdout.write(self.style.SUCCESS(
+            f"Vigie is running at http://127.0.0.1:{settings.PORT}/\n"
+            f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ (control token in SANDBOX_CONTROL_TOKEN)\n"
+            f"  locations: {', '.join(locations) or 'none'}; Ctrl-C stops everything."
+        ))
+        failed = None
+        while not stopping:
+            time.sleep(0.5)
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    failed = f"{name} exited with code {process.returncode}"
+                    stopping = True
+                    break
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 10
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if failed:
+            raise CommandError(f"stopped: {failed}")

@@ -1,0 +1,246 @@
+"""Vigie's records of what is watched and what happened: platforms, probes, runs, components.
+
+Constants first, then models in dependency order. Every index names the query it serves.
+"""
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from probes.crypto import EncryptedTextField
+
+SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,63}$", "Use 1-64 lowercase letters, digits, '-' or '_'.")
+
+
+class Action(models.TextChoices):
+    POST = "post", "Post"
+    REPOST = "repost", "Repost"
+    FOLLOW = "follow", "Follow"
+    DM = "dm", "Direct message"
+    READ = "read", "Read timeline"
+    LIMITS = "limits", "Limits enforced"
+
+
+class FailureClass(models.TextChoices):
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    SERVER_ERROR = "server_error"
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    READ_ONLY = "read_only"
+    AUTH = "auth"
+    REJECTED = "rejected"
+    INVARIANT = "invariant"
+    UNEXPECTED = "unexpected"
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class ComponentStatus(models.TextChoices):
+    OPERATIONAL = "operational", "Operational"
+    DEGRADED = "degraded_performance", "Degraded performance"
+    PARTIAL = "partial_outage", "Partial outage"
+    MAJOR = "major_outage", "Major outage"
+    MAINTENANCE = "under_maintenance", "Under maintenance"
+
+
+def new_public_id() -> str:
+    """A 12-character lowercase id, the shape Statuspage consumers expect."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+class Location(models.Model):
+    """Where probes run from: served by the workers that consume queue `probes.<name>`."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[SLUG])
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return f"probes.{self.name}"
+
+
+class Platform(models.Model):
+    """A watched service: an adapter kind and a base URL."""
+
+    name = models.CharField(max_length=100)
+    slug = models.CharField(max_length=64, unique=True, validators=[SLUG])
+    kind = models.CharField(max_length=32, help_text="Adapter kind, see probes.adapters.REGISTRY.")
+    base_url = models.URLField(max_length=300)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Account(models.Model):
+    """A test account on a platform; follow and DM need two: a prober and its partner."""
+
+    class Role(models.TextChoices):
+        PROBER = "prober"
+        PARTNER = "partner"
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="accounts")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    username = models.CharField(max_length=100)
+    token = EncryptedTextField(help_text="Stored encrypted; never shown again.")
+    # The platform's own id for the account, learnt once from verify_credentials.
+    remote_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "role"], name="one_account_per_role")]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.role}) on {self.platform}"
+
+
+class Probe(models.Model):
+    """An action on a platform, on a schedule, from a set of locations."""
+
+    name = models.CharField(max_length=100)
+    slug = models.CharField(max_length=64, unique=True, validators=[SLUG])
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="probes")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    interval_s = models.PositiveIntegerField(default=60, validators=[MinValueValidator(5)])
+    timeout_s = models.FloatField(default=10.0, validators=[MinValueValidator(0.5), MaxValueValidator(90)])
+    latency_threshold_ms = models.PositiveIntegerField(default=2000)
+    failure_threshold = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
+    success_threshold = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
+    enabled = models.BooleanField(default=True)
+    locations = models.ManyToManyField(Location, through="ProbeLocation", related_name="probes")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProbeLocation(models.Model):
+    """One probe at one location: its schedule (claimed by the dispatcher) and latest result."""
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="placements")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="placements")
+    next_run_at = models.DateTimeField(default=timezone.now)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["probe", "location"], name="one_placement")]
+        # The dispatcher's query: placements whose next_run_at has come.
+        indexes = [models.Index(fields=["next_run_at"], name="placement_due")]
+
+    def __str__(self) -> str:
+        return f"{self.probe} @ {self.location}"
+
+
+class Run(models.Model):
+    """One execution of one probe at one location, with its steps and evidence."""
+
+    class Cleanup(models.TextChoices):
+        NONE = "none", "Nothing to clean"
+        DONE = "done", "Cleaned up"
+        PENDING = "pending", "Cleanup pending"
+
+    # Chosen by the dispatcher and carried by the task: a retried task records nothing twice.
+    key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="runs")
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="runs")
+    scheduled_for = models.DateTimeField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField(help_text="Time of the action's steps, cleanup excluded.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    steps = models.JSONField(default=list)
+    evidence = models.JSONField(default=dict)
+    cleanup = models.CharField(max_length=16, choices=Cleanup.choices, default=Cleanup.NONE)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Latest runs of a probe at a location (dashboard cells, evaluation).
+        indexes = [models.Index(fields=["probe", "location", "-started_at"], name="run_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.probe} @ {self.location} {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"
+
+
+class Artifact(models.Model):
+    """Something a probe created on a platform; recorded before cleanup, cleaned until it is gone."""
+
+    class Kind(models.TextChoices):
+        STATUS = "status"
+        REBLOG = "reblog"
+        FOLLOW = "follow"
+        DIRECT_MESSAGE = "direct_message"
+
+    run_key = models.UUIDField(help_text="The run that created it (recorded before the run is).")
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="artifacts")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    remote_id = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    cleaned_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "kind", "remote_id"], name="one_artifact_record"),
+        ]
+        # The cleanup retry query: not yet cleaned, attempt due.
+        indexes = [models.Index(fields=["cleaned_at", "next_attempt_at"], name="artifact_cleanup_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.remote_id}"
+
+
+class Component(models.Model):
+    """What the public sees ("Posting"), fed by one or more probes."""
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    probes = models.ManyToManyField(Probe, related_name="components", blank=True)
+    status = models.CharField(max_length=24, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ComponentStatusChange(models.Model):
+    """Every change of a component's status: uptime, history and feeds read these rows."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="status_changes")
+    old_status = models.CharField(max_length=24, choices=ComponentStatus.choices)
+    new_status = models.CharField(max_length=24, choices=ComponentStatus.choices)
+    reason = models.CharField(max_length=300)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # When the evidence says the change happened (the run's start), not when it was computed.
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        # A component's history in time order (uptime, history page).
+        indexes = [models.Index(fields=["component", "changed_at"], name="component_history")]

@@ -1,0 +1,210 @@
+"""Executing one run: the adapter performs the action, cleans up, and the run is recorded once."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from probes.adapters import UnknownAdapter, adapter_class
+from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
+from probes.errors import ProbeError
+from probes.evaluation import components_evaluate
+from probes.http import HttpSeam, redact
+from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
+
+log = logging.getLogger(__name__)
+VERSION = "0.1"
+# Failed cleanups are retried with growing pauses, capped: a monitor must not leave spam behind.
+CLEANUP_BACKOFF_MAX = timedelta(hours=1)
+
+
+def user_agent(location: str) -> str:
+    """Names the location so that platform logs (and the sandbox's faults) can tell probes apart."""
+    return f"Vigie/{VERSION} (probe; location={location}; +{settings.VIGIE_PUBLIC_URL})"
+
+
+def _credentials(platform: Platform) -> dict[str, tuple[Account, Credentials]]:
+    return {
+        a.role: (a, Credentials(role=a.role, username=a.username, token=a.token, remote_id=a.remote_id))
+        for a in platform.accounts.all()
+    }
+
+
+def _adapter(platform: Platform, accounts: dict[str, tuple[Account, Credentials]], ctx: RunContext) -> BaseAdapter:
+    prober = accounts.get("prober")
+    if prober is None:
+        raise ProbeError(FailureClass.AUTH, f"platform {platform.slug!r} has no prober account", permanent=True)
+    partner = accounts.get("partner")
+    try:
+        cls = adapter_class(platform.kind)
+    except UnknownAdapter as exc:
+        raise ProbeError(FailureClass.UNEXPECTED, str(exc), permanent=True) from None
+    return cls(base_url=platform.base_url, prober=prober[1], partner=partner[1] if partner else None, ctx=ctx)
+
+
+def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> Run:
+    """Perform one run of a placed probe and record it; a run key already recorded is not redone."""
+    existing = Run.objects.filter(key=run_key).first()
+    if existing is not None:
+        return existing
+    placement = ProbeLocation.objects.select_related("probe__platform", "location").get(id=placement_id)
+    probe, platform, location = placement.probe, placement.probe.platform, placement.location
+    accounts = _credentials(platform)
+    secrets = [creds.token for _, creds in accounts.values()]
+    http = HttpSeam(
+        user_agent=user_agent(location.name),
+        deadline=time.monotonic() + probe.timeout_s,
+        max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES,
+        secrets=secrets,
+    )
+    created: list[CreatedArtifact] = []
+
+    def record_artifact(artifact: CreatedArtifact) -> None:
+        created.append(artifact)
+        artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
+
+    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key))
+    started_at = timezone.now()
+    began = time.monotonic()
+    failure: ProbeError | None = None
+    adapter: BaseAdapter | None = None
+    try:
+        adapter = _adapter(platform, accounts, ctx)
+        adapter.execute(probe.action)
+    except ProbeError as exc:
+        failure = exc
+    except Exception as exc:  # an adapter bug must still leave a run on record
+        log.exception("adapter %s crashed on %s", platform.kind, probe.slug)
+        failure = ProbeError(FailureClass.UNEXPECTED, f"adapter error: {type(exc).__name__}")
+    latency_ms = int((time.monotonic() - began) * 1000)
+    action_steps = [asdict(s) for s in ctx.steps]
+
+    # Cleanup gets its own time budget: a slow action must not leave its artifacts behind.
+    ctx.steps = []
+    http.deadline = time.monotonic() + probe.timeout_s
+    cleanup = Run.Cleanup.NONE
+    if created and adapter is not None:
+        cleanup = Run.Cleanup.DONE
+        for artifact in reversed(created):  # undo in reverse: the reblog before its status
+            row = Artifact.objects.get(account=accounts[artifact.role][0], kind=artifact.kind,
+                                       remote_id=artifact.remote_id)
+            if not artifact_cleanup(row, adapter=adapter, artifact=artifact, secrets=secrets):
+                cleanup = Run.Cleanup.PENDING
+    elif created:
+        cleanup = Run.Cleanup.PENDING
+
+    for role, remote_id in ctx.facts.pop("learnt_remote_ids", {}).items():
+        Account.objects.filter(id=accounts[role][0].id).update(remote_id=remote_id)
+
+    evidence = _evidence(failure, ctx.facts, secrets)
+    evidence["cleanup_steps"] = [asdict(s) for s in ctx.steps]
+    return run_record(
+        key=run_key, placement=placement, scheduled_for=scheduled_for, started_at=started_at,
+        latency_ms=latency_ms, failure=failure, steps=action_steps, evidence=evidence, cleanup=cleanup,
+        secrets=secrets,
+    )
+
+
+def _evidence(failure: ProbeError | None, facts: dict, secrets: list[str]) -> dict:
+    evidence: dict = dict(facts)
+    if failure is None:
+        return evidence
+    evidence["failure_class"] = failure.failure_class
+    result = failure.result
+    if result is not None:
+        evidence.update(
+            status_code=result.status,
+            request=f"{result.method} {result.path}",
+            platform_error=redact(result.error_text(), secrets),
+            rate_limit=result.rate_limit(),
+            truncated=result.truncated,
+        )
+    return evidence
+
+
+def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, started_at: datetime,
+               latency_ms: int, failure: ProbeError | None, steps: list[dict], evidence: dict, cleanup: str,
+               secrets: list[str]) -> Run:
+    """Store a run once (the key is unique), move the placement's latest result, evaluate."""
+    outcome = Outcome.SUCCESS if failure is None else Outcome.FAILURE
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(
+                    key=key, probe_id=placement.probe_id, location_id=placement.location_id,
+                    scheduled_for=scheduled_for, started_at=started_at, finished_at=timezone.now(),
+                    latency_ms=latency_ms, outcome=outcome,
+                    failure_class=failure.failure_class if failure else "",
+                    error=redact(failure.message, secrets)[:500] if failure else "",
+                    steps=steps, evidence=evidence, cleanup=cleanup,
+                )
+        except IntegrityError:
+            return Run.objects.get(key=key)  # recorded by an earlier delivery of the same task
+        # Only a newer run may move the placement's latest result (runs can finish out of order).
+        (ProbeLocation.objects.filter(id=placement.id)
+         .exclude(last_run_at__gt=started_at)
+         .update(last_run_at=started_at, last_outcome=outcome))
+        components_evaluate(probe_id=placement.probe_id, run=run)
+    return run
+
+
+def artifact_record(*, run_key: str, probe_id: int, account: Account, artifact: CreatedArtifact) -> Artifact:
+    row, _ = Artifact.objects.get_or_create(
+        account=account, kind=artifact.kind, remote_id=artifact.remote_id,
+        defaults={"run_key": run_key, "probe_id": probe_id},
+    )
+    return row
+
+
+def artifact_cleanup(row: Artifact, *, adapter: BaseAdapter, artifact: CreatedArtifact, secrets: list[str]) -> bool:
+    """Undo one artifact; on failure schedule another attempt later. True when it is gone."""
+    try:
+        adapter.undo(artifact)
+    except ProbeError as exc:
+        attempts = row.attempts + 1
+        pause = min(timedelta(seconds=30 * 2 ** min(attempts, 10)), CLEANUP_BACKOFF_MAX)
+        Artifact.objects.filter(id=row.id).update(
+            attempts=attempts, last_error=redact(exc.message, secrets)[:500],
+            next_attempt_at=timezone.now() + pause,
+        )
+        return False
+    Artifact.objects.filter(id=row.id).update(cleaned_at=timezone.now(), attempts=row.attempts + 1, last_error="")
+    return True
+
+
+def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1)) -> int:
+    """Retry the cleanups that failed. Each artifact is claimed by a conditional UPDATE first,
+    so two workers running this at once never undo the same artifact twice. Returns the count cleaned."""
+    now = timezone.now()
+    due = list(
+        Artifact.objects.filter(cleaned_at__isnull=True, next_attempt_at__lte=now, created_at__lte=now - min_age)
+        .select_related("account__platform")
+        .order_by("next_attempt_at")[:limit]
+    )
+    cleaned = 0
+    for row in due:
+        claimed = Artifact.objects.filter(id=row.id, next_attempt_at=row.next_attempt_at, cleaned_at__isnull=True) \
+            .update(next_attempt_at=now + timedelta(minutes=5))
+        if claimed != 1:
+            continue
+        platform = row.account.platform
+        accounts = _credentials(platform)
+        secrets = [creds.token for _, creds in accounts.values()]
+        http = HttpSeam(user_agent=user_agent("cleanup"), deadline=time.monotonic() + 20,
+                        max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES, secrets=secrets)
+        ctx = RunContext(http=http, record_artifact=lambda a: None, run_key=str(row.run_key or uuid.uuid4()))
+        try:
+            adapter = _adapter(platform, accounts, ctx)
+        except ProbeError as exc:
+            Artifact.objects.filter(id=row.id).update(last_error=exc.message[:500])
+            continue
+        artifact = CreatedArtifact(row.kind, row.remote_id, row.account.role)
+        if artifact_cleanup(row, adapter=adapter, artifact=artifact, secrets=secrets):
+            cleaned += 1
+    return cleaned

@@ -1,0 +1,88 @@
+"""Shared fixtures: a live sandbox platform over real HTTP, and a platform configured to watch it."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import requests
+from django.utils import timezone
+
+from probes.models import Account, Component, Location, Platform, Probe, ProbeLocation
+from sandbox.config import SandboxConfig
+from sandbox.server import make_server
+
+PROBER_TOKEN = "test-prober-token-3f9a"
+PARTNER_TOKEN = "test-partner-token-77c1"
+CONTROL_TOKEN = "test-control-token-b20e"
+
+
+class LiveSandbox:
+    def __init__(self, server):
+        self.server = server
+        self.url = server.url
+
+    def control(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, self.url + path, headers={"Authorization": f"Bearer {CONTROL_TOKEN}"},
+                                timeout=5, **kwargs)
+
+    def fault(self, kind: str, action: str, location: str | None = None, duration_s: float | None = None) -> dict:
+        body = {"kind": kind, "action": action}
+        if location:
+            body["location"] = location
+        if duration_s:
+            body["duration_s"] = duration_s
+        response = self.control("POST", "/_sandbox/faults", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def clear_faults(self) -> None:
+        assert self.control("DELETE", "/_sandbox/faults").status_code in (200, 204)
+
+    def artifacts(self) -> dict:
+        return self.control("GET", "/_sandbox/artifacts").json()["accounts"]
+
+    def leftovers(self) -> int:
+        return sum(sum(counts.values()) for counts in self.artifacts().values())
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN)
+    server = make_server("127.0.0.1", 0, config=config)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    live = LiveSandbox(sandbox_server)
+    live.control("POST", "/_sandbox/reset")
+    yield live
+    live.control("POST", "/_sandbox/reset")
+
+
+@pytest.fixture
+def locations(db):
+    return [Location.objects.create(name="sacramento"), Location.objects.create(name="atlanta")]
+
+
+@pytest.fixture
+def platform(db, sandbox):
+    platform = Platform.objects.create(name="Sandbox", slug="sandbox", kind="sandbox", base_url=sandbox.url)
+    Account.objects.create(platform=platform, role="prober", username="vigie_prober", token=PROBER_TOKEN)
+    Account.objects.create(platform=platform, role="partner", username="vigie_partner", token=PARTNER_TOKEN)
+    return platform
+
+
+def make_probe(platform: Platform, action: str, locations: list[Location], *, timeout_s: float = 5,
+               interval_s: int = 30, component: str | None = None) -> Probe:
+    probe = Probe.objects.create(name=action.title(), slug=f"{platform.slug}-{action}", platform=platform,
+                                 action=action, interval_s=interval_s, timeout_s=timeout_s)
+    for location in locations:
+        ProbeLocation.objects.create(probe=probe, location=location, next_run_at=timezone.now() - timedelta(seconds=1))
+    if component:
+        Component.objects.get_or_create(name=component)[0].probes.add(probe)
+    return probe

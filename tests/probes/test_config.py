@@ -1,0 +1,91 @@
+"""Configuration files: every mistake reported with where it is; applying is idempotent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from probes.config import ConfigError, config_apply, config_load
+from probes.models import Account, Component, Probe, ProbeLocation
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+
+
+@pytest.fixture
+def demo_env(monkeypatch):
+    monkeypatch.setenv("SANDBOX_PORT", "8001")
+    monkeypatch.setenv("SANDBOX_PROBER_TOKEN", "prober-secret-token-xyz")
+    monkeypatch.setenv("SANDBOX_PARTNER_TOKEN", "partner-secret-token-xyz")
+
+
+@pytest.mark.django_db
+def test_applying_the_demo_twice_changes_nothing_the_second_time(demo_env):
+    data = config_load(DEMO.read_text())
+    assert config_apply(data)
+    assert config_apply(config_load(DEMO.read_text())) == []
+    assert Probe.objects.count() == 5
+    assert ProbeLocation.objects.count() == 10
+    assert list(Component.objects.values_list("name", flat=True)) == [
+        "Posting", "Reposting", "Following", "Direct messages", "Timeline"]
+
+
+@pytest.mark.django_db
+def test_tokens_are_encrypted_at_rest(demo_env):
+    config_apply(config_load(DEMO.read_text()))
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT token FROM probes_account")
+        stored = [row[0] for row in cursor.fetchall()]
+    assert stored and all("secret-token" not in value for value in stored)
+    assert Account.objects.get(role="prober").token == "prober-secret-token-xyz"
+
+
+@pytest.mark.django_db
+def test_removing_a_probe_from_the_file_disables_it_and_keeps_it(demo_env):
+    config_apply(config_load(DEMO.read_text()))
+    trimmed = DEMO.read_text().replace("  - {slug: sandbox-read,", "  # - {slug: sandbox-read,") \
+        .replace("  - {name: Timeline, probes: [sandbox-read]}", "")
+    changes = config_apply(config_load(trimmed))
+    assert "- probe sandbox-read (disabled, history kept)" in changes
+    assert Probe.objects.get(slug="sandbox-read").enabled is False
+
+
+def test_every_problem_is_reported_at_once(monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    text = """
+locations: [{name: Bad Name}]
+platforms:
+  - {slug: p, name: P, kind: mastodn, base_url: "ftp://x", accounts: {prober: {username: u, token: "${NOT_SET_ANYWHERE}"}}}
+probes:
+  - {slug: a, name: A, platform: nowhere, action: tweet, interval: 1, timeout: 500, locations: [mars]}
+components:
+  - {name: C, probes: [ghost]}
+extra: 1
+"""
+    with pytest.raises(ConfigError) as error:
+        config_load(text)
+    problems = "\n".join(error.value.problems)
+    for expected in [
+        "locations[0].name: 'Bad Name' is not a valid name",
+        "platforms[0].kind: unknown kind 'mastodn'",
+        "platforms[0].base_url: 'ftp://x' is not an http(s) URL",
+        "environment variable NOT_SET_ANYWHERE is not set",
+        "probes[0].platform: no platform 'nowhere'",
+        "probes[0].action: 'tweet' is not one of",
+        "probes[0].interval: 1 s is below the minimum of 5 s",
+        "probes[0].timeout: 500 s is outside 0.5-90 s",
+        "probes[0].locations[0]: no location 'mars'",
+        "components[0].probes[0]: no probe 'ghost'",
+        "extra: unknown section",
+    ]:
+        assert expected in problems
+
+
+def test_the_command_exits_non_zero_and_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("probes: [{slug: a}]\n")
+    with pytest.raises(CommandError, match="bad.yaml: .* problem"):
+        call_command("config", "check", str(bad))

@@ -1,0 +1,61 @@
+"""The first public page and components.json in the Statuspage v2 shape."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.utils import timezone
+
+from probes.evaluation import component_set_status
+from probes.models import Component, ComponentStatus
+
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+
+
+@pytest.fixture
+def components(db):
+    posting = Component.objects.create(name="Posting", position=0)
+    dms = Component.objects.create(name="Direct messages", position=1, description="Sending DMs")
+    component_set_status(component=dms, status=ComponentStatus.MAJOR, reason="test")
+    return posting, dms
+
+
+def test_components_json_has_the_statuspage_shape(client, components):
+    response = client.get("/api/v2/components.json")
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "*"
+    document = response.json()
+    assert set(document) == {"page", "components"}
+    assert set(document["page"]) == {"id", "name", "url", "time_zone", "updated_at"}
+    assert re.fullmatch(r"[a-z0-9]{12}", document["page"]["id"])
+    first, second = document["components"]
+    assert [first["name"], second["name"]] == ["Posting", "Direct messages"]
+    assert first["status"] == "operational" and second["status"] == "major_outage"
+    assert set(first) == {"id", "name", "status", "created_at", "updated_at", "position", "description", "showcase",
+                          "start_date", "group_id", "page_id", "group", "only_show_if_degraded"}
+    assert re.fullmatch(r"[a-z0-9]{12}", first["id"]) and first["id"] != second["id"]
+    assert first["description"] is None and second["description"] == "Sending DMs"
+    assert STAMP.match(first["created_at"]) and STAMP.match(document["page"]["updated_at"])
+    assert first["page_id"] == document["page"]["id"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", first["start_date"])
+
+
+def test_ids_are_stable_between_requests(client, components):
+    ids = [c["id"] for c in client.get("/api/v2/components.json").json()["components"]]
+    assert ids == [c["id"] for c in client.get("/api/v2/components.json").json()["components"]]
+
+
+def test_the_page_lists_each_component_with_its_status_in_words(client, components):
+    html = client.get("/").content.decode()
+    assert "Posting" in html and "Direct messages" in html
+    assert "Major outage" in html  # status in words, not colour alone
+    assert "Major System Outage" in html  # the banner reflects the worst component
+    assert "Not checked yet" in html
+
+
+def test_every_status_change_is_a_row(components):
+    _, dms = components
+    change = dms.status_changes.get()
+    assert (change.old_status, change.new_status) == ("operational", "major_outage")
+    assert change.changed_at <= timezone.now()
+    assert component_set_status(component=dms, status=ComponentStatus.MAJOR, reason="again") is None
