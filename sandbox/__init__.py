@@ -1,0 +1,1 @@
+"""The bundled sandbox platform: a Mastodon API subset with fault injection (see server.make_server)."""

@@ -1,0 +1,79 @@
+"""Sandbox settings: tokens, rate-limit presets and limits, read from the environment by default."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+DEFAULT_PROBER_TOKEN = "sandbox-prober-token"
+DEFAULT_PARTNER_TOKEN = "sandbox-partner-token"
+DEFAULT_CONTROL_TOKEN = "sandbox-control-token"
+DEFAULT_PORT = 8001
+
+# family -> (limit, period in seconds). Numbers from Mastodon's docs and app/lib/rate_limiter.rb:
+# api 300/5 min per account, statuses (posts and reblogs) 300/3 h, delete+unreblog 30/30 min,
+# follows 400/24 h. Windows are aligned to epoch buckets, as Mastodon's are.
+MASTODON_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "api": (300, 5 * 60),
+    "statuses": (300, 3 * 3600),
+    "deletes": (30, 30 * 60),
+    "follows": (400, 24 * 3600),
+}
+# Same windows, limits so high that scheduled probes never hit them (the default: a demo that
+# rate-limits itself would hide the faults it is meant to show).
+GENEROUS_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    family: (1_000_000, period) for family, (_, period) in MASTODON_RATE_LIMITS.items()
+}
+RATE_LIMIT_PRESETS = {"generous": GENEROUS_RATE_LIMITS, "mastodon": MASTODON_RATE_LIMITS}
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def default_port() -> int:
+    """SANDBOX_PORT or 8001; a malformed value falls back to the default rather than crashing."""
+    try:
+        return int(os.environ.get("SANDBOX_PORT") or DEFAULT_PORT)
+    except ValueError:
+        return DEFAULT_PORT
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything a sandbox instance needs; tests pass their own tokens and limits."""
+
+    prober_token: str = field(default_factory=lambda: _env("SANDBOX_PROBER_TOKEN", DEFAULT_PROBER_TOKEN))
+    partner_token: str = field(default_factory=lambda: _env("SANDBOX_PARTNER_TOKEN", DEFAULT_PARTNER_TOKEN))
+    control_token: str = field(default_factory=lambda: _env("SANDBOX_CONTROL_TOKEN", DEFAULT_CONTROL_TOKEN))
+    rate_limits: str = "generous"
+    # family -> limit, or family -> (limit, period_s); applied on top of the preset.
+    rate_limit_overrides: Mapping[str, int | tuple[int, int]] = field(default_factory=dict)
+    max_characters: int = 500
+    title: str = "Vigie sandbox"
+    # Base URL used in entity links (url, uri) and the instance domain; defaults to the bound address.
+    public_url: str | None = None
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rate_limits not in RATE_LIMIT_PRESETS:
+            raise ValueError(f"rate_limits must be one of {sorted(RATE_LIMIT_PRESETS)}, not {self.rate_limits!r}")
+        for family in self.rate_limit_overrides:
+            if family not in MASTODON_RATE_LIMITS:
+                raise ValueError(f"unknown rate-limit family {family!r}; known: {sorted(MASTODON_RATE_LIMITS)}")
+        if self.max_characters < 1:
+            raise ValueError("max_characters must be positive")
+        tokens = [self.prober_token, self.partner_token, self.control_token]
+        if len(set(tokens)) != len(tokens) or not all(tokens):
+            # A shared token would make the control endpoint or the other account reachable by mistake.
+            raise ValueError("prober, partner and control tokens must be non-empty and distinct")
+
+    def limits(self) -> dict[str, tuple[int, int]]:
+        """The effective family -> (limit, period_s) table."""
+        table = dict(RATE_LIMIT_PRESETS[self.rate_limits])
+        for family, value in self.rate_limit_overrides.items():
+            if isinstance(value, tuple):
+                table[family] = (int(value[0]), int(value[1]))
+            else:
+                table[family] = (int(value), table[family][1])
+        return table
