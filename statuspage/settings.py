@@ -122,7 +122,7 @@ STATIC_ROOT = DATA_DIR / "static"
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_url(
     "CELERY_BROKER_URL",
-    "filesystem://",
+    "filesystem://localhost//",
     schemes=("filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"),
 )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}

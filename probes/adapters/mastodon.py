@@ -93,8 +93,14 @@ class MastodonAdapter(BaseAdapter):
             for c in conversations
         )
         if not delivered:
-            raise ProbeError(FailureClass.INVARIANT, "the message was accepted but the recipient cannot see it",
-                             result=result)
+            # A newer message in the same conversation (another location probing at the same
+            # moment) hides ours from `last_status`: ask for ours by id, as the recipient.
+            result = self.ctx.call("recipient opens", "GET", self.url(f"/api/v1/statuses/{status['id']}"),
+                                   token=partner.token)
+            if result.status == 404:
+                raise ProbeError(FailureClass.INVARIANT, "the message was accepted but the recipient cannot see it",
+                                 result=result)
+            self._expect(result, write=False)
 
     def action_read(self) -> None:
         result = self.ctx.call("home timeline", "GET", self.url("/api/v1/timelines/home?limit=20"), token=self.prober.token)
@@ -107,9 +113,9 @@ class MastodonAdapter(BaseAdapter):
                  or DEFAULT_MAX_CHARACTERS)
         self.ctx.facts["max_characters"] = limit
         text = ("Vigie limit check " * (int(limit) // 18 + 2))[: int(limit) + 1]
-        # Direct with no recipient: if the platform wrongly accepts it, nobody else sees it.
+        # Followers-only: if the platform wrongly accepts it, hardly anyone sees it before cleanup.
         result = self.ctx.call("over-long post", "POST", self.url("/api/v1/statuses"), token=self.prober.token,
-                               data={"status": text, "visibility": "direct"},
+                               data={"status": text, "visibility": "private"},
                                headers={"Idempotency-Key": f"{self.ctx.run_key}-limits"})
         if 200 <= result.status < 300:
             data = self._expect_json(result, write=True)

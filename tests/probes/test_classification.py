@@ -164,3 +164,21 @@ def test_the_token_never_appears_in_a_transport_error():
             mastodon.execute("read")
     assert failure.value.failure_class == FailureClass.CONNECT
     assert TOKEN not in failure.value.message
+
+
+@pytest.mark.parametrize("recipient_status,expected", [(200, None), (404, FailureClass.INVARIANT)])
+def test_a_dm_hidden_by_a_newer_message_is_checked_by_id_as_the_recipient(recipient_status, expected):
+    mastodon, _ = adapter()
+    sent = recorded("mastodon/test_conversations.yaml", 1)
+    sent_id = json.loads(sent["response"]["body"]["string"])["id"]
+    newer = {"id": "16", "unread": True, "accounts": [], "last_status": {"id": str(int(sent_id) + 1)}}
+    with responses.RequestsMock() as rsps:
+        replay(rsps, BASE, [sent])
+        rsps.add("GET", BASE + "/api/v1/conversations", json=[newer])
+        rsps.add("GET", BASE + f"/api/v1/statuses/{sent_id}", json={"id": sent_id}, status=recipient_status)
+        if expected is None:
+            mastodon.execute("dm")
+        else:
+            with pytest.raises(ProbeError) as failure:
+                mastodon.execute("dm")
+            assert failure.value.failure_class == expected

@@ -100,7 +100,7 @@ def test_dropped_connection_is_a_connect_failure(action, platform, locations, sa
 @pytest.mark.django_db
 def test_accepting_an_overlong_post_is_an_invariant_failure_and_the_post_is_deleted(platform, locations, sandbox):
     probe = make_probe(platform, "limits", locations)
-    sandbox.fault("accept_overlong", "dm")  # the over-long post is sent as a direct status
+    sandbox.fault("accept_overlong", "post")
     run = run_once(probe, locations[0])
     assert run.failure_class == FailureClass.INVARIANT
     assert "501 characters" in run.error

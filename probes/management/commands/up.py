@@ -32,11 +32,12 @@ class Command(BaseCommand):
         env = os.environ.copy()
         env.setdefault("SANDBOX_PORT", str(settings.SANDBOX_PORT))
         # The sandbox and the demo configuration must agree on the test accounts' tokens; made
-        # afresh for each start unless given, so no fixed credential ships with the demo.
-        for name in ("SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN", "SANDBOX_CONTROL_TOKEN"):
+        # afresh for each start unless given, so no fixed credential ships with the demo. (The
+        # control token keeps the sandbox's default unless set, so `manage.py sandbox fault`
+        # works from another terminal; the sandbox listens on 127.0.0.1 only.)
+        for name in ("SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN"):
             env.setdefault(name, secrets.token_urlsafe(24))
-        os.environ.update({k: env[k] for k in ("SANDBOX_PORT", "SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN",
-                                               "SANDBOX_CONTROL_TOKEN")})
+        os.environ.update({k: env[k] for k in ("SANDBOX_PORT", "SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN")})
         call_command("migrate", verbosity=0)
         call_command("config", "apply", config, verbosity=0, stdout=open(os.devnull, "w"))
         locations = list(Location.objects.filter(probes__enabled=True).distinct().values_list("name", flat=True))
@@ -69,7 +70,8 @@ class Command(BaseCommand):
             processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
         self.stdout.write(self.style.SUCCESS(
             f"Vigie is running at http://127.0.0.1:{settings.PORT}/\n"
-            f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ (control token in SANDBOX_CONTROL_TOKEN)\n"
+            f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ "
+            f"(faults: python manage.py sandbox fault set quota_exceeded --action post)\n"
             f"  locations: {', '.join(locations) or 'none'}; Ctrl-C stops everything."
         ))
         failed = None

@@ -1,0 +1,101 @@
+"""`manage.py up` (what `make run` starts): the embedded demo works end to end, faults included."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # not up yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture
+def running(tmp_path):
+    port, sandbox_port = free_port(), free_port()
+    # The demo configuration, sped up: probes every 5 s instead of 30.
+    config = tmp_path / "demo.yaml"
+    config.write_text((ROOT / "examples" / "demo.yaml").read_text().replace("interval: 30", "interval: 5"))
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update(VIGIE_DATA_DIR=str(tmp_path / "var"), PORT=str(port), SANDBOX_PORT=str(sandbox_port),
+               VIGIE_DISPATCH_EVERY="1")
+    process = subprocess.Popen([sys.executable, "manage.py", "up", "--config", str(config)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    yield process, port, env, tmp_path / "var" / "vigie.sqlite3"
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def components(port: int) -> dict[str, str]:
+    with urlopen(f"http://127.0.0.1:{port}/api/v2/components.json", timeout=5) as response:
+        return {c["name"]: c["status"] for c in json.load(response)["components"]}
+
+
+def runs(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db, timeout=10) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_the_demo_shows_five_operational_components_fed_from_both_locations_and_a_fault_shows(running):
+    process, port, env, db = running
+    first_line = process.stdout.readline()
+    assert f"http://127.0.0.1:{port}/" in first_line
+
+    statuses = wait_for(lambda: len(components(port)) == 5 and components(port), 60, "the page")
+    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline"}
+    fed = wait_for(lambda: (r := runs(db, "SELECT DISTINCT p.action, l.name FROM probes_run r "
+                                         "JOIN probes_probe p ON p.id = r.probe_id "
+                                         "JOIN probes_location l ON l.id = r.location_id")) and len(r) == 10 and r,
+                   60, "runs of every probe from both locations")
+    assert {location for _, location in fed} == {"sacramento", "atlanta"}
+    assert set(components(port).values()) == {"operational"}
+    html = urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+    assert "All Systems Operational" in html and "Last checked" in html
+
+    fault = subprocess.run([sys.executable, "manage.py", "sandbox", "fault", "set", "quota_exceeded",
+                            "--action", "post"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert fault.returncode == 0, fault.stderr
+    failed = wait_for(lambda: runs(db, "SELECT r.failure_class, r.evidence FROM probes_run r "
+                                       "JOIN probes_probe p ON p.id = r.probe_id "
+                                       "WHERE p.action = 'post' AND r.outcome = 'failure'"), 30, "a failed post run")
+    failure_class, evidence = failed[0]
+    assert failure_class == "quota_exceeded"
+    assert json.loads(evidence)["status_code"] == 429
+    wait_for(lambda: components(port)["Posting"] != "operational", 30, "Posting to leave operational")
+    assert components(port)["Timeline"] == "operational"
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    with pytest.raises(OSError):  # the web server is gone with it
+        urlopen(f"http://127.0.0.1:{port}/", timeout=2)
