@@ -159,9 +159,25 @@ def config_load(text: str) -> dict:
         for j, probe in enumerate(check.need(item, "probes", where, list, default=[]) or []):
             if probe not in names["probe"]:
                 problems.append(f"{where}.probes[{j}]: no probe {probe!r} in this file")
+    if not problems:
+        problems += _budget_problems(platforms, probes)
     if problems:
         raise ConfigError(problems)
     return data
+
+
+def _budget_problems(platforms: list[dict], probes: list[dict]) -> list[str]:
+    """A schedule that would exceed a platform's documented write limits is refused before it runs:
+    the monitor would cause the very "over the limit" refusals it exists to detect."""
+    from probes.budget import schedule_problems
+
+    problems = []
+    for platform in platforms:
+        planned = [{"slug": p["slug"], "action": p["action"], "interval": p.get("interval", 60),
+                    "locations": p.get("locations", [])} for p in probes if p.get("platform") == platform["slug"]]
+        for problem in schedule_problems(platform["kind"], planned):
+            problems.append(f"platform {platform['slug']}: {problem}")
+    return problems
 
 
 @transaction.atomic

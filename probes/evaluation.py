@@ -1,55 +1,271 @@
-"""From runs to component status: every change of status is a row.
+"""From runs to states to component status: every change is a row, times come from the runs.
 
-This first rule looks at the latest run of each probe at each location: all failing is a major
-outage, some failing a partial outage. Hysteresis, quorum, latency and incidents build on it.
+A probe at a location (a placement) is a small state machine with hysteresis: failing after
+`failure_threshold` consecutive failed runs, back after `success_threshold` successes, degraded
+when successful runs are slower than the latency threshold, and flapping — reported as degraded,
+never as failing — when its recent outcomes keep changing. A component's status comes from its
+placements across locations and a quorum. Evaluation runs in the recording transaction with the
+platform row locked, so evaluations of one platform apply one at a time and never race.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from probes.models import Component, ComponentStatus, ComponentStatusChange, Outcome, ProbeLocation, Run
+from probes.models import (
+    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, Component, ComponentStatus, ComponentStatusChange,
+    Location, Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, ProbeLocation, Run,
+)
+
+# No run for this many intervals and a placement is no longer known to be anything.
+STALE_AFTER_INTERVALS = 3
+OUTAGE = (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
 
 
-def component_status_from_latest(outcomes: list[str]) -> ComponentStatus:
-    known = [o for o in outcomes if o]
-    failing = sum(1 for o in known if o == Outcome.FAILURE)
-    if not known or failing == 0:
-        return ComponentStatus.OPERATIONAL
-    if failing == len(known):
-        return ComponentStatus.MAJOR
-    return ComponentStatus.PARTIAL
+def _changes(recent: str) -> int:
+    return sum(1 for a, b in zip(recent, recent[1:]) if a != b)
 
 
-def components_evaluate(*, probe_id: int, run: Run | None = None) -> list[ComponentStatusChange]:
-    """Re-derive the status of every component the probe feeds. Runs inside the caller's
-    transaction; the component rows are locked so concurrent evaluations apply one at a time."""
-    changes = []
-    with transaction.atomic():
-        components = list(Component.objects.select_for_update().filter(probes__id=probe_id).order_by("id"))
-        for component in components:
-            outcomes = list(
-                ProbeLocation.objects.filter(probe__components=component, probe__enabled=True)
-                .values_list("last_outcome", flat=True)
-            )
-            new = component_status_from_latest(outcomes)
-            change = component_set_status(component=component, status=new, run=run,
-                                          reason=f"{outcomes.count(Outcome.FAILURE)} of {len(outcomes)} "
-                                                 f"probe locations failing")
-            if change:
-                changes.append(change)
-    return changes
+def placement_observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
+    """Advance a locked placement's state machine by one run. Runs older than the latest
+    evaluated one (they finished out of order) are kept on record but do not move the state."""
+    if placement.evaluated_until and run.started_at <= placement.evaluated_until:
+        return None
+    probe = placement.probe
+    placement.evaluated_until = run.started_at
+    failed = run.outcome == Outcome.FAILURE
+    slow = not failed and run.latency_ms > probe.latency_threshold_ms
+
+    placement.recent = (placement.recent + ("F" if failed else "S"))[-FLAP_WINDOW:]
+    changes = _changes(placement.recent)
+    if not placement.flapping and changes >= FLAP_ENTER_CHANGES:
+        placement.flapping = True
+    elif placement.flapping and changes <= FLAP_EXIT_CHANGES:
+        placement.flapping = False
+
+    if failed:
+        if placement.consecutive_failures == 0:
+            placement.streak_started_at = run.started_at
+            placement.streak_previous_success_at = placement.last_success_at
+        placement.consecutive_failures += 1
+        placement.consecutive_successes = placement.consecutive_slow = placement.consecutive_fast = 0
+        placement.last_failure_at = run.started_at
+        placement.last_failure_class = run.failure_class
+        placement.recovery_started_at = None
+    else:
+        if placement.consecutive_successes == 0:
+            placement.recovery_started_at = run.started_at
+        placement.consecutive_successes += 1
+        placement.consecutive_failures = 0
+        if slow:
+            placement.consecutive_slow += 1
+            placement.consecutive_fast = 0
+        else:
+            placement.consecutive_fast += 1
+            placement.consecutive_slow = 0
+        placement.last_success_at = run.started_at
+
+    old = placement.state
+    new, cause = _next_state(placement, failed=failed, slow=slow)
+    if new == PlacementState.FAILING and old != PlacementState.FAILING:
+        placement.detected_at = run.finished_at
+    change = None
+    if new != old:
+        placement.state = new
+        placement.state_since = run.started_at
+        change = PlacementStateChange.objects.create(placement=placement, old_state=old, new_state=new, cause=cause,
+                                                     run=run, changed_at=run.started_at)
+    placement.save()
+    return change
 
 
-def component_set_status(*, component: Component, status: str, reason: str,
-                         run: Run | None = None) -> ComponentStatusChange | None:
+def _next_state(p: ProbeLocation, *, failed: bool, slow: bool) -> tuple[str, str]:
+    n, m = p.probe.failure_threshold, p.probe.success_threshold
+    state = p.state
+    if failed and p.consecutive_failures >= n and not p.flapping:
+        return PlacementState.FAILING, f"{p.consecutive_failures} consecutive failed runs ({p.last_failure_class})"
+    if p.flapping and (state != PlacementState.FAILING or not failed):
+        return PlacementState.DEGRADED, f"flapping: {_changes(p.recent)} changes in the last {len(p.recent)} runs"
+    if state == PlacementState.FAILING:
+        if p.consecutive_successes >= m:
+            if p.consecutive_slow >= m:
+                return PlacementState.DEGRADED, f"{m} successful runs, slower than {p.probe.latency_threshold_ms} ms"
+            return PlacementState.UP, f"{p.consecutive_successes} consecutive successful runs"
+        return state, ""
+    if p.consecutive_slow >= n:
+        return PlacementState.DEGRADED, f"{p.consecutive_slow} runs slower than {p.probe.latency_threshold_ms} ms"
+    if state == PlacementState.UNKNOWN and not failed:
+        return (PlacementState.DEGRADED if slow else PlacementState.UP), "first run after no data"
+    if state == PlacementState.DEGRADED and p.consecutive_fast >= m:
+        return PlacementState.UP, f"{p.consecutive_fast} consecutive runs within the latency threshold"
+    return state, ""
+
+
+# --- components -------------------------------------------------------------------------------
+
+@dataclass
+class Derived:
+    status: str
+    stale: bool
+    reason: str
+
+
+def is_stale(placement: ProbeLocation, now: datetime) -> bool:
+    seen = placement.last_run_at or placement.created_at
+    return now - seen > timedelta(seconds=placement.probe.interval_s * STALE_AFTER_INTERVALS)
+
+
+def maintenance_active(component: Component, now: datetime) -> bool:
+    return Maintenance.objects.filter(components=component, scheduled_for__lte=now, scheduled_until__gt=now,
+                                      cancelled=False).exists()
+
+
+def component_derive(component: Component, now: datetime) -> Derived:
+    placements = list(ProbeLocation.objects.filter(probe__components=component, probe__enabled=True)
+                      .select_related("probe", "location"))
+    stale = any(p.state == PlacementState.UNKNOWN and is_stale(p, now) for p in placements)
+    if maintenance_active(component, now):
+        return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
+    known = [p for p in placements if p.state != PlacementState.UNKNOWN]
+    if not known:
+        # Nothing measured: keep the last status rather than claim health; `stale` says why.
+        return Derived(component.status, stale or bool(placements), "no probe data")
+    by_probe: dict[int, list[ProbeLocation]] = {}
+    for p in known:
+        by_probe.setdefault(p.probe_id, []).append(p)
+    majors, failing_any, degraded = 0, [], []
+    for group in by_probe.values():
+        failing = [p for p in group if p.state == PlacementState.FAILING]
+        quorum = min(group[0].probe.quorum or len(group) // 2 + 1, len(group))
+        if len(failing) >= quorum:
+            majors += 1
+        failing_any += failing
+        degraded += [p for p in group if p.state == PlacementState.DEGRADED]
+    where = lambda ps: ", ".join(sorted({f"{p.probe.slug}@{p.location.name}" for p in ps}))  # noqa: E731
+    if majors == len(by_probe):
+        return Derived(ComponentStatus.MAJOR, stale, f"failing at quorum: {where(failing_any)}")
+    if failing_any:
+        return Derived(ComponentStatus.PARTIAL, stale, f"failing: {where(failing_any)}")
+    if degraded:
+        return Derived(ComponentStatus.DEGRADED, stale, f"degraded: {where(degraded)}")
+    return Derived(ComponentStatus.OPERATIONAL, stale, "every probe location up")
+
+
+def _evidence_time(component: Component, new: str, now: datetime) -> datetime:
+    """When the change really happened, from the runs: an outage from the start of the first
+    failing run, a recovery from the start of the first successful run of the recovery."""
+    placements = ProbeLocation.objects.filter(probe__components=component, probe__enabled=True)
+    if new in OUTAGE:
+        times = [p.streak_started_at for p in placements if p.state == PlacementState.FAILING and p.streak_started_at]
+        # A move to an outage happened when the last placement needed for it started failing.
+        return max(times) if times else now
+    times = [p.recovery_started_at for p in placements if p.recovery_started_at and p.consecutive_failures == 0]
+    return max(times) if times and component.status in OUTAGE else now
+
+
+def component_refresh(component: Component, now: datetime, run: Run | None = None) -> ComponentStatusChange | None:
+    derived = component_derive(component, now)
+    if derived.stale != component.stale:
+        Component.objects.filter(id=component.id).update(stale=derived.stale)
+        component.stale = derived.stale
+    if derived.status == component.status:
+        return None
+    at = _evidence_time(component, derived.status, now) if derived.status != ComponentStatus.MAINTENANCE else now
+    return component_set_status(component=component, status=derived.status, reason=derived.reason, run=run, at=at)
+
+
+def component_set_status(*, component: Component, status: str, reason: str, run: Run | None = None,
+                         at: datetime | None = None) -> ComponentStatusChange | None:
     if component.status == status:
         return None
-    changed_at = run.started_at if run else timezone.now()
-    change = ComponentStatusChange.objects.create(
-        component=component, old_status=component.status, new_status=status, reason=reason[:300],
-        run=run, changed_at=changed_at,
-    )
+    at = at or (run.started_at if run else timezone.now())
+    previous = component.status_changes.order_by("-changed_at", "-id").values_list("changed_at", flat=True).first()
+    if previous and at < previous:
+        at = previous  # history stays ordered: intervals never overlap
+    change = ComponentStatusChange.objects.create(component=component, old_status=component.status, new_status=status,
+                                                  reason=reason[:300], run=run, changed_at=at)
     Component.objects.filter(id=component.id).update(status=status, updated_at=timezone.now())
     component.status = status
     return change
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+def run_evaluate(run: Run) -> None:
+    """Evaluate one recorded run: placement state, its components, the platform's incident."""
+    from probes import budget, incidents
+
+    with transaction.atomic():
+        platform = Platform.objects.select_for_update().get(probes__id=run.probe_id)
+        placement = (ProbeLocation.objects.select_for_update().select_related("probe", "location")
+                     .get(probe_id=run.probe_id, location_id=run.location_id))
+        if budget.run_is_self_inflicted(run, platform):
+            return  # on record and reported to on-call, but not evidence against the platform
+        placement_observe(placement, run)
+        now = run.finished_at
+        for component in Component.objects.filter(probes__id=run.probe_id).order_by("id"):
+            component_refresh(component, now, run)
+        incidents.incidents_reconcile(platform, now)
+
+
+def platform_refresh(platform: Platform, now: datetime) -> None:
+    from probes import incidents
+
+    with transaction.atomic():
+        platform = Platform.objects.select_for_update().get(id=platform.id)
+        for component in Component.objects.filter(probes__platform=platform).distinct().order_by("id"):
+            component_refresh(component, now)
+        incidents.incidents_reconcile(platform, now)
+
+
+def watchdog(now: datetime | None = None) -> dict:
+    """Mark placements with no run for 3 intervals unknown, tell on-call about silent locations,
+    and move components across maintenance boundaries. Never opens a platform incident."""
+    now = now or timezone.now()
+    went_stale = 0
+    for placement in ProbeLocation.objects.filter(probe__enabled=True).exclude(state=PlacementState.UNKNOWN) \
+            .select_related("probe"):
+        if is_stale(placement, now):
+            with transaction.atomic():
+                locked = ProbeLocation.objects.select_for_update().select_related("probe").get(id=placement.id)
+                if locked.state != PlacementState.UNKNOWN and is_stale(locked, now):
+                    PlacementStateChange.objects.create(
+                        placement=locked, old_state=locked.state, new_state=PlacementState.UNKNOWN,
+                        cause=f"no run for {STALE_AFTER_INTERVALS} intervals", changed_at=now)
+                    ProbeLocation.objects.filter(id=locked.id).update(state=PlacementState.UNKNOWN, state_since=now)
+                    went_stale += 1
+    for platform in Platform.objects.filter(enabled=True):
+        platform_refresh(platform, now)
+    stale_locations = []
+    for location in Location.objects.filter(placements__probe__enabled=True).distinct():
+        placements = list(location.placements.filter(probe__enabled=True).select_related("probe"))
+        subject = location.name
+        if placements and all(is_stale(p, now) for p in placements):
+            stale_locations.append(subject)
+            newest = max((p.last_run_at for p in placements if p.last_run_at), default=None)
+            problem_open(OwnProblem.Kind.STALE_LOCATION, subject,
+                         f"no run from {subject} since {newest:%Y-%m-%d %H:%M:%S %Z}" if newest
+                         else f"no run from {subject} yet")
+        else:
+            problem_resolve(OwnProblem.Kind.STALE_LOCATION, subject)
+    return {"went_stale": went_stale, "stale_locations": stale_locations}
+
+
+def problem_open(kind: str, subject: str, detail: str) -> OwnProblem:
+    problem = OwnProblem.objects.filter(kind=kind, subject=subject, resolved_at__isnull=True).first()
+    if problem:
+        return problem
+    try:
+        with transaction.atomic():
+            return OwnProblem.objects.create(kind=kind, subject=subject, detail=detail)
+    except Exception:  # opened meanwhile by another worker (unique constraint)
+        return OwnProblem.objects.get(kind=kind, subject=subject, resolved_at__isnull=True)
+
+
+def problem_resolve(kind: str, subject: str) -> int:
+    return OwnProblem.objects.filter(Q(kind=kind) & Q(subject=subject) & Q(resolved_at__isnull=True)) \
+        .update(resolved_at=timezone.now())

@@ -58,6 +58,35 @@ def new_public_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(12))
 
 
+class PlacementState(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    UP = "up", "Up"
+    DEGRADED = "degraded", "Degraded"
+    FAILING = "failing", "Failing"
+
+
+# How many latest runs the flap detector looks at, and how many outcome changes among them
+# make a placement flapping (and how few end it).
+FLAP_WINDOW = 10
+FLAP_ENTER_CHANGES = 4
+FLAP_EXIT_CHANGES = 2
+
+
+class IncidentStatus(models.TextChoices):
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+    POSTMORTEM = "postmortem", "Postmortem"
+
+
+class Impact(models.TextChoices):
+    NONE = "none", "None"
+    MINOR = "minor", "Minor"
+    MAJOR = "major", "Major"
+    CRITICAL = "critical", "Critical"
+
+
 class Location(models.Model):
     """Where probes run from: served by the workers that consume queue `probes.<name>`."""
 
@@ -123,6 +152,9 @@ class Probe(models.Model):
     latency_threshold_ms = models.PositiveIntegerField(default=2000)
     failure_threshold = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
     success_threshold = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1)])
+    quorum = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Failing locations that make a major outage; empty means a majority of the reporting ones.")
     enabled = models.BooleanField(default=True)
     locations = models.ManyToManyField(Location, through="ProbeLocation", related_name="probes")
 
@@ -138,6 +170,27 @@ class ProbeLocation(models.Model):
     next_run_at = models.DateTimeField(default=timezone.now)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    # The evaluated state (see probes.evaluation): hysteresis counters and the evidence times
+    # an incident's start, detection and end are read from.
+    state = models.CharField(max_length=16, choices=PlacementState.choices, default=PlacementState.UNKNOWN)
+    state_since = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    consecutive_successes = models.PositiveIntegerField(default=0)
+    consecutive_slow = models.PositiveIntegerField(default=0)
+    consecutive_fast = models.PositiveIntegerField(default=0)
+    # Outcomes of the latest runs, newest last ("S", "F"): the flap detector's window.
+    recent = models.CharField(max_length=FLAP_WINDOW, blank=True)
+    flapping = models.BooleanField(default=False)
+    evaluated_until = models.DateTimeField(null=True, blank=True, help_text="Start of the latest evaluated run.")
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    streak_started_at = models.DateTimeField(null=True, blank=True, help_text="First failing run of the streak.")
+    streak_previous_success_at = models.DateTimeField(null=True, blank=True)
+    recovery_started_at = models.DateTimeField(null=True, blank=True, help_text="First success after failures.")
+    detected_at = models.DateTimeField(null=True, blank=True, help_text="When the failure threshold was met.")
+    last_failure_class = models.CharField(max_length=20, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["probe", "location"], name="one_placement")]
@@ -220,6 +273,9 @@ class Component(models.Model):
     position = models.PositiveIntegerField(default=0)
     probes = models.ManyToManyField(Probe, related_name="components", blank=True)
     status = models.CharField(max_length=24, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL)
+    # No fresh run from any location: the page says monitoring is delayed instead of claiming health.
+    stale = models.BooleanField(default=False)
+    incident_on_degraded = models.BooleanField(default=False, help_text="Open incidents for degraded performance too.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -244,3 +300,153 @@ class ComponentStatusChange(models.Model):
     class Meta:
         # A component's history in time order (uptime, history page).
         indexes = [models.Index(fields=["component", "changed_at"], name="component_history")]
+
+
+class PlacementStateChange(models.Model):
+    """Every change of a probe's state at a location: old, new, why, and the run that caused it."""
+
+    placement = models.ForeignKey(ProbeLocation, on_delete=models.CASCADE, related_name="state_changes")
+    old_state = models.CharField(max_length=16, choices=PlacementState.choices)
+    new_state = models.CharField(max_length=16, choices=PlacementState.choices)
+    cause = models.CharField(max_length=300)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        # A placement's history in time order.
+        indexes = [models.Index(fields=["placement", "changed_at"], name="placement_history")]
+
+
+class Incident(models.Model):
+    """A period when components were not operational, with its evidence-based times and timeline."""
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    platform = models.ForeignKey(Platform, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents")
+    title = models.CharField(max_length=200)
+    # A person's title is kept; an automatic one follows the evidence as the incident grows.
+    title_locked = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.INVESTIGATING)
+    impact = models.CharField(max_length=10, choices=Impact.choices, default=Impact.NONE)
+    impact_override = models.CharField(max_length=10, choices=Impact.choices, blank=True)
+    automatic = models.BooleanField(default=False)
+    components = models.ManyToManyField(Component, through="IncidentComponent", related_name="incidents")
+    started_at = models.DateTimeField(help_text="Start of the first failing run of the episode.")
+    detected_at = models.DateTimeField(help_text="When the thresholds were met.")
+    monitoring_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="Start of the first run of the recovery.")
+    # The gaps to the neighbouring runs: the outage began after the last success before it, and
+    # ended after the last failing run before the recovery.
+    started_uncertainty_s = models.FloatField(default=0)
+    resolved_uncertainty_s = models.FloatField(default=0)
+    evidence = models.JSONField(default=dict, blank=True)
+    postmortem_body = models.TextField(blank=True)
+    postmortem_published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # One open automatic incident per platform: correlation joins it, never a second one.
+            models.UniqueConstraint(fields=["platform"], condition=models.Q(automatic=True, resolved_at__isnull=True),
+                                    name="one_open_automatic_incident_per_platform"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def effective_impact(self) -> str:
+        return self.impact_override or self.impact
+
+    @property
+    def duration(self):
+        return (self.resolved_at - self.started_at) if self.resolved_at else None
+
+    @property
+    def time_to_detect(self):
+        return self.detected_at - self.started_at
+
+    @property
+    def duration_uncertainty_s(self) -> float:
+        return max(self.started_uncertainty_s, self.resolved_uncertainty_s)
+
+
+class IncidentComponent(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE)
+    component = models.ForeignKey(Component, on_delete=models.CASCADE)
+    worst_status = models.CharField(max_length=24, choices=ComponentStatus.choices)
+    # The status the timeline last reported for this component, to report each change once.
+    last_status = models.CharField(max_length=24, choices=ComponentStatus.choices)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["incident", "component"], name="component_once_per_incident")]
+
+
+class IncidentUpdate(models.Model):
+    """One entry of an incident's timeline; automatic ones carry the evidence."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
+    status = models.CharField(max_length=16, choices=IncidentStatus.choices)
+    body = models.TextField()
+    automatic = models.BooleanField(default=False)
+    # [{"code", "name", "old_status", "new_status"}], as in Statuspage's affected_components.
+    affected_components = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        # An incident's timeline, newest first.
+        indexes = [models.Index(fields=["incident", "-created_at"], name="incident_timeline")]
+
+
+class Maintenance(models.Model):
+    """A planned window: its components show under_maintenance and no automatic incident opens."""
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    components = models.ManyToManyField(Component, related_name="maintenances")
+    scheduled_for = models.DateTimeField()
+    scheduled_until = models.DateTimeField()
+    cancelled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        # Active or upcoming windows (evaluation, the page).
+        indexes = [models.Index(fields=["scheduled_until", "scheduled_for"], name="maintenance_window")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def status_at(self, when) -> str:
+        if when < self.scheduled_for:
+            return "scheduled"
+        if when < self.scheduled_until and not self.cancelled:
+            return "in_progress"
+        return "completed"
+
+
+class OwnProblem(models.Model):
+    """A problem of Vigie's own (not the platform's), for on-call: stale locations, probe budget."""
+
+    class Kind(models.TextChoices):
+        STALE_LOCATION = "stale_location", "Location sends no runs"
+        PROBE_BUDGET = "probe_budget", "Probes use up the platform's write limits"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=200, help_text="The location or account concerned.")
+    detail = models.TextField(blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "subject"], condition=models.Q(resolved_at__isnull=True),
+                                    name="one_open_problem_per_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"

@@ -14,7 +14,7 @@ from django.utils import timezone
 from probes.adapters import UnknownAdapter, adapter_class
 from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
 from probes.errors import ProbeError
-from probes.evaluation import components_evaluate
+from probes.evaluation import run_evaluate
 from probes.http import HttpSeam, redact
 from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
 
@@ -150,7 +150,7 @@ def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, s
         (ProbeLocation.objects.filter(id=placement.id)
          .exclude(last_run_at__gt=started_at)
          .update(last_run_at=started_at, last_outcome=outcome))
-        components_evaluate(probe_id=placement.probe_id, run=run)
+        run_evaluate(run)
     return run
 
 

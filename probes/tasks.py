@@ -5,7 +5,7 @@ from datetime import datetime
 
 from celery import shared_task
 
-from probes import dispatch, runner
+from probes import dispatch, evaluation, runner
 from probes.models import ProbeLocation
 
 
@@ -36,3 +36,8 @@ def run_probe(placement_id: int, run_key: str, scheduled_for: str) -> str:
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
 def cleanup_pending() -> int:
     return runner.cleanup_pending()
+
+
+@shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
+def watchdog() -> dict:
+    return evaluation.watchdog()

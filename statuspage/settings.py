@@ -154,6 +154,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(DISPATCH_EVERY_SECONDS),
         "options": {"expires": float(DISPATCH_EVERY_SECONDS)},
     },
+    "watchdog": {
+        "task": "probes.tasks.watchdog",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
     "retry-pending-cleanups": {
         "task": "probes.tasks.cleanup_pending",
         "schedule": 60.0,
@@ -166,6 +171,9 @@ VIGIE_PAGE_NAME = env_str("VIGIE_PAGE_NAME", "Vigie")
 VIGIE_PUBLIC_URL = env_url("VIGIE_PUBLIC_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 # A hostile platform response is cut off past this many bytes.
 VIGIE_MAX_RESPONSE_BYTES = env_int("VIGIE_MAX_RESPONSE_BYTES", 2_000_000, minimum=10_000)
+# Runs past the failure threshold with no success in between before an automatic incident opens:
+# the component shows the outage at once, the incident waits for confirmation (flap damping).
+VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=0, maximum=20)
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1, maximum=65535)
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 

@@ -42,7 +42,8 @@ def running(tmp_path):
     port, sandbox_port = free_port(), free_port()
     # The demo configuration, sped up: probes every 5 s instead of 30.
     config = tmp_path / "demo.yaml"
-    config.write_text((ROOT / "examples" / "demo.yaml").read_text().replace("interval: 30", "interval: 5"))
+    config.write_text((ROOT / "examples" / "demo.yaml").read_text().replace("interval: 30", "interval: 5")
+                      .replace("interval: 60", "interval: 5"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(VIGIE_DATA_DIR=str(tmp_path / "var"), PORT=str(port), SANDBOX_PORT=str(sandbox_port),
                VIGIE_DISPATCH_EVERY="1")
@@ -67,16 +68,16 @@ def runs(db: Path, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
-def test_the_demo_shows_five_operational_components_fed_from_both_locations_and_a_fault_shows(running):
+def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a_fault_shows(running):
     process, port, env, db = running
     first_line = process.stdout.readline()
     assert f"http://127.0.0.1:{port}/" in first_line
 
-    statuses = wait_for(lambda: len(components(port)) == 5 and components(port), 60, "the page")
-    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline"}
+    statuses = wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
+    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"}
     fed = wait_for(lambda: (r := runs(db, "SELECT DISTINCT p.action, l.name FROM probes_run r "
                                          "JOIN probes_probe p ON p.id = r.probe_id "
-                                         "JOIN probes_location l ON l.id = r.location_id")) and len(r) == 10 and r,
+                                         "JOIN probes_location l ON l.id = r.location_id")) and len(r) == 12 and r,
                    60, "runs of every probe from both locations")
     assert {location for _, location in fed} == {"sacramento", "atlanta"}
     assert set(components(port).values()) == {"operational"}

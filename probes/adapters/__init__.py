@@ -9,8 +9,9 @@ from probes.adapters.base import BaseAdapter
 
 REGISTRY: dict[str, str] = {
     "mastodon": "probes.adapters.mastodon.MastodonAdapter",
-    # The bundled sandbox speaks the Mastodon client API: the same adapter watches it.
-    "sandbox": "probes.adapters.mastodon.MastodonAdapter",
+    # The bundled sandbox speaks the Mastodon client API: the same adapter watches it, with the
+    # sandbox's generous documented limits instead of Mastodon's.
+    "sandbox": "probes.adapters.mastodon.SandboxAdapter",
 }
 
 

@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, ClassVar
 
 from probes.errors import ProbeError
 from probes.http import HttpResult, HttpSeam
 from probes.models import FailureClass
+
+
+@dataclass(frozen=True)
+class WriteLimit:
+    """A documented per-account write limit: `limit` writes per `period`, counting artifacts of
+    `kinds` when created (`counts="created"`) or when removed (`counts="cleaned"`)."""
+
+    family: str
+    limit: int
+    period: timedelta
+    kinds: tuple[str, ...]
+    counts: str = "created"
 
 
 @dataclass
@@ -74,6 +87,10 @@ class BaseAdapter:
 
     kind: ClassVar[str] = ""
     actions: ClassVar[frozenset[str]] = frozenset()
+    # The platform's documented per-account write limits, and what one run of each action writes
+    # per account role and limit family: Vigie's own budget is checked against them.
+    write_limits: ClassVar[tuple[WriteLimit, ...]] = ()
+    writes_per_run: ClassVar[dict[str, dict[str, dict[str, int]]]] = {}
 
     def __init__(self, *, base_url: str, prober: Credentials, partner: Credentials | None,
                  ctx: RunContext) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 
-from probes.adapters.base import BaseAdapter, CreatedArtifact
+from probes.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit
 from probes.errors import ProbeError
 from probes.http import HttpResult
 from probes.models import Action, Artifact, FailureClass
@@ -47,9 +47,27 @@ def _reset_is_far(result: HttpResult, now: datetime | None) -> bool:
     return when - (now or datetime.now(dt_timezone.utc)) > QUOTA_RESET_AFTER
 
 
+STATUS_KINDS = (Artifact.Kind.STATUS, Artifact.Kind.REBLOG, Artifact.Kind.DIRECT_MESSAGE)
+# Mastodon's own numbers (app/lib/rate_limiter.rb, config/initializers/rack_attack.rb): statuses
+# (reblogs are statuses) 300 per 3 h, deletes and unreblogs share 30 per 30 min, follows 400 per day.
+MASTODON_WRITE_LIMITS = (
+    WriteLimit("statuses", 300, timedelta(hours=3), STATUS_KINDS, "created"),
+    WriteLimit("deletes", 30, timedelta(minutes=30), STATUS_KINDS, "cleaned"),
+    WriteLimit("follows", 400, timedelta(hours=24), (Artifact.Kind.FOLLOW,), "created"),
+)
+MASTODON_WRITES_PER_RUN = {
+    Action.POST: {"prober": {"statuses": 1, "deletes": 1}},
+    Action.REPOST: {"partner": {"statuses": 1, "deletes": 1}, "prober": {"statuses": 1, "deletes": 1}},
+    Action.FOLLOW: {"prober": {"follows": 1}},
+    Action.DM: {"prober": {"statuses": 1, "deletes": 1}},
+}
+
+
 class MastodonAdapter(BaseAdapter):
     kind = "mastodon"
     actions = frozenset({Action.POST, Action.REPOST, Action.FOLLOW, Action.DM, Action.READ, Action.LIMITS})
+    write_limits = MASTODON_WRITE_LIMITS
+    writes_per_run = MASTODON_WRITES_PER_RUN
 
     # --- actions ---------------------------------------------------------------------------
     def action_post(self) -> None:
@@ -207,3 +225,10 @@ class MastodonAdapter(BaseAdapter):
         if result.status == 403:
             return FailureClass.REJECTED if reads_work else FailureClass.AUTH
         return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
+
+
+class SandboxAdapter(MastodonAdapter):
+    """The bundled sandbox: the Mastodon adapter, with the sandbox's own (generous) default limits."""
+
+    kind = "sandbox"
+    write_limits = tuple(WriteLimit(r.family, 1_000_000, r.period, r.kinds, r.counts) for r in MASTODON_WRITE_LIMITS)

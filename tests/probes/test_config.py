@@ -25,10 +25,10 @@ def test_applying_the_demo_twice_changes_nothing_the_second_time(demo_env):
     data = config_load(DEMO.read_text())
     assert config_apply(data)
     assert config_apply(config_load(DEMO.read_text())) == []
-    assert Probe.objects.count() == 5
-    assert ProbeLocation.objects.count() == 10
+    assert Probe.objects.count() == 6
+    assert ProbeLocation.objects.count() == 12
     assert list(Component.objects.values_list("name", flat=True)) == [
-        "Posting", "Reposting", "Following", "Direct messages", "Timeline"]
+        "Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"]
 
 
 @pytest.mark.django_db
@@ -89,3 +89,24 @@ def test_the_command_exits_non_zero_and_names_the_file(tmp_path):
     bad.write_text("probes: [{slug: a}]\n")
     with pytest.raises(CommandError, match="bad.yaml: .* problem"):
         call_command("config", "check", str(bad))
+
+
+def test_a_schedule_over_mastodons_write_limits_is_refused_before_it_runs(monkeypatch):
+    monkeypatch.setenv("T", "token-value")
+    text = """
+locations: [{name: a}, {name: b}]
+platforms:
+  - {slug: social, name: Social, kind: mastodon, base_url: "https://social.example",
+     accounts: {prober: {username: vigie, token: "${T}"}, partner: {username: friend, token: "${T}"}}}
+probes:
+  - {slug: post, name: Post, platform: social, action: post, interval: 60, locations: [a, b]}
+"""
+    with pytest.raises(ConfigError) as error:
+        config_load(text)
+    # 2 locations × 180 runs per 3 h = 360 posts (Mastodon allows 300), and 60 deletes per 30 min (30).
+    assert error.value.problems == [
+        "platform social: the prober account would make 360 writes per 3 h counted as statuses, over the "
+        "platform's limit of 300: lengthen intervals or use fewer locations",
+        "platform social: the prober account would make 60 writes per 30 min counted as deletes, over the "
+        "platform's limit of 30: lengthen intervals or use fewer locations"]
+    assert config_load(text.replace("interval: 60", "interval: 300"))  # 12 deletes per 30 min: fine
