@@ -38,8 +38,3 @@ def iso_ms(moment: datetime) -> str:
 def iso_us(moment: datetime) -> str:
     """Rate-limit reset timestamps, e.g. 2026-08-01T15:00:00.898144Z."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def next_utc_midnight(moment: datetime) -> datetime:
-    day = moment.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day + timedelta(days=1)

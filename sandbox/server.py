@@ -1,6 +1,8 @@
 """HTTP front of the sandbox: a ThreadingHTTPServer that routes, authenticates, rate-limits and injects faults."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import json
 import socket
 import sys
@@ -12,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import ROUTES
-from .common import INVALID_TOKEN, NOT_FOUND, SERVER_ERROR, TOO_MANY, ApiError, iso_us, next_utc_midnight
+from .common import INVALID_TOKEN, NOT_FOUND, SERVER_ERROR, TOO_MANY, ApiError, iso_us
 from .config import SandboxConfig
 from .control import CONTROL_ROUTES
 from .faults import location_from_user_agent
@@ -197,8 +199,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if effects.refusal == "read_only":
                 raise ApiError(503, READ_ONLY_TEXT)
             if effects.refusal == "quota_exceeded":
-                reset = next_utc_midnight(state.now())
-                # The far reset (next midnight), not the text, is what tells a daily quota from a short 429.
+                # A rolling daily allowance, as X described its posting limits ("roaming windows"):
+                # the far reset, not the text, is what tells a quota from a short 429. (Not the next
+                # midnight: just before midnight that reset would look like a short throttle.)
+                reset = state.now() + timedelta(hours=24)
                 raise ApiError(429, QUOTA_FOLLOW_TEXT if action == "follow" else QUOTA_TEXT, headers={
                     "X-RateLimit-Limit": str(QUOTA_LIMIT), "X-RateLimit-Remaining": "0",
                     "X-RateLimit-Reset": iso_us(reset)})
