@@ -155,15 +155,20 @@ def component_derive(component: Component, now: datetime) -> Derived:
     return Derived(ComponentStatus.OPERATIONAL, stale, "every probe location up")
 
 
+SEVERITY = {ComponentStatus.OPERATIONAL: 0, ComponentStatus.MAINTENANCE: 0, ComponentStatus.DEGRADED: 1,
+            ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3}
+
+
 def _evidence_time(component: Component, new: str, now: datetime) -> datetime:
-    """When the change really happened, from the runs: an outage from the start of the first
-    failing run, a recovery from the start of the first successful run of the recovery."""
-    placements = ProbeLocation.objects.filter(probe__components=component, probe__enabled=True)
-    if new in OUTAGE:
+    """When the change really happened, from the runs: a worsening from the start of the first
+    failing run of the placement that tipped it, an improvement from the start of the first
+    successful run of the latest recovery."""
+    placements = list(ProbeLocation.objects.filter(probe__components=component, probe__enabled=True))
+    if SEVERITY[new] > SEVERITY[component.status]:
         times = [p.streak_started_at for p in placements if p.state == PlacementState.FAILING and p.streak_started_at]
-        # A move to an outage happened when the last placement needed for it started failing.
-        return max(times) if times else now
-    times = [p.recovery_started_at for p in placements if p.recovery_started_at and p.consecutive_failures == 0]
+        return max(times) if times and new in OUTAGE else now
+    times = [p.recovery_started_at for p in placements
+             if p.state != PlacementState.FAILING and p.recovery_started_at and p.consecutive_failures == 0]
     return max(times) if times and component.status in OUTAGE else now
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from probes.models import Action, FailureClass
 
@@ -75,9 +76,10 @@ def failing_slots(scenario: Scenario, slots: int, seed: int) -> set[int]:
 def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout_ms: int,
                      base_latency_ms: int = 40) -> tuple[str, int]:
     """What the sandbox would answer a run of `action` at `location` under `faults`:
-    (failure class or "", latency in ms). Mirrors the sandbox's precedence."""
-    applying = [f for f in faults if f.action in (action, "*") and f.location in (None, location)]
-    kinds = {f.kind for f in applying}
+    (failure class or "", latency in ms). Mirrors the sandbox's precedence; the limits probe's
+    over-long post is a (followers-only) post, so post-scoped faults reach it."""
+    scope = Action.POST if action == Action.LIMITS else action
+    kinds = {f.kind for f in faults if f.action in (scope, "*") and f.location in (None, location)}
     latency = base_latency_ms + max([int(k.split(":")[1]) for k in kinds if k.startswith("slow:")] or [0])
     if latency > timeout_ms:
         return FailureClass.TIMEOUT, timeout_ms
@@ -85,11 +87,139 @@ def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout
         return FailureClass.CONNECT, latency
     if "server_error" in kinds:
         return FailureClass.SERVER_ERROR, latency
+    if action == Action.LIMITS:
+        if kinds & {"read_only", "quota_exceeded"}:
+            return "", latency  # refused anyway: the limit held, untested
+        return (FailureClass.INVARIANT if "accept_overlong" in kinds else ""), latency
     if "read_only" in kinds and action != Action.READ:
         return FailureClass.READ_ONLY, latency
     if "quota_exceeded" in kinds and action in WRITES:
         return FailureClass.QUOTA_EXCEEDED, latency
-    if action == Action.LIMITS and any(f.kind == "accept_overlong" and f.action in (Action.POST, "*")
-                                       and f.location in (None, location) for f in faults):
-        return FailureClass.INVARIANT, latency
     return "", latency
+
+
+# --- playing a scenario against the running system ------------------------------------------------
+
+@dataclass
+class Played:
+    started: datetime
+    fault_from: datetime
+    fault_until: datetime
+    finished: datetime
+
+
+class SandboxControl:
+    """The running sandbox's control endpoint (faults on and off)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        import requests
+
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def set(self, fault: Fault, duration_s: float | None = None) -> None:
+        body = {"kind": fault.kind, "action": fault.action}
+        if fault.location:
+            body["location"] = fault.location
+        if duration_s:
+            body["duration_s"] = duration_s
+        response = self.session.post(f"{self.url}/_sandbox/faults", json=body, timeout=10)
+        if response.status_code != 201:
+            raise RuntimeError(f"the sandbox refused fault {body}: {response.status_code} {response.text[:200]}")
+
+    def clear(self) -> None:
+        self.session.delete(f"{self.url}/_sandbox/faults", timeout=10).raise_for_status()
+
+
+def scenario_play(scenario: Scenario, *, control: SandboxControl, scale: float, interval_s: float,
+                  say=print, sleep=None, seed: int | None = None) -> Played:
+    """Set and clear the scenario's faults on the running sandbox, on its timeline scaled by `scale`.
+    Faults start and end half an interval after a run slot, so that both edges of the outage are
+    measured the same way and the measured duration can be compared with the injected one."""
+    import time as _time
+
+    from django.utils import timezone
+
+    from probes.models import Location, ProbeLocation
+
+    sleep = sleep or _time.sleep
+    locations = list(Location.objects.filter(placements__probe__enabled=True).distinct().values_list("name", flat=True))
+    threshold = (ProbeLocation.objects.filter(probe__enabled=True, probe__action=Action.POST)
+                 .values_list("probe__latency_threshold_ms", flat=True).first() or 2000)
+    faults = [resolve_fault(f, locations=locations, latency_threshold_ms=threshold) for f in scenario.faults]
+    started = timezone.now()
+    control.clear()
+    say(f"{started:%H:%M:%S} scenario {scenario.name}: {scenario.description} (scale {scale:g}, "
+        f"interval {interval_s:g} s)")
+    sleep(_until_mid_slot(scenario.warmup_s * scale, interval_s))
+    fault_from = timezone.now()
+    fault_s = scenario.fault_s * scale
+    if scenario.random_failure_ratio:
+        slots = int(fault_s // interval_s)
+        failing = failing_slots(scenario, slots, seed if seed is not None else random.randrange(1 << 30))
+        say(f"{fault_from:%H:%M:%S} {len(failing)} of {slots} intervals will fail at random")
+        for slot in range(slots):
+            if slot in failing:
+                for fault in faults:
+                    control.set(fault, duration_s=interval_s * 0.9)
+            sleep(interval_s)
+    else:
+        for fault in faults:
+            control.set(fault)
+            say(f"{fault_from:%H:%M:%S} fault {fault.kind} on {fault.action}"
+                + (f" at {fault.location}" if fault.location else ""))
+        sleep(_round_to_slots(fault_s, interval_s))
+    control.clear()
+    fault_until = timezone.now()
+    say(f"{fault_until:%H:%M:%S} faults cleared after {(fault_until - fault_from).total_seconds():.1f} s")
+    return Played(started, fault_from, fault_until, fault_until)
+
+
+def _until_mid_slot(seconds: float, interval_s: float) -> float:
+    """Wait at least `seconds`, ending half an interval after a slot of the probes' grid."""
+    from django.utils import timezone
+
+    from probes.models import ProbeLocation
+
+    grid = ProbeLocation.objects.filter(probe__enabled=True).order_by("next_run_at").values_list(
+        "next_run_at", flat=True).first()
+    if grid is None:
+        return seconds
+    now = timezone.now()
+    target = now.timestamp() + seconds
+    phase = (target - grid.timestamp() - interval_s / 2) % interval_s
+    return seconds + (interval_s - phase if phase else 0)
+
+
+def _round_to_slots(seconds: float, interval_s: float) -> float:
+    return max(interval_s, round(seconds / interval_s) * interval_s)
+
+
+def scenario_report(played: Played) -> list[dict]:
+    """What the scenario caused: each incident (or, with none, the components' worst statuses)."""
+    from probes.models import ComponentStatusChange, Incident
+
+    rows = []
+    injected = (played.fault_until - played.fault_from).total_seconds()
+    for incident in Incident.objects.filter(started_at__gte=played.started).order_by("started_at"):
+        links = incident.incidentcomponent_set.select_related("component").order_by("component__position")
+        rows.append({
+            "incident": incident.public_id, "title": incident.title, "impact": incident.effective_impact,
+            "components": {link.component.name: link.worst_status for link in links},
+            "started_at": incident.started_at, "detected_at": incident.detected_at,
+            "resolved_at": incident.resolved_at,
+            "mttd_s": incident.time_to_detect.total_seconds(),
+            "duration_s": incident.duration.total_seconds() if incident.duration else None,
+            "uncertainty_s": incident.duration_uncertainty_s, "injected_s": injected,
+        })
+    if not rows:
+        changes = ComponentStatusChange.objects.filter(changed_at__gte=played.started).select_related("component")
+        worst: dict[str, str] = {}
+        order = ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"]
+        for change in changes:
+            name = change.component.name
+            if order.index(change.new_status) > order.index(worst.get(name, "operational")):
+                worst[name] = change.new_status
+        rows.append({"incident": None, "components": worst, "injected_s": injected})
+    return rows

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from probes.models import Component
+from probes.models import Component, Incident
 from statuspage import v2
 
 
@@ -18,10 +18,14 @@ def _components() -> list[Component]:
 def index(request: HttpRequest) -> HttpResponse:
     components = _components()
     checked = [c.last_checked for c in components if c.last_checked]
+    active = (Incident.objects.filter(resolved_at__isnull=True).prefetch_related("updates")
+              .order_by("-started_at")[:10])
     return render(request, "statuspage/index.html", {
         "components": components,
         "status": v2.overall_status(components),
         "last_checked": max(checked) if checked else None,
+        "stale": any(c.stale for c in components),
+        "incidents": [(incident, incident.updates.all()[:1]) for incident in active],
     })
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 import os
 import signal
 import socket
@@ -100,3 +102,25 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
     assert process.wait(30) == 0
     with pytest.raises(OSError):  # the web server is gone with it
         urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_the_feb_2023_scenario_against_the_running_system_is_one_incident_with_measured_times(running):
+    process, port, env, db = running
+    wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
+    interval = 3
+    result = subprocess.run(
+        [sys.executable, "manage.py", "scenario", "run", "feb-2023", "--scale", "0.05", "--interval", str(interval)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "platform read-only: writes refused with a daily-limit error (impact critical)" in result.stdout
+    (incident,) = runs(db, "SELECT id, title, impact, started_at, detected_at, resolved_at FROM probes_incident")
+    members = {name for (name,) in runs(db, "SELECT c.name FROM probes_incidentcomponent ic JOIN probes_component c "
+                                            f"ON c.id = ic.component_id WHERE ic.incident_id = {incident[0]}")}
+    assert members == {"Posting", "Reposting", "Following", "Direct messages"}
+    assert incident[2] == "critical"
+    started, detected, resolved = (datetime.fromisoformat(t) for t in incident[3:6])
+    assert (detected - started).total_seconds() <= interval * 2 + 5  # MTTD
+    measured = (resolved - started).total_seconds()
+    injected = float(re.search(r"faults cleared after ([\d.]+) s", result.stdout).group(1))
+    assert abs(measured - injected) <= interval
+    assert components(port)["Timeline"] == "operational"

@@ -141,10 +141,21 @@ class MastodonAdapter(BaseAdapter):
                 self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.STATUS, str(data["id"]), "prober"))
             raise ProbeError(FailureClass.INVARIANT,
                              f"a post of {limit + 1} characters was accepted over the limit of {limit}", result=result)
-        # 422 (Mastodon) or 400 (Takahē) is the refusal we want; anything else is a failure.
-        if result.status not in (400, 422):
+        # 422 (Mastodon) or 400 (Takahē) is the refusal we want. A write refused for another reason
+        # (quota, rate limit, read-only) did not publish the post either: the limit held, though
+        # untested; the evidence says so, and the posting probe reports the refusal itself.
+        if result.status in (400, 422):
+            return
+        try:
             self._expect(result, write=True)
-            raise ProbeError(FailureClass.UNEXPECTED, f"an over-long post answered {result.status}", result=result)
+        except ProbeError as exc:
+            if exc.failure_class in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED,
+                                     FailureClass.READ_ONLY, FailureClass.REJECTED):
+                self.ctx.facts["limit_untested"] = f"the over-long post was refused with {result.status} " \
+                                                   f"({exc.failure_class}) before its length was checked"
+                return
+            raise
+        raise ProbeError(FailureClass.UNEXPECTED, f"an over-long post answered {result.status}", result=result)
 
     # --- cleanup -----------------------------------------------------------------------------
     def undo(self, artifact: CreatedArtifact) -> None:

@@ -153,3 +153,14 @@ def test_a_failed_cleanup_is_retried_later_until_the_artifact_is_gone(platform, 
     assert cleanup_pending() == 1
     assert sandbox.leftovers() == 0
     assert Artifact.objects.get(id=artifact.id).cleaned_at is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fault", ["quota_exceeded", "read_only"])
+def test_the_limits_probe_holds_when_writes_are_refused_anyway_and_says_it_was_untested(fault, platform, locations,
+                                                                                        sandbox):
+    probe = make_probe(platform, "limits", locations)
+    sandbox.fault(fault, "post")
+    run = run_once(probe, locations[0])
+    assert run.outcome == Outcome.SUCCESS
+    assert "before its length was checked" in run.evidence["limit_untested"]

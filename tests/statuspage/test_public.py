@@ -59,3 +59,21 @@ def test_every_status_change_is_a_row(components):
     assert (change.old_status, change.new_status) == ("operational", "major_outage")
     assert change.changed_at <= timezone.now()
     assert component_set_status(component=dms, status=ComponentStatus.MAJOR, reason="again") is None
+
+
+def test_the_page_says_when_monitoring_is_delayed(client, components):
+    Component.objects.filter(name="Posting").update(stale=True)
+    html = client.get("/").content.decode()
+    assert "Monitoring is delayed" in html and "Monitoring delayed." in html
+
+
+def test_the_page_shows_an_active_incident_with_its_latest_update(client, components):
+    from probes.incidents import incident_add_update
+    from probes.models import Incident
+
+    incident = Incident.objects.create(title="Direct messages failing", started_at=timezone.now(),
+                                       detected_at=timezone.now(), automatic=True)
+    incident_add_update(incident=incident, status="investigating", body="First look.", automatic=True)
+    incident_add_update(incident=incident, status="identified", body="Found it.", automatic=False)
+    html = client.get("/").content.decode()
+    assert "Direct messages failing" in html and "Found it." in html and "First look." not in html
