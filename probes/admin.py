@@ -24,6 +24,8 @@ class AccountForm(forms.ModelForm):
 
     def clean_token(self):
         token = self.cleaned_data.get("token")
+        if token and any(ch.isspace() or ord(ch) < 32 for ch in token):
+            raise forms.ValidationError("The token contains white space or control characters.")
         if not token:
             if self.instance.pk:
                 return Account.objects.get(pk=self.instance.pk).token
@@ -130,7 +132,12 @@ class IncidentAdmin(admin.ModelAdmin):
         if "postmortem_body" in form.changed_data and obj.postmortem_body:
             obj.postmortem_published_at = timezone.now()
         obj.updated_at = timezone.now()
-        super().save_model(request, obj, form, change)
+        if change:
+            # Only what the person changed: the evaluator may have resolved it meanwhile.
+            fields = [f for f in form.changed_data if f in {f.name for f in Incident._meta.fields}]
+            obj.save(update_fields=[*fields, "title_locked", "updated_at", "postmortem_published_at"])
+        else:
+            super().save_model(request, obj, form, change)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not IncidentUpdate:

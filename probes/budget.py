@@ -31,31 +31,49 @@ def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -
 
 
 def run_is_self_inflicted(run: Run, platform: Platform) -> bool:
-    """True (and on-call told) when the run's quota/rate refusal is explained by Vigie's own writes."""
-    from probes.evaluation import problem_open, problem_resolve
+    """True (and on-call told) when the run's quota or rate refusal is explained by Vigie's own
+    writes: the limits of the families the refused action writes, for the accounts it writes with."""
+    from probes.evaluation import problem_open
 
     if run.failure_class not in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED):
         return False
-    try:
-        limits = adapter_class(platform.kind).write_limits
-    except UnknownAdapter:
-        return False
-    now = run.finished_at
-    explained = []
-    for account in platform.accounts.all():
-        for rule, used in own_usage(account, limits, now):
-            if used >= rule.limit * SELF_INFLICTED_SHARE:
-                explained.append(f"{account.username}: {used} of {rule.limit} {rule.family} per "
-                                 f"{_human(rule.period)}")
-    subject = f"{platform.slug}"
+    explained = _explanations(platform, actions=[run.probe.action], now=run.finished_at)
     if not explained:
-        problem_resolve(OwnProblem.Kind.PROBE_BUDGET, subject)
         return False
     run.evidence = {**run.evidence, "self_inflicted": True, "own_usage": explained}
     Run.objects.filter(id=run.id).update(evidence=run.evidence)
-    problem_open(OwnProblem.Kind.PROBE_BUDGET, subject,
+    problem_open(OwnProblem.Kind.PROBE_BUDGET, platform.slug,
                  f"{run.failure_class} on {platform.name} explained by Vigie's own writes: " + "; ".join(explained))
     return True
+
+
+def _explanations(platform: Platform, *, actions: list[str], now: datetime) -> list[str]:
+    try:
+        adapter = adapter_class(platform.kind)
+    except UnknownAdapter:
+        return []
+    accounts = {a.role: a for a in platform.accounts.all()}
+    explained = []
+    for action in actions:
+        for role, families in adapter.writes_per_run.get(action, {}).items():
+            account = accounts.get(role)
+            rules = tuple(r for r in adapter.write_limits if r.family in families)
+            if account is None or not rules:
+                continue
+            for rule, used in own_usage(account, rules, now):
+                if used >= rule.limit * SELF_INFLICTED_SHARE:
+                    explained.append(f"{account.username}: {used} of {rule.limit} {rule.family} per "
+                                     f"{_human(rule.period)}")
+    return sorted(set(explained))
+
+
+def problems_recheck(now: datetime) -> None:
+    """Close probe budget problems once Vigie's own usage is back under the share."""
+    for problem in OwnProblem.objects.filter(kind=OwnProblem.Kind.PROBE_BUDGET, resolved_at__isnull=True):
+        platform = Platform.objects.filter(slug=problem.subject).first()
+        actions = list(platform.probes.values_list("action", flat=True).distinct()) if platform else []
+        if platform is None or not _explanations(platform, actions=actions, now=now):
+            OwnProblem.objects.filter(id=problem.id).update(resolved_at=now)
 
 
 def schedule_problems(platform_kind: str, probes: list[dict]) -> list[str]:
@@ -77,10 +95,12 @@ def schedule_problems(platform_kind: str, probes: list[dict]) -> list[str]:
     problems = []
     for rule in adapter.write_limits:
         for (role, family), count in sorted(planned.items()):
-            if family == rule.family and count > rule.limit:
+            # Refused from the share on: above it, the platform's own refusals would be taken
+            # for Vigie's and an outage like February 2023's would be missed.
+            if family == rule.family and count >= rule.limit * SELF_INFLICTED_SHARE:
                 problems.append(f"the {role} account would make {count:.0f} writes per {_human(rule.period)} "
-                                f"counted as {family}, over the platform's limit of {rule.limit}: lengthen intervals "
-                                f"or use fewer locations")
+                                f"counted as {family}, {SELF_INFLICTED_SHARE:.0%} or more of the platform's limit of "
+                                f"{rule.limit}: lengthen intervals or use fewer locations")
     return problems
 
 

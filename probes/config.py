@@ -5,6 +5,7 @@ them are collected before anything is written.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -50,6 +51,18 @@ class _Checker:
         if isinstance(value, str) and not _SLUG.match(value):
             self.problems.append(f"{where}: {value!r} is not a valid name (1-64 of a-z, 0-9, '-', '_')")
 
+    def keys(self, item: dict, where: str, allowed: set[str]) -> None:
+        for key in sorted(set(item) - allowed):
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.problems.append(f"{where}.{key}: unknown key{hint}; expected one of {', '.join(sorted(allowed))}")
+
+    def unique(self, value: Any, where: str, seen: set) -> None:
+        if isinstance(value, str):
+            if value in seen:
+                self.problems.append(f"{where}: {value!r} is declared twice")
+            seen.add(value)
+
 
 def _expand(value: Any, problems: list[str]) -> Any:
     """Replace ${NAME} in every string value by the environment variable NAME."""
@@ -94,17 +107,19 @@ def config_load(text: str) -> dict:
         if not isinstance(item, dict):
             problems.append(f"{where}: expected a mapping")
             continue
+        check.keys(item, where, {"name", "label"})
         name = check.need(item, "name", where, str)
         check.slug(name, f"{where}.name")
-        names["location"].add(name)
+        check.unique(name, f"{where}.name", names["location"])
     for i, item in enumerate(platforms):
         where = f"platforms[{i}]"
         if not isinstance(item, dict):
             problems.append(f"{where}: expected a mapping")
             continue
+        check.keys(item, where, {"slug", "name", "kind", "base_url", "accounts"})
         slug = check.need(item, "slug", where, str)
         check.slug(slug, f"{where}.slug")
-        names["platform"].add(slug)
+        check.unique(slug, f"{where}.slug", names["platform"])
         check.need(item, "name", where, str)
         kind = check.need(item, "kind", where, str)
         if kind and kind not in REGISTRY:
@@ -121,18 +136,25 @@ def config_load(text: str) -> dict:
             elif not isinstance(account, dict):
                 problems.append(f"{where}.accounts.{role}: expected a mapping with username and token")
             else:
+                check.keys(account, f"{where}.accounts.{role}", {"username", "token"})
                 check.need(account, "username", f"{where}.accounts.{role}", str)
                 token = check.need(account, "token", f"{where}.accounts.{role}", str)
                 if token == "":
                     problems.append(f"{where}.accounts.{role}.token: empty")
+                elif token and re.search(r"[\s\x00-\x1f\x7f]", token):
+                    # Never echo the value: say what is wrong with it.
+                    problems.append(f"{where}.accounts.{role}.token: contains white space or control characters "
+                                    "(a trailing newline from a file?)")
     for i, item in enumerate(probes):
         where = f"probes[{i}]"
         if not isinstance(item, dict):
             problems.append(f"{where}: expected a mapping")
             continue
+        check.keys(item, where, {"slug", "name", "platform", "action", "interval", "timeout", "latency_threshold_ms",
+                                 "locations"})
         slug = check.need(item, "slug", where, str)
         check.slug(slug, f"{where}.slug")
-        names["probe"].add(slug)
+        check.unique(slug, f"{where}.slug", names["probe"])
         check.need(item, "name", where, str)
         platform = check.need(item, "platform", where, str)
         if platform and platform not in names["platform"]:
@@ -146,7 +168,9 @@ def config_load(text: str) -> dict:
         timeout = check.need(item, "timeout", where, (int, float), default=10)
         if isinstance(timeout, (int, float)) and not 0.5 <= timeout <= 90:
             problems.append(f"{where}.timeout: {timeout} s is outside 0.5-90 s")
-        check.need(item, "latency_threshold_ms", where, int, default=2000)
+        threshold = check.need(item, "latency_threshold_ms", where, int, default=2000)
+        if isinstance(threshold, int) and not 1 <= threshold <= 600_000:
+            problems.append(f"{where}.latency_threshold_ms: {threshold} is outside 1-600000 ms")
         for j, loc in enumerate(check.need(item, "locations", where, list) or []):
             if loc not in names["location"]:
                 problems.append(f"{where}.locations[{j}]: no location {loc!r} in this file")
@@ -155,7 +179,8 @@ def config_load(text: str) -> dict:
         if not isinstance(item, dict):
             problems.append(f"{where}: expected a mapping")
             continue
-        check.need(item, "name", where, str)
+        check.keys(item, where, {"name", "description", "probes"})
+        check.unique(check.need(item, "name", where, str), f"{where}.name", names.setdefault("component", set()))
         for j, probe in enumerate(check.need(item, "probes", where, list, default=[]) or []):
             if probe not in names["probe"]:
                 problems.append(f"{where}.probes[{j}]: no probe {probe!r} in this file")

@@ -21,14 +21,16 @@ def encrypt(value: str) -> str:
     return _fernet().encrypt(value.encode()).decode()
 
 
+# What an encrypted value reads as when the key has changed since it was written: the row still
+# loads (so the admin and `config apply` can overwrite it) and a run reports an auth failure.
+UNREADABLE = "<unreadable: encrypted with another key>"
+
+
 def decrypt(value: str) -> str:
     try:
         return _fernet().decrypt(value.encode()).decode()
     except InvalidToken:
-        raise ValueError(
-            "a stored credential cannot be decrypted: VIGIE_ENCRYPTION_KEY (or VIGIE_SECRET_KEY) "
-            "changed since it was saved; enter the credential again"
-        ) from None
+        return UNREADABLE
 
 
 class EncryptedTextField(models.TextField):

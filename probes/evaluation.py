@@ -12,18 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from probes.models import (
-    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, Component, ComponentStatus, ComponentStatusChange,
-    Location, Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, ProbeLocation, Run,
+    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange,
+    Location, Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, Probe, ProbeLocation,
+    Run,
 )
 
 # No run for this many intervals and a placement is no longer known to be anything.
 STALE_AFTER_INTERVALS = 3
-OUTAGE = (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
+OUTAGE = OUTAGE_STATUSES
 
 
 def _changes(recent: str) -> int:
@@ -88,14 +89,17 @@ def _next_state(p: ProbeLocation, *, failed: bool, slow: bool) -> tuple[str, str
     state = p.state
     if failed and p.consecutive_failures >= n and not p.flapping:
         return PlacementState.FAILING, f"{p.consecutive_failures} consecutive failed runs ({p.last_failure_class})"
-    if p.flapping and (state != PlacementState.FAILING or not failed):
-        return PlacementState.DEGRADED, f"flapping: {_changes(p.recent)} changes in the last {len(p.recent)} runs"
     if state == PlacementState.FAILING:
+        # Leaving failing always takes `success_threshold` successes, flapping or not.
         if p.consecutive_successes >= m:
+            if p.flapping:
+                return PlacementState.DEGRADED, f"{m} successful runs, but flapping"
             if p.consecutive_slow >= m:
                 return PlacementState.DEGRADED, f"{m} successful runs, slower than {p.probe.latency_threshold_ms} ms"
             return PlacementState.UP, f"{p.consecutive_successes} consecutive successful runs"
         return state, ""
+    if p.flapping:
+        return PlacementState.DEGRADED, f"flapping: {_changes(p.recent)} changes in the last {len(p.recent)} runs"
     if p.consecutive_slow >= n:
         return PlacementState.DEGRADED, f"{p.consecutive_slow} runs slower than {p.probe.latency_threshold_ms} ms"
     if state == PlacementState.UNKNOWN and not failed:
@@ -155,20 +159,20 @@ def component_derive(component: Component, now: datetime) -> Derived:
     return Derived(ComponentStatus.OPERATIONAL, stale, "every probe location up")
 
 
-SEVERITY = {ComponentStatus.OPERATIONAL: 0, ComponentStatus.MAINTENANCE: 0, ComponentStatus.DEGRADED: 1,
-            ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3}
-
-
 def _evidence_time(component: Component, new: str, now: datetime) -> datetime:
     """When the change really happened, from the runs: a worsening from the start of the first
     failing run of the placement that tipped it, an improvement from the start of the first
     successful run of the latest recovery."""
     placements = list(ProbeLocation.objects.filter(probe__components=component, probe__enabled=True))
-    if SEVERITY[new] > SEVERITY[component.status]:
+    if STATUS_SEVERITY[new] > STATUS_SEVERITY[component.status]:
         times = [p.streak_started_at for p in placements if p.state == PlacementState.FAILING and p.streak_started_at]
         return max(times) if times and new in OUTAGE else now
+    # Only a recovery measured since the component's last change counts; none (a location that
+    # went silent) dates the change when it is made.
+    since = component.status_changes.order_by("-changed_at").values_list("changed_at", flat=True).first()
     times = [p.recovery_started_at for p in placements
-             if p.state != PlacementState.FAILING and p.recovery_started_at and p.consecutive_failures == 0]
+             if p.state != PlacementState.FAILING and p.recovery_started_at and p.consecutive_failures == 0
+             and p.last_failure_at and (since is None or p.recovery_started_at >= since)]
     return max(times) if times and component.status in OUTAGE else now
 
 
@@ -205,14 +209,21 @@ def run_evaluate(run: Run) -> None:
     from probes import budget, incidents
 
     with transaction.atomic():
-        platform = Platform.objects.select_for_update().get(probes__id=run.probe_id)
-        placement = (ProbeLocation.objects.select_for_update().select_related("probe", "location")
+        # Lock order, everywhere: platform, placement, components by id. Only the rows named
+        # (`of`), so the probe row and the dispatcher's claims are never held up.
+        platform_id = Probe.objects.filter(id=run.probe_id).values_list("platform_id", flat=True).get()
+        platform = Platform.objects.select_for_update(of=("self",)).get(id=platform_id)
+        placement = (ProbeLocation.objects.select_for_update(of=("self",)).select_related("probe", "location")
                      .get(probe_id=run.probe_id, location_id=run.location_id))
+        if placement.last_run_at is None or run.started_at > placement.last_run_at:
+            placement.last_run_at = run.started_at  # runs can finish out of order
+            ProbeLocation.objects.filter(id=placement.id).update(last_run_at=run.started_at)
         if budget.run_is_self_inflicted(run, platform):
             return  # on record and reported to on-call, but not evidence against the platform
         placement_observe(placement, run)
         now = run.finished_at
-        for component in Component.objects.filter(probes__id=run.probe_id).order_by("id"):
+        for component in (Component.objects.select_for_update(of=("self",)).filter(probes__id=run.probe_id)
+                          .order_by("id")):
             component_refresh(component, now, run)
         incidents.incidents_reconcile(platform, now)
 
@@ -221,8 +232,9 @@ def platform_refresh(platform: Platform, now: datetime) -> None:
     from probes import incidents
 
     with transaction.atomic():
-        platform = Platform.objects.select_for_update().get(id=platform.id)
-        for component in Component.objects.filter(probes__platform=platform).distinct().order_by("id"):
+        platform = Platform.objects.select_for_update(of=("self",)).get(id=platform.id)
+        ids = Component.objects.filter(probes__platform=platform).values_list("id", flat=True).distinct()
+        for component in Component.objects.select_for_update(of=("self",)).filter(id__in=list(ids)).order_by("id"):
             component_refresh(component, now)
         incidents.incidents_reconcile(platform, now)
 
@@ -230,6 +242,8 @@ def platform_refresh(platform: Platform, now: datetime) -> None:
 def watchdog(now: datetime | None = None) -> dict:
     """Mark placements with no run for 3 intervals unknown, tell on-call about silent locations,
     and move components across maintenance boundaries. Never opens a platform incident."""
+    from probes import budget
+
     now = now or timezone.now()
     went_stale = 0
     for placement in ProbeLocation.objects.filter(probe__enabled=True).exclude(state=PlacementState.UNKNOWN) \
@@ -241,10 +255,16 @@ def watchdog(now: datetime | None = None) -> dict:
                     PlacementStateChange.objects.create(
                         placement=locked, old_state=locked.state, new_state=PlacementState.UNKNOWN,
                         cause=f"no run for {STALE_AFTER_INTERVALS} intervals", changed_at=now)
-                    ProbeLocation.objects.filter(id=locked.id).update(state=PlacementState.UNKNOWN, state_since=now)
+                    # What it knew is too old to build on: when runs resume, streaks start afresh.
+                    ProbeLocation.objects.filter(id=locked.id).update(
+                        state=PlacementState.UNKNOWN, state_since=now, consecutive_failures=0,
+                        consecutive_successes=0, consecutive_slow=0, consecutive_fast=0, recent="", flapping=False,
+                        streak_started_at=None, streak_previous_success_at=None, recovery_started_at=None,
+                        detected_at=None)
                     went_stale += 1
     for platform in Platform.objects.filter(enabled=True):
         platform_refresh(platform, now)
+    budget.problems_recheck(now)
     stale_locations = []
     for location in Location.objects.filter(placements__probe__enabled=True).distinct():
         placements = list(location.placements.filter(probe__enabled=True).select_related("probe"))
@@ -267,7 +287,7 @@ def problem_open(kind: str, subject: str, detail: str) -> OwnProblem:
     try:
         with transaction.atomic():
             return OwnProblem.objects.create(kind=kind, subject=subject, detail=detail)
-    except Exception:  # opened meanwhile by another worker (unique constraint)
+    except IntegrityError:  # opened meanwhile by another worker (unique constraint)
         return OwnProblem.objects.get(kind=kind, subject=subject, resolved_at__isnull=True)
 
 

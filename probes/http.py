@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from probes.errors import ProbeError
 from probes.models import FailureClass
@@ -27,10 +28,17 @@ REDACTED = "[redacted]"
 
 
 def redact(text: str, secrets: list[str]) -> str:
+    """Hide every secret, also as Python quotes it in error messages (a token with a newline
+    appears escaped there) and stripped of surrounding white space."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
+        for form in {secret, secret.strip(), repr(secret)[1:-1], repr(secret.strip())[1:-1]}:
+            if len(form) >= 4:
+                text = text.replace(form, REDACTED)
     return text
+
+
+def url_path(url: str) -> str:
+    return urlsplit(url).path or "/"
 
 
 @dataclass
@@ -95,7 +103,7 @@ class HttpSeam:
         json_body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> HttpResult:
-        path = urlsplit(url).path or "/"
+        path = url_path(url)
         remaining = self.remaining()
         if remaining <= 0:
             raise ProbeError(FailureClass.TIMEOUT, f"no time left for {method} {path}")
@@ -115,16 +123,27 @@ class HttpSeam:
                 response.close()
         except ProbeError:
             raise
+        except requests.exceptions.InvalidHeader:
+            # Its message quotes the header, token included: say what is wrong without it.
+            raise ProbeError(FailureClass.AUTH, f"{method} {path} not sent: a header value is invalid "
+                             "(a token with white space or a line break?)", permanent=True) from None
         except requests.Timeout:
             raise ProbeError(FailureClass.TIMEOUT, f"{method} {path} timed out after {_ms(started)} ms") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            reason = redact(_short(exc), self.secrets)
-            raise ProbeError(FailureClass.CONNECT, f"{method} {path} failed to connect: {reason}") from None
+            if _is_read_timeout(exc):  # requests wraps a timeout while reading the body
+                raise ProbeError(FailureClass.TIMEOUT, f"{method} {path} body timed out after {_ms(started)} ms") \
+                    from None
+            raise ProbeError(FailureClass.CONNECT, f"{method} {path} failed to connect: {self._reason(exc)}") from None
         except requests.RequestException as exc:
-            reason = redact(_short(exc), self.secrets)
-            raise ProbeError(FailureClass.UNEXPECTED, f"{method} {path} failed: {reason}") from None
+            raise ProbeError(FailureClass.UNEXPECTED, f"{method} {path} failed: {self._reason(exc)}") from None
         kept = {k.lower(): v for k, v in response.headers.items()}
         return HttpResult(method, path, response.status_code, kept, body, _ms(started), truncated)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+    def _reason(self, exc: Exception) -> str:
+        return _short(self.redact(str(exc)))
 
     def _read_capped(self, response: requests.Response, method: str, path: str) -> tuple[bytes, bool]:
         chunks: list[bytes] = []
@@ -143,6 +162,15 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
+def _short(text: str) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (ReadTimeoutError, requests.Timeout)):
+            return True
+        exc = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__context__
+        seen += 1
+    return False

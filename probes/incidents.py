@@ -15,11 +15,10 @@ from django.utils import timezone
 
 from probes.models import (
     Action, Component, ComponentStatus, FailureClass, Impact, Incident, IncidentComponent, IncidentStatus,
-    IncidentUpdate, PlacementState, Platform, ProbeLocation, Run,
+    IncidentUpdate, OUTAGE_STATUSES, PlacementState, Platform, ProbeLocation, Run, STATUS_SEVERITY,
 )
 
-SEVERITY = {ComponentStatus.OPERATIONAL: 0, ComponentStatus.MAINTENANCE: 0, ComponentStatus.DEGRADED: 1,
-            ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3}
+SEVERITY = STATUS_SEVERITY
 IMPACT = {ComponentStatus.DEGRADED: Impact.MINOR, ComponentStatus.PARTIAL: Impact.MAJOR,
           ComponentStatus.MAJOR: Impact.CRITICAL}
 WRITE_ACTIONS = (Action.POST, Action.REPOST, Action.FOLLOW, Action.DM)
@@ -43,10 +42,23 @@ def _affected(incident: Incident, platform: Platform) -> tuple[list[Component], 
     return components, placements
 
 
+def _in_trouble(component: Component) -> bool:
+    return component.status in OUTAGE_STATUSES or (component.status == ComponentStatus.DEGRADED
+                                                   and component.incident_on_degraded)
+
+
 def _outage_components(platform: Platform) -> list[Component]:
     components = Component.objects.filter(probes__platform=platform, probes__enabled=True).distinct()
-    return [c for c in components if c.status in (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
-            or (c.status == ComponentStatus.DEGRADED and c.incident_on_degraded)]
+    return [c for c in components if _in_trouble(c)]
+
+
+def _recovered(incident: Incident, components: list[Component], placements: list[ProbeLocation]) -> bool:
+    """Resolution needs measured recovery: every component out of trouble by its runs — not put
+    under maintenance, and no location that failed in this incident now silent."""
+    if any(_in_trouble(c) or c.status == ComponentStatus.MAINTENANCE for c in components):
+        return False
+    return not any(p.state == PlacementState.UNKNOWN and p.last_failure_at and p.last_failure_at >= incident.started_at
+                   for p in placements)
 
 
 def _confirmed(components: list[Component]) -> bool:
@@ -188,7 +200,7 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
             if change:
                 changes.append(change)
     failing = [p for p in placements if p.state == PlacementState.FAILING]
-    if not out:
+    if not out and _recovered(incident, components, placements):
         return _resolve(incident, components, placements, changes, now)
     fields = {"impact": _impact(incident), "evidence": {**incident.evidence, **_evidence(failing)} if failing
               else incident.evidence}
@@ -209,6 +221,10 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
         incident_add_update(incident=incident, status=IncidentStatus.MONITORING, automatic=True,
                             body="Runs succeed again from " + ", ".join(sorted({p.location.name for p in failing}))
                                  + "; watching for a steady recovery.")
+    elif incident.status == IncidentStatus.MONITORING and any(p.consecutive_failures >= 1 for p in failing):
+        again = sorted({p.location.name for p in failing if p.consecutive_failures >= 1})
+        incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, automatic=True,
+                            body="Failing again from " + ", ".join(again) + ".")
     return incident
 
 
@@ -240,8 +256,15 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
 
 def _resolve(incident: Incident, components: list[Component], placements: list[ProbeLocation],
              changes: list[dict], now: datetime) -> Incident:
-    back = [c.status_changes.filter(new_status=ComponentStatus.OPERATIONAL).order_by("-changed_at")
-            .values_list("changed_at", flat=True).first() for c in components]
+    # The end is the first successful run of the last recovery among the locations that failed in
+    # this incident; the component rows (dated the same way) cover a recovery through slow runs.
+    back = [p.recovery_started_at for p in placements
+            if p.last_failure_at and p.last_failure_at >= incident.started_at and p.recovery_started_at]
+    for c in components:
+        trouble = list(OUTAGE_STATUSES) + ([ComponentStatus.DEGRADED] if c.incident_on_degraded else [])
+        back.append(c.status_changes.filter(old_status__in=trouble, changed_at__gte=incident.started_at)
+                    .exclude(new_status__in=trouble).order_by("-changed_at").values_list("changed_at", flat=True)
+                    .first())
     resolved_at = max([t for t in back if t] or [now])
     resolved_at = max(resolved_at, incident.started_at)
     last_failures = [p.last_failure_at for p in placements if p.last_failure_at and p.last_failure_at <= resolved_at]

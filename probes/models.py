@@ -58,6 +58,14 @@ def new_public_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(12))
 
 
+# Worse is higher: how statuses compare when a component's incident grows or recovers.
+STATUS_SEVERITY = {
+    ComponentStatus.OPERATIONAL: 0, ComponentStatus.MAINTENANCE: 0, ComponentStatus.DEGRADED: 1,
+    ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3,
+}
+OUTAGE_STATUSES = (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
+
+
 class PlacementState(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
     UP = "up", "Up"
@@ -169,7 +177,6 @@ class ProbeLocation(models.Model):
     location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="placements")
     next_run_at = models.DateTimeField(default=timezone.now)
     last_run_at = models.DateTimeField(null=True, blank=True)
-    last_outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     # The evaluated state (see probes.evaluation): hysteresis counters and the evidence times

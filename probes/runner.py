@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -13,6 +12,7 @@ from django.utils import timezone
 
 from probes.adapters import UnknownAdapter, adapter_class
 from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
+from probes.crypto import UNREADABLE
 from probes.errors import ProbeError
 from probes.evaluation import run_evaluate
 from probes.http import HttpSeam, redact
@@ -40,6 +40,10 @@ def _adapter(platform: Platform, accounts: dict[str, tuple[Account, Credentials]
     prober = accounts.get("prober")
     if prober is None:
         raise ProbeError(FailureClass.AUTH, f"platform {platform.slug!r} has no prober account", permanent=True)
+    for account, creds in accounts.values():
+        if creds.token == UNREADABLE:
+            raise ProbeError(FailureClass.AUTH, f"the stored token of {account.username} cannot be decrypted: "
+                             "VIGIE_ENCRYPTION_KEY changed since it was saved; set the token again", permanent=True)
     partner = accounts.get("partner")
     try:
         cls = adapter_class(platform.kind)
@@ -56,7 +60,7 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
     placement = ProbeLocation.objects.select_related("probe__platform", "location").get(id=placement_id)
     probe, platform, location = placement.probe, placement.probe.platform, placement.location
     accounts = _credentials(platform)
-    secrets = [creds.token for _, creds in accounts.values()]
+    secrets = [creds.token for _, creds in accounts.values() if creds.token != UNREADABLE]
     http = HttpSeam(
         user_agent=user_agent(location.name),
         deadline=time.monotonic() + probe.timeout_s,
@@ -121,7 +125,7 @@ def _evidence(failure: ProbeError | None, facts: dict, secrets: list[str]) -> di
         evidence.update(
             status_code=result.status,
             request=f"{result.method} {result.path}",
-            platform_error=redact(result.error_text(), secrets),
+            platform_error=redact(result.error_text(limit=2000), secrets)[:300],
             rate_limit=result.rate_limit(),
             truncated=result.truncated,
         )
@@ -146,10 +150,6 @@ def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, s
                 )
         except IntegrityError:
             return Run.objects.get(key=key)  # recorded by an earlier delivery of the same task
-        # Only a newer run may move the placement's latest result (runs can finish out of order).
-        (ProbeLocation.objects.filter(id=placement.id)
-         .exclude(last_run_at__gt=started_at)
-         .update(last_run_at=started_at, last_outcome=outcome))
         run_evaluate(run)
     return run
 
@@ -198,7 +198,7 @@ def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1
         secrets = [creds.token for _, creds in accounts.values()]
         http = HttpSeam(user_agent=user_agent("cleanup"), deadline=time.monotonic() + 20,
                         max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES, secrets=secrets)
-        ctx = RunContext(http=http, record_artifact=lambda a: None, run_key=str(row.run_key or uuid.uuid4()))
+        ctx = RunContext(http=http, record_artifact=lambda a: None, run_key=str(row.run_key))
         try:
             adapter = _adapter(platform, accounts, ctx)
         except ProbeError as exc:

@@ -105,7 +105,6 @@ class Played:
     started: datetime
     fault_from: datetime
     fault_until: datetime
-    finished: datetime
 
 
 class SandboxControl:
@@ -173,7 +172,7 @@ def scenario_play(scenario: Scenario, *, control: SandboxControl, scale: float, 
     control.clear()
     fault_until = timezone.now()
     say(f"{fault_until:%H:%M:%S} faults cleared after {(fault_until - fault_from).total_seconds():.1f} s")
-    return Played(started, fault_from, fault_until, fault_until)
+    return Played(started, fault_from, fault_until)
 
 
 def _until_mid_slot(seconds: float, interval_s: float) -> float:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from statuspage.env import env_bool, env_int, env_list, env_str, env_url
@@ -38,6 +41,13 @@ SECRET_KEY = _secret_key()
 # Platform tokens are encrypted at rest with this key (Fernet); it defaults to one derived from
 # SECRET_KEY, so rotating SECRET_KEY without setting this makes stored tokens unreadable.
 VIGIE_ENCRYPTION_KEY = env_str("VIGIE_ENCRYPTION_KEY")
+if VIGIE_ENCRYPTION_KEY:
+    try:
+        Fernet(VIGIE_ENCRYPTION_KEY.encode())
+    except ValueError:
+        raise ImproperlyConfigured("VIGIE_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes); "
+                                   "make one with: python -c \"from cryptography.fernet import Fernet; "
+                                   "print(Fernet.generate_key().decode())\"") from None
 
 ALLOWED_HOSTS = env_list("VIGIE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
@@ -112,6 +122,11 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env_str("VIGIE_TIME_ZONE", "UTC")
+try:
+    ZoneInfo(TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(f"VIGIE_TIME_ZONE={TIME_ZONE!r} is not a time zone name (e.g. UTC, Europe/Paris).") \
+        from None
 USE_I18N = True
 USE_TZ = True
 
@@ -177,10 +192,14 @@ VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1, maximum=65535)
 PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 
+LOG_LEVEL = env_str("VIGIE_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"VIGIE_LOG_LEVEL={LOG_LEVEL!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL.")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("VIGIE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

@@ -49,8 +49,9 @@ class ComponentsDocument(TypedDict):
     components: list[ComponentJSON]
 
 
-# Worst component status → page indicator and words (Statuspage's roll-up).
-SEVERITY = {
+# Worst component status → page indicator and words (Statuspage's roll-up). For the banner,
+# maintenance ranks above operational, so "Service Under Maintenance" shows.
+BANNER_ORDER = {
     ComponentStatus.OPERATIONAL: 0,
     ComponentStatus.MAINTENANCE: 1,
     ComponentStatus.DEGRADED: 2,
@@ -109,7 +110,7 @@ def component_json(component: Component) -> ComponentJSON:
 
 
 def overall_status(components: list[Component]) -> StatusJSON:
-    worst = max((c.status for c in components), key=lambda s: SEVERITY.get(s, 0), default=ComponentStatus.OPERATIONAL)
+    worst = max((c.status for c in components), key=lambda s: BANNER_ORDER.get(s, 0), default=ComponentStatus.OPERATIONAL)
     indicator, description = INDICATOR[worst]
     return {"indicator": indicator, "description": description}
 

@@ -28,6 +28,10 @@ def start(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("VIGIE_SECRET_KEY", "short", "at least 32 characters"),
     ("VIGIE_MAX_RESPONSE_BYTES", "10", "below the minimum"),
     ("VIGIE_PUBLIC_URL", "status.example.com", "must start with one of"),
+    ("VIGIE_ENCRYPTION_KEY", "not-a-fernet-key", "is not a Fernet key"),
+    ("VIGIE_TIME_ZONE", "Mars/Olympus", "is not a time zone name"),
+    ("VIGIE_LOG_LEVEL", "LOUD", "is not one of DEBUG"),
+    ("VIGIE_INCIDENT_CONFIRM_RUNS", "-1", "below the minimum"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value, words, tmp_path):
     result = start({name: value}, tmp_path)

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, Callable, ClassVar
 
 from probes.errors import ProbeError
-from probes.http import HttpResult, HttpSeam
+from probes.http import HttpResult, HttpSeam, url_path
 from probes.models import FailureClass
 
 
@@ -28,7 +28,7 @@ class Credentials:
 
     role: str
     username: str
-    token: str
+    token: str = field(repr=False)
     remote_id: str = ""
 
 
@@ -71,7 +71,7 @@ class RunContext:
         try:
             result = self.http.request(method, url, **kwargs)
         except ProbeError as exc:
-            self.steps.append(Step(name, method, _path(url), None, 0, False, exc.message))
+            self.steps.append(Step(name, method, url_path(url), None, 0, False, exc.message))
             raise
         self.steps.append(Step(name, method, result.path, result.status, result.elapsed_ms, 200 <= result.status < 300))
         return result
@@ -118,8 +118,3 @@ class BaseAdapter:
             return self.partner
         return self.prober
 
-
-def _path(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).path or "/"

@@ -17,6 +17,7 @@ from probes.models import Action, Artifact, FailureClass
 # 3-hourly posting quota), not short-term request throttling (Mastodon's 5-minute buckets).
 QUOTA_RESET_AFTER = timedelta(hours=1)
 DEFAULT_MAX_CHARACTERS = 500
+MAX_TESTABLE_CHARACTERS = 100_000
 
 
 def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
@@ -127,8 +128,15 @@ class MastodonAdapter(BaseAdapter):
     def action_limits(self) -> None:
         result = self.ctx.call("instance", "GET", self.url("/api/v2/instance"))
         instance = self._expect_json(result, write=False)
-        limit = (((instance.get("configuration") or {}).get("statuses") or {}).get("max_characters")
-                 or DEFAULT_MAX_CHARACTERS)
+        raw = ((instance.get("configuration") or {}).get("statuses") or {}).get("max_characters")
+        try:
+            limit = int(raw) if raw is not None else DEFAULT_MAX_CHARACTERS
+        except (TypeError, ValueError):
+            limit = 0
+        if not 1 <= limit <= MAX_TESTABLE_CHARACTERS:
+            # A limit we cannot test without building an absurd post: say so rather than guess.
+            self.ctx.facts["limit_untested"] = f"the instance announces max_characters={str(raw)[:40]!r}"
+            return
         self.ctx.facts["max_characters"] = limit
         text = ("Vigie limit check " * (int(limit) // 18 + 2))[: int(limit) + 1]
         # Followers-only: if the platform wrongly accepts it, hardly anyone sees it before cleanup.
@@ -216,7 +224,7 @@ class MastodonAdapter(BaseAdapter):
             return
         if write and (result.status == 403 or result.status in (502, 503, 504)):
             failure = self._refusal(result)
-        text = result.error_text()
+        text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
         raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {text}", result=result,
                          permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
 

@@ -65,6 +65,8 @@ components:
   - {name: C, probes: [ghost]}
 extra: 1
 """
+    text = text.replace("locations: [mars]}\n", "locations: [mars]}\n"
+                        "  - {slug: a, name: Again, platform: p, action: post, intervall: 60}\n")
     with pytest.raises(ConfigError) as error:
         config_load(text)
     problems = "\n".join(error.value.problems)
@@ -80,6 +82,8 @@ extra: 1
         "probes[0].locations[0]: no location 'mars'",
         "components[0].probes[0]: no probe 'ghost'",
         "extra: unknown section",
+        "probes[1].slug: 'a' is declared twice",
+        "probes[1].intervall: unknown key (did you mean 'interval'?)",
     ]:
         assert expected in problems
 
@@ -105,8 +109,22 @@ probes:
         config_load(text)
     # 2 locations × 180 runs per 3 h = 360 posts (Mastodon allows 300), and 60 deletes per 30 min (30).
     assert error.value.problems == [
-        "platform social: the prober account would make 360 writes per 3 h counted as statuses, over the "
-        "platform's limit of 300: lengthen intervals or use fewer locations",
-        "platform social: the prober account would make 60 writes per 30 min counted as deletes, over the "
-        "platform's limit of 30: lengthen intervals or use fewer locations"]
+        "platform social: the prober account would make 360 writes per 3 h counted as statuses, 80% or more of "
+        "the platform's limit of 300: lengthen intervals or use fewer locations",
+        "platform social: the prober account would make 60 writes per 30 min counted as deletes, 80% or more of "
+        "the platform's limit of 30: lengthen intervals or use fewer locations"]
     assert config_load(text.replace("interval: 60", "interval: 300"))  # 12 deletes per 30 min: fine
+
+
+def test_a_token_with_a_line_break_is_refused_without_echoing_it(monkeypatch):
+    monkeypatch.setenv("T", "secret-token-value\n")
+    text = """
+locations: [{name: a}]
+platforms:
+  - {slug: p, name: P, kind: mastodon, base_url: "https://social.example", accounts: {prober: {username: u, token: "${T}"}}}
+"""
+    with pytest.raises(ConfigError) as error:
+        config_load(text)
+    assert error.value.problems == ["platforms[0].accounts.prober.token: contains white space or control characters "
+                                    "(a trailing newline from a file?)"]
+    assert "secret-token-value" not in str(error.value)

@@ -164,3 +164,29 @@ def test_the_limits_probe_holds_when_writes_are_refused_anyway_and_says_it_was_u
     run = run_once(probe, locations[0])
     assert run.outcome == Outcome.SUCCESS
     assert "before its length was checked" in run.evidence["limit_untested"]
+
+
+@pytest.mark.django_db
+def test_a_token_with_a_line_break_fails_as_auth_and_is_never_stored(platform, locations, sandbox):
+    account = platform.accounts.get(role="prober")
+    account.token = PROBER_TOKEN + "\n"  # as read from a file
+    account.save()
+    probe = make_probe(platform, "post", locations)
+    run = run_once(probe, locations[0])
+    assert run.failure_class == FailureClass.AUTH
+    assert PROBER_TOKEN not in str(Run.objects.filter(id=run.id).values().get())
+
+
+@pytest.mark.django_db
+def test_a_token_encrypted_with_another_key_is_an_auth_failure_that_names_the_cause(platform, locations, sandbox,
+                                                                                   settings):
+    probe = make_probe(platform, "read", locations)
+    settings.VIGIE_ENCRYPTION_KEY = "0" * 43 + "="  # a different (valid) Fernet key
+    run = run_once(probe, locations[0])
+    assert run.failure_class == FailureClass.AUTH
+    assert "cannot be decrypted" in run.error and "VIGIE_ENCRYPTION_KEY" in run.error
+    for role, token in (("prober", PROBER_TOKEN), ("partner", PARTNER_TOKEN)):
+        account = platform.accounts.get(role=role)
+        account.token = token  # set again, with the new key: it works again
+        account.save()
+    assert run_once(probe, locations[0]).outcome == Outcome.SUCCESS

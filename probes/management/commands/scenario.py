@@ -40,16 +40,17 @@ class Command(BaseCommand):
             raise CommandError("no enabled sandbox platform is configured; give --sandbox-url")
         control = SandboxControl(sandbox_url or platform.base_url,
                                  os.environ.get("SANDBOX_CONTROL_TOKEN", "sandbox-control-token"))
-        probes = Probe.objects.filter(enabled=True)
+        if interval is not None and interval < 1:
+            raise CommandError("--interval must be at least 1 second")
+        # Only the sandbox's probes are sped up: a real platform keeps its budgeted schedule.
+        probes = Probe.objects.filter(enabled=True, platform__kind="sandbox")
         saved = dict(probes.values_list("id", "interval_s"))
-        if interval:
-            if interval < 1:
-                raise CommandError("--interval must be at least 1 second")
-            probes.update(interval_s=max(1, round(interval)))
-            ProbeLocation.objects.filter(probe__in=probes).update(next_run_at=timezone.now())
-            time.sleep(interval * 3)  # let every placement settle on the new grid
         step = interval or min(saved.values(), default=30)
         try:
+            if interval:
+                probes.update(interval_s=max(1, round(interval)))
+                ProbeLocation.objects.filter(probe__in=probes).update(next_run_at=timezone.now())
+                time.sleep(interval * 3)  # let every placement settle on the new grid
             played = scenario_play(SCENARIOS[name], control=control, scale=scale, interval_s=step,
                                    say=self.stdout.write, seed=seed)
             deadline = time.monotonic() + (settle if settle is not None else step * 6)
