@@ -140,6 +140,10 @@ class Account(models.Model):
     token = EncryptedTextField(help_text="Stored encrypted; never shown again.")
     # The platform's own id for the account, learnt once from verify_credentials.
     remote_id = models.CharField(max_length=100, blank=True)
+    # A long-lived post of this account that repost probes reblog, made once and kept (re-made if
+    # it disappears): reposting is then tested without posting, so a posting outage does not
+    # show as a reposting one, and each repost run writes half as much.
+    fixture_id = models.CharField(max_length=200, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "role"], name="one_account_per_role")]

@@ -31,7 +31,8 @@ def user_agent(location: str) -> str:
 
 def _credentials(platform: Platform) -> dict[str, tuple[Account, Credentials]]:
     return {
-        a.role: (a, Credentials(role=a.role, username=a.username, token=a.token, remote_id=a.remote_id))
+        a.role: (a, Credentials(role=a.role, username=a.username, token=a.token, remote_id=a.remote_id,
+                                fixture_id=a.fixture_id))
         for a in platform.accounts.all()
     }
 
@@ -105,6 +106,8 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
 
     for role, remote_id in ctx.facts.pop("learnt_remote_ids", {}).items():
         Account.objects.filter(id=accounts[role][0].id).update(remote_id=remote_id)
+    for role, fixture_id in ctx.facts.pop("learnt_fixture_ids", {}).items():
+        Account.objects.filter(id=accounts[role][0].id).update(fixture_id=fixture_id)
 
     evidence = _evidence(failure, ctx.facts, secrets)
     evidence["cleanup_steps"] = [asdict(s) for s in ctx.steps]

@@ -30,6 +30,7 @@ class Credentials:
     username: str
     token: str = field(repr=False)
     remote_id: str = ""
+    fixture_id: str = ""
 
 
 @dataclass(frozen=True)

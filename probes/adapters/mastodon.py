@@ -58,7 +58,7 @@ MASTODON_WRITE_LIMITS = (
 )
 MASTODON_WRITES_PER_RUN = {
     Action.POST: {"prober": {"statuses": 1, "deletes": 1}},
-    Action.REPOST: {"partner": {"statuses": 1, "deletes": 1}, "prober": {"statuses": 1, "deletes": 1}},
+    Action.REPOST: {"prober": {"statuses": 1, "deletes": 1}},
     Action.FOLLOW: {"prober": {"follows": 1}},
     Action.DM: {"prober": {"statuses": 1, "deletes": 1}},
 }
@@ -79,17 +79,35 @@ class MastodonAdapter(BaseAdapter):
         self._expect(read, write=False)
 
     def action_repost(self) -> None:
-        # The partner writes the status the prober reposts, so the repost is of someone else's post.
-        target = self._create_status("prepare target", "partner", self._text("repost target"), "unlisted",
-                                     kind=Artifact.Kind.STATUS)
-        result = self.ctx.call("reblog", "POST", self.url(f"/api/v1/statuses/{target['id']}/reblog"),
+        # The prober reposts the partner's long-lived target post (made once, kept), so reposting
+        # is tested on someone else's post without posting anything.
+        partner = self.account("partner")
+        target_id = partner.fixture_id or self._make_repost_target(partner)
+        result = self.ctx.call("reblog", "POST", self.url(f"/api/v1/statuses/{target_id}/reblog"),
                                token=self.prober.token, data={"visibility": "unlisted"})
+        if result.status == 404 and partner.fixture_id:  # the target was deleted: make a new one
+            target_id = self._make_repost_target(partner)
+            result = self.ctx.call("reblog", "POST", self.url(f"/api/v1/statuses/{target_id}/reblog"),
+                                   token=self.prober.token, data={"visibility": "unlisted"})
         data = self._expect_json(result, write=True)
         # Mastodon answers with the new reblog status; some servers answer with the original
         # marked `reblogged: true`. Either way the undo is an unreblog of the original.
         if not (isinstance(data.get("reblog"), dict) or data.get("reblogged") is True):
             raise ProbeError(FailureClass.UNEXPECTED, "reblog answered without a reblog", result=result)
-        self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.REBLOG, str(target["id"]), "prober"))
+        self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.REBLOG, str(target_id), "prober"))
+
+    def _make_repost_target(self, partner) -> str:
+        text = ("Vigie availability probe: the test account's repost target. Probes repost and un-repost "
+                "this post; it stays so that reposting can be tested without posting.")
+        result = self.ctx.call("make repost target", "POST", self.url("/api/v1/statuses"), token=partner.token,
+                               data={"status": text, "visibility": "unlisted"},
+                               headers={"Idempotency-Key": f"{self.ctx.run_key}-repost-target"})
+        data = self._expect_json(result, write=True)
+        if not data.get("id"):
+            raise ProbeError(FailureClass.UNEXPECTED, "the repost target has no id", result=result)
+        partner.fixture_id = str(data["id"])
+        self.ctx.facts.setdefault("learnt_fixture_ids", {})[partner.role] = partner.fixture_id
+        return partner.fixture_id
 
     def action_follow(self) -> None:
         partner_id = self._remote_id("partner")

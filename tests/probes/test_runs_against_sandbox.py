@@ -190,3 +190,30 @@ def test_a_token_encrypted_with_another_key_is_an_auth_failure_that_names_the_ca
         account.token = token  # set again, with the new key: it works again
         account.save()
     assert run_once(probe, locations[0]).outcome == Outcome.SUCCESS
+
+
+@pytest.mark.django_db
+def test_reposting_reuses_the_kept_target_and_survives_a_posting_outage(platform, locations, sandbox):
+    probe = make_probe(platform, "repost", locations)
+    first = run_once(probe, locations[0])
+    target = platform.accounts.get(role="partner").fixture_id
+    assert first.outcome == Outcome.SUCCESS and target
+    sandbox.fault("quota_exceeded", "post")  # posting is down; reposting an existing post is not
+    second = run_once(probe, locations[1])
+    assert second.outcome == Outcome.SUCCESS
+    assert "make repost target" not in [s["name"] for s in second.steps]
+    assert platform.accounts.get(role="partner").fixture_id == target
+    assert sandbox.leftovers() == 0
+
+
+@pytest.mark.django_db
+def test_a_deleted_repost_target_is_made_again(platform, locations, sandbox):
+    probe = make_probe(platform, "repost", locations)
+    run_once(probe, locations[0])
+    old = platform.accounts.get(role="partner").fixture_id
+    requests.delete(f"{sandbox.url}/api/v1/statuses/{old}", headers={"Authorization": f"Bearer {PARTNER_TOKEN}"},
+                    timeout=5)
+    run = run_once(probe, locations[0])
+    assert run.outcome == Outcome.SUCCESS
+    assert platform.accounts.get(role="partner").fixture_id not in ("", old)
+    assert sandbox.leftovers() == 0
