@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import requests
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -46,6 +48,11 @@ class Command(BaseCommand):
         probes = Probe.objects.filter(enabled=True, platform__kind="sandbox")
         saved = dict(probes.values_list("id", "interval_s"))
         step = interval or min(saved.values(), default=30)
+        try:
+            control.clear()
+        except requests.RequestException as exc:
+            raise CommandError(f"the sandbox's control endpoint at {control.url} does not answer: "
+                               f"{type(exc).__name__}. Is `make run` going?") from None
         try:
             if interval:
                 probes.update(interval_s=max(1, round(interval)))
