@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db import models
 from django.utils import timezone
 
-from probes import incidents
+from probes import evaluation, incidents
 from probes.models import (
     Account, Component, ComponentStatusChange, Incident, IncidentUpdate, Location, Maintenance, OwnProblem,
     Platform, Probe, ProbeLocation, Run,
@@ -150,7 +150,14 @@ class IncidentAdmin(admin.ModelAdmin):
 @admin.register(Maintenance)
 class MaintenanceAdmin(admin.ModelAdmin):
     list_display = ["title", "scheduled_for", "scheduled_until", "cancelled"]
+    fields = ["title", "body", "components", "scheduled_for", "scheduled_until", "cancelled"]
     filter_horizontal = ["components"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # A window that has already begun shows at once, not at the watchdog's next pass.
+        for platform in Platform.objects.filter(probes__components__maintenances=form.instance).distinct():
+            evaluation.platform_refresh(platform, timezone.now())
 
 
 @admin.register(OwnProblem)

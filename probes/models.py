@@ -398,6 +398,7 @@ class IncidentComponent(models.Model):
 class IncidentUpdate(models.Model):
     """One entry of an incident's timeline; automatic ones carry the evidence."""
 
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
     status = models.CharField(max_length=16, choices=IncidentStatus.choices)
     body = models.TextField()

@@ -118,3 +118,113 @@ def overall_status(components: list[Component]) -> StatusJSON:
 def components_document(components: list[Component]) -> ComponentsDocument:
     updated = max((c.updated_at for c in components), default=timezone.now())
     return {"page": page_json(updated), "components": [component_json(c) for c in components]}
+
+
+# --- incidents and maintenances ----------------------------------------------------------------
+
+IncidentStatusName = Literal["investigating", "identified", "monitoring", "resolved", "postmortem",
+                             "scheduled", "in_progress", "verifying", "completed"]
+
+
+class AffectedComponentJSON(TypedDict):
+    code: str
+    name: str
+    old_status: str
+    new_status: str
+
+
+class IncidentUpdateJSON(TypedDict):
+    id: str
+    status: IncidentStatusName
+    body: str
+    incident_id: str
+    created_at: str
+    updated_at: str
+    display_at: str
+    affected_components: list[AffectedComponentJSON] | None
+    deliver_notifications: bool
+    custom_tweet: None
+    tweet_id: None
+
+
+class IncidentJSON(TypedDict):
+    id: str
+    name: str
+    status: IncidentStatusName
+    created_at: str
+    updated_at: str
+    monitoring_at: str | None
+    resolved_at: str | None
+    impact: Literal["none", "minor", "major", "critical", "maintenance"]
+    shortlink: str
+    started_at: str
+    page_id: str
+    incident_updates: list[IncidentUpdateJSON]
+    components: list[ComponentJSON]
+    postmortem_body: str | None
+    postmortem_published_at: str | None
+
+
+class MaintenanceJSON(IncidentJSON):
+    scheduled_for: str
+    scheduled_until: str
+
+
+def _opt(value: datetime | None) -> str | None:
+    return timestamp(value) if value else None
+
+
+def incident_json(incident) -> IncidentJSON:
+    """An incident as Statuspage shapes it; `incident` comes with updates and components prefetched."""
+    updates: list[IncidentUpdateJSON] = [{
+        "id": u.public_id, "status": u.status, "body": u.body, "incident_id": incident.public_id,
+        "created_at": timestamp(u.created_at), "updated_at": timestamp(u.created_at),
+        "display_at": timestamp(u.created_at), "affected_components": u.affected_components or None,
+        "deliver_notifications": True, "custom_tweet": None, "tweet_id": None,
+    } for u in incident.updates.all()]  # newest first (the model's ordering)
+    return {
+        "id": incident.public_id, "name": incident.title, "status": incident.status,
+        "created_at": timestamp(incident.created_at), "updated_at": timestamp(incident.updated_at),
+        "monitoring_at": _opt(incident.monitoring_at), "resolved_at": _opt(incident.resolved_at),
+        "impact": incident.effective_impact,
+        "shortlink": f"{settings.VIGIE_PUBLIC_URL}/incidents/{incident.public_id}",
+        "started_at": timestamp(incident.started_at), "page_id": page_id(), "incident_updates": updates,
+        "components": [component_json(c) for c in incident.components.all()],
+        "postmortem_body": incident.postmortem_body or None,
+        "postmortem_published_at": _opt(incident.postmortem_published_at),
+    }
+
+
+MAINTENANCE_STEPS = (("scheduled", "created_at", "Maintenance scheduled."),
+                     ("in_progress", "scheduled_for", "Maintenance is in progress."),
+                     ("completed", "scheduled_until", "Maintenance has completed."))
+
+
+def maintenance_json(maintenance, now: datetime) -> MaintenanceJSON:
+    """A maintenance window; its updates are the steps its times have reached, newest first."""
+    status = maintenance.status_at(now)
+    reached = [step for step in MAINTENANCE_STEPS if getattr(maintenance, step[1]) <= now or step[0] == "scheduled"]
+    updates: list[IncidentUpdateJSON] = []
+    for name, field, text in reversed(reached):
+        at = getattr(maintenance, field)
+        update_id = hashlib.sha256(f"{maintenance.public_id}:{name}".encode()).digest()
+        updates.append({
+            "id": "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36] for b in update_id[:12]),
+            "status": name, "body": maintenance.body if name == "scheduled" and maintenance.body else text,
+            "incident_id": maintenance.public_id, "created_at": timestamp(at), "updated_at": timestamp(at),
+            "display_at": timestamp(at), "affected_components": None, "deliver_notifications": True,
+            "custom_tweet": None, "tweet_id": None,
+        })
+    return {
+        "id": maintenance.public_id, "name": maintenance.title, "status": status,
+        "created_at": timestamp(maintenance.created_at),
+        "updated_at": timestamp(max(getattr(maintenance, f) for _, f, _ in reached)),
+        "monitoring_at": None,
+        "resolved_at": timestamp(maintenance.scheduled_until) if status == "completed" else None,
+        "impact": "maintenance", "shortlink": f"{settings.VIGIE_PUBLIC_URL}/",
+        "started_at": timestamp(maintenance.scheduled_for), "page_id": page_id(), "incident_updates": updates,
+        "components": [component_json(c) for c in maintenance.components.all()],
+        "postmortem_body": None, "postmortem_published_at": None,
+        "scheduled_for": timestamp(maintenance.scheduled_for),
+        "scheduled_until": timestamp(maintenance.scheduled_until),
+    }

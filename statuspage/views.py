@@ -5,12 +5,12 @@ from datetime import timedelta
 
 from django.db.models import Count, Max, Min, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from probes.evaluation import STALE_AFTER_INTERVALS
-from probes.models import Component, Incident
+from probes.models import Component, Incident, IncidentStatus, Maintenance
 from statuspage import v2
 
 
@@ -56,3 +56,85 @@ def _json(document: object) -> JsonResponse:
 @require_safe
 def components_json(request: HttpRequest) -> JsonResponse:
     return _json(v2.components_document(_components()))
+
+
+# Statuspage returns "the 50 most recent" incidents and maintenances.
+RECENT = 50
+UNRESOLVED = [IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING]
+
+
+def _incidents(**filters) -> list:
+    return list(Incident.objects.filter(**filters).order_by("-started_at")
+                .prefetch_related("updates", "components")[:RECENT])
+
+
+def _maintenances(now, which: str = "all") -> list:
+    queryset = Maintenance.objects.prefetch_related("components").order_by("-scheduled_for")
+    if which == "upcoming":
+        queryset = queryset.filter(scheduled_for__gt=now, cancelled=False)
+    elif which == "active":
+        queryset = queryset.filter(scheduled_for__lte=now, scheduled_until__gt=now, cancelled=False)
+    return list(queryset[:RECENT])
+
+
+def _page(components) -> dict:
+    return v2.components_document(components)["page"]
+
+
+@require_safe
+def status_json(request: HttpRequest) -> JsonResponse:
+    components = _components()
+    return _json({"page": _page(components), "status": v2.overall_status(components)})
+
+
+@require_safe
+def summary_json(request: HttpRequest) -> JsonResponse:
+    now = timezone.now()
+    components = _components()
+    maintenances = _maintenances(now, "upcoming") + _maintenances(now, "active")
+    return _json({
+        "page": _page(components),
+        "components": [v2.component_json(c) for c in components],
+        "incidents": [v2.incident_json(i) for i in _incidents(status__in=UNRESOLVED)],
+        "scheduled_maintenances": [v2.maintenance_json(m, now)
+                                   for m in sorted(maintenances, key=lambda m: m.scheduled_for)],
+        "status": v2.overall_status(components),
+    })
+
+
+@require_safe
+def incidents_json(request: HttpRequest) -> JsonResponse:
+    return _json({"page": _page(_components()), "incidents": [v2.incident_json(i) for i in _incidents()]})
+
+
+@require_safe
+def incidents_unresolved_json(request: HttpRequest) -> JsonResponse:
+    return _json({"page": _page(_components()),
+                  "incidents": [v2.incident_json(i) for i in _incidents(status__in=UNRESOLVED)]})
+
+
+def _maintenances_view(which: str):
+    @require_safe
+    def view(request: HttpRequest) -> JsonResponse:
+        now = timezone.now()
+        return _json({"page": _page(_components()),
+                      "scheduled_maintenances": [v2.maintenance_json(m, now) for m in _maintenances(now, which)]})
+    return view
+
+
+maintenances_json = _maintenances_view("all")
+maintenances_upcoming_json = _maintenances_view("upcoming")
+maintenances_active_json = _maintenances_view("active")
+
+
+@require_safe
+def incident_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    incident = get_object_or_404(Incident.objects.prefetch_related("updates", "components"), public_id=public_id)
+    from probes.incidents import format_duration, format_duration_seconds
+
+    return render(request, "statuspage/incident.html", {
+        "incident": incident,
+        "duration": format_duration(incident.duration) if incident.resolved_at else None,
+        "uncertainty": format_duration_seconds(incident.duration_uncertainty_s),
+        "time_to_detect": format_duration(incident.time_to_detect),
+    })

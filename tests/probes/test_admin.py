@@ -1,6 +1,8 @@
 """People steer incidents through the admin: updates join the timeline and move the status."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.utils import timezone
 
@@ -44,3 +46,25 @@ def test_an_account_token_is_write_only_in_the_admin(admin_client, db):
     Account.objects.create(platform=platform, role="prober", username="vigie", token="very-secret-token-123")
     html = admin_client.get(f"/admin/probes/platform/{platform.id}/change/").content.decode()
     assert "very-secret-token-123" not in html
+
+
+def test_a_maintenance_saved_in_the_admin_shows_at_once(admin_client, db):
+    from datetime import timedelta
+
+    from probes.models import Component, Maintenance
+    from probes.simulation import demo_layout
+
+    demo_layout(locations=["atlanta"])
+    timeline = Component.objects.get(name="Timeline")
+    now = timezone.localtime()
+    form = {"title": "Cache rebuild", "body": "", "components": [timeline.id],
+            "scheduled_for_0": (now - timedelta(minutes=1)).strftime("%Y-%m-%d"),
+            "scheduled_for_1": (now - timedelta(minutes=1)).strftime("%H:%M:%S"),
+            "scheduled_until_0": (now + timedelta(hours=1)).strftime("%Y-%m-%d"),
+            "scheduled_until_1": (now + timedelta(hours=1)).strftime("%H:%M:%S")}
+    response = admin_client.post("/admin/probes/maintenance/add/", form)
+    errors = re.findall(r"errorlist[^>]*>(.*?)</ul>", response.content.decode(), re.S)
+    assert response.status_code == 302, errors
+    assert Maintenance.objects.get().components.get() == timeline
+    timeline.refresh_from_db()
+    assert timeline.status == "under_maintenance"
