@@ -115,9 +115,13 @@ def overall_status(components: list[Component]) -> StatusJSON:
     return {"indicator": indicator, "description": description}
 
 
+def page_for(components: list[Component]) -> PageJSON:
+    """The page object, updated when its latest component was."""
+    return page_json(max((c.updated_at for c in components), default=timezone.now()))
+
+
 def components_document(components: list[Component]) -> ComponentsDocument:
-    updated = max((c.updated_at for c in components), default=timezone.now())
-    return {"page": page_json(updated), "components": [component_json(c) for c in components]}
+    return {"page": page_for(components), "components": [component_json(c) for c in components]}
 
 
 # --- incidents and maintenances ----------------------------------------------------------------

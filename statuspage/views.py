@@ -77,14 +77,10 @@ def _maintenances(now, which: str = "all") -> list:
     return list(queryset[:RECENT])
 
 
-def _page(components) -> dict:
-    return v2.components_document(components)["page"]
-
-
 @require_safe
 def status_json(request: HttpRequest) -> JsonResponse:
     components = _components()
-    return _json({"page": _page(components), "status": v2.overall_status(components)})
+    return _json({"page": v2.page_for(components), "status": v2.overall_status(components)})
 
 
 @require_safe
@@ -93,7 +89,7 @@ def summary_json(request: HttpRequest) -> JsonResponse:
     components = _components()
     maintenances = _maintenances(now, "upcoming") + _maintenances(now, "active")
     return _json({
-        "page": _page(components),
+        "page": v2.page_for(components),
         "components": [v2.component_json(c) for c in components],
         "incidents": [v2.incident_json(i) for i in _incidents(status__in=UNRESOLVED)],
         "scheduled_maintenances": [v2.maintenance_json(m, now)
@@ -104,12 +100,12 @@ def summary_json(request: HttpRequest) -> JsonResponse:
 
 @require_safe
 def incidents_json(request: HttpRequest) -> JsonResponse:
-    return _json({"page": _page(_components()), "incidents": [v2.incident_json(i) for i in _incidents()]})
+    return _json({"page": v2.page_for(_components()), "incidents": [v2.incident_json(i) for i in _incidents()]})
 
 
 @require_safe
 def incidents_unresolved_json(request: HttpRequest) -> JsonResponse:
-    return _json({"page": _page(_components()),
+    return _json({"page": v2.page_for(_components()),
                   "incidents": [v2.incident_json(i) for i in _incidents(status__in=UNRESOLVED)]})
 
 
@@ -117,7 +113,7 @@ def _maintenances_view(which: str):
     @require_safe
     def view(request: HttpRequest) -> JsonResponse:
         now = timezone.now()
-        return _json({"page": _page(_components()),
+        return _json({"page": v2.page_for(_components()),
                       "scheduled_maintenances": [v2.maintenance_json(m, now) for m in _maintenances(now, which)]})
     return view
 
