@@ -208,9 +208,12 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
         # The title covers the incident's whole extent, so it never narrows while things recover.
         involved = [p for p in placements if p.last_failure_at and p.last_failure_at >= incident.started_at]
         fields["title"] = incident_title(platform, components, involved)[:200]
-    Incident.objects.filter(id=incident.id).update(**fields)
-    for key, value in fields.items():
-        setattr(incident, key, value)
+    # This runs for every run while the incident is open: write only what changed.
+    fields = {k: v for k, v in fields.items() if getattr(incident, k) != v}
+    if fields:
+        Incident.objects.filter(id=incident.id).update(**fields)
+        for key, value in fields.items():
+            setattr(incident, key, value)
     if changes:
         body = "; ".join(f"{c['name']}: {c['old_status'].replace('_', ' ')} → {c['new_status'].replace('_', ' ')}"
                          for c in changes)

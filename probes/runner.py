@@ -68,11 +68,11 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
         max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES,
         secrets=secrets,
     )
-    created: list[CreatedArtifact] = []
+    created: list[tuple[CreatedArtifact, Artifact]] = []
 
     def record_artifact(artifact: CreatedArtifact) -> None:
-        created.append(artifact)
-        artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
+        row = artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
+        created.append((artifact, row))
 
     ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key))
     started_at = timezone.now()
@@ -96,9 +96,7 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
     cleanup = Run.Cleanup.NONE
     if created and adapter is not None:
         cleanup = Run.Cleanup.DONE
-        for artifact in reversed(created):  # undo in reverse: the reblog before its status
-            row = Artifact.objects.get(account=accounts[artifact.role][0], kind=artifact.kind,
-                                       remote_id=artifact.remote_id)
+        for artifact, row in reversed(created):  # undo in reverse: the reblog before its status
             if not artifact_cleanup(row, adapter=adapter, artifact=artifact, secrets=secrets):
                 cleanup = Run.Cleanup.PENDING
     elif created:

@@ -1,7 +1,7 @@
 """Shared pieces of the sandbox: the API error type and Mastodon's timestamp formats."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 # Mastodon's own English error texts (app/controllers/concerns/api/error_handling.rb, config/locales/en.yml).
 NOT_FOUND = "Record not found"
