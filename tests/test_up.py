@@ -83,8 +83,11 @@ def runs(db: Path, sql: str) -> list[tuple]:
 
 def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a_fault_shows(running):
     process, port, env, db = running
-    first_line = process.stdout.readline()
-    assert f"http://127.0.0.1:{port}/" in first_line
+    banner = ""
+    while "Vigie is running" not in banner:  # after the sandbox's own line: it is started first
+        banner = process.stdout.readline()
+        assert banner, "up exited before printing its URL"
+    assert f"http://127.0.0.1:{port}/" in banner
 
     statuses = wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
     assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"}

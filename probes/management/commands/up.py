@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         for name, command in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
+            if name == "sandbox":
+                # Nothing that probes it may start before it listens: the first runs would fail
+                # to connect and could show an outage that never happened.
+                self._wait_for_port(int(env["SANDBOX_PORT"]), processes[name])
         self.stdout.write(self.style.SUCCESS(
             f"Vigie is running at http://127.0.0.1:{settings.PORT}/\n"
             f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ "
@@ -93,3 +98,17 @@ class Command(BaseCommand):
                 process.kill()
         if failed:
             raise CommandError(f"stopped: {failed}")
+
+    @staticmethod
+    def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CommandError(f"the sandbox exited with code {process.returncode} before listening on {port}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        process.terminate()
+        raise CommandError(f"the sandbox did not listen on port {port} within {timeout:.0f} s")
