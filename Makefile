@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install clean
+.PHONY: run test install clean messages
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +21,9 @@ test: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) var
+
+# After changing a page's words: extract them into locale/fr, translate the new entries, then run
+# this again to compile (msgfmt, from Debian's gettext).
+messages: $(VENV)/.installed
+	$(PY) manage.py makemessages -l fr -i ".venv/*" -i "tests/*" -i "bench/*"
+	msgfmt --check -o locale/fr/LC_MESSAGES/django.mo locale/fr/LC_MESSAGES/django.po

@@ -11,6 +11,7 @@ from probes.models import (
     Account, Component, ComponentStatusChange, Incident, IncidentUpdate, Location, Maintenance, OwnProblem,
     Platform, Probe, ProbeLocation, Run,
 )
+from statuspage.models import ApiToken, apitoken_revoke
 
 
 class AccountForm(forms.ModelForm):
@@ -154,10 +155,9 @@ class MaintenanceAdmin(admin.ModelAdmin):
     filter_horizontal = ["components"]
 
     def save_related(self, request, form, formsets, change):
+        before = list(form.instance.components.all()) if change else []
         super().save_related(request, form, formsets, change)
-        # A window that has already begun shows at once, not at the watchdog's next pass.
-        for platform in Platform.objects.filter(probes__components__maintenances=form.instance).distinct():
-            evaluation.platform_refresh(platform, timezone.now())
+        evaluation.maintenance_refresh(maintenance=form.instance, also=before)
 
 
 @admin.register(OwnProblem)
@@ -165,3 +165,23 @@ class OwnProblemAdmin(admin.ModelAdmin):
     list_display = ["kind", "subject", "opened_at", "resolved_at"]
     list_filter = ["kind"]
     readonly_fields = ["kind", "subject", "detail", "opened_at", "resolved_at"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made with `manage.py apitoken create` (the only time the token is shown); here
+    they are seen and revoked."""
+
+    list_display = ["name", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope"]
+    fields = ["name", "prefix", "scope", "user", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "scope", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset.filter(revoked_at__isnull=True):
+            apitoken_revoke(prefix=token.prefix)

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from probes.adapters import REGISTRY
-from probes.models import Account, Action, Component, Location, Platform, Probe, ProbeLocation
+from probes.models import Account, Action, Component, ComponentGroup, Location, Platform, Probe, ProbeLocation
 
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -179,7 +179,8 @@ def config_load(text: str) -> dict:
         if not isinstance(item, dict):
             problems.append(f"{where}: expected a mapping")
             continue
-        check.keys(item, where, {"name", "description", "probes"})
+        check.keys(item, where, {"name", "description", "probes", "group"})
+        check.need(item, "group", where, str, default="")
         check.unique(check.need(item, "name", where, str), f"{where}.name", names.setdefault("component", set()))
         for j, probe in enumerate(check.need(item, "probes", where, list, default=[]) or []):
             if probe not in names["probe"]:
@@ -254,15 +255,25 @@ def config_apply(data: dict) -> list[str]:
                                                           defaults={"next_run_at": timezone.now()})
             if made:
                 changes.append(f"+ probe {item['slug']} at {Location.objects.get(id=location_id).name}")
+    groups: dict[str, ComponentGroup] = {}
     for position, item in enumerate(data.get("components", [])):
+        name = item.get("group") or ""
+        if name and name not in groups:
+            # A group sits where its first component is listed.
+            groups[name] = upsert(ComponentGroup, {"name": name}, {"position": position}, f"group {name}")
         component = upsert(Component, {"name": item["name"]}, {"position": position,
-                                                               "description": item.get("description", "")},
+                                                               "description": item.get("description", ""),
+                                                               "group": groups.get(name)},
                            f"component {item['name']}")
         wanted = {probes[slug].id for slug in item.get("probes", [])}
         current = set(component.probes.values_list("id", flat=True))
         if wanted != current:
             component.probes.set(wanted)
             changes.append(f"~ component {item['name']}: probes")
+    for group in ComponentGroup.objects.exclude(name__in=groups):
+        if not group.components.exists():
+            group.delete()
+            changes.append(f"- group {group.name}")
     # A probe no longer in the file stops running but keeps its history.
     for probe in Probe.objects.filter(enabled=True).exclude(slug__in=probes):
         Probe.objects.filter(id=probe.id).update(enabled=False)

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from probes.events import announce, maintenance_boundary, problem_changed, public_change
 from probes.models import (
     FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange,
     Location, Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, Probe, ProbeLocation,
@@ -181,6 +182,7 @@ def component_refresh(component: Component, now: datetime, run: Run | None = Non
     if derived.stale != component.stale:
         Component.objects.filter(id=component.id).update(stale=derived.stale)
         component.stale = derived.stale
+        public_change()
     if derived.status == component.status:
         return None
     at = _evidence_time(component, derived.status, now) if derived.status != ComponentStatus.MAINTENANCE else now
@@ -199,6 +201,7 @@ def component_set_status(*, component: Component, status: str, reason: str, run:
                                                   reason=reason[:300], run=run, changed_at=at)
     Component.objects.filter(id=component.id).update(status=status, updated_at=timezone.now())
     component.status = status
+    public_change()
     return change
 
 
@@ -207,6 +210,7 @@ def component_set_status(*, component: Component, status: str, reason: str, run:
 def run_evaluate(run: Run) -> None:
     """Evaluate one recorded run: placement state, its components, the platform's incident."""
     from probes import budget, incidents
+    from probes.rollups import rollup_add
 
     with transaction.atomic():
         # Lock order, everywhere: platform, placement, components by id. Only the rows named
@@ -220,6 +224,7 @@ def run_evaluate(run: Run) -> None:
             ProbeLocation.objects.filter(id=placement.id).update(last_run_at=run.started_at)
         if budget.run_is_self_inflicted(run, platform):
             return  # on record and reported to on-call, but not evidence against the platform
+        rollup_add(run)
         placement_observe(placement, run)
         now = run.finished_at
         for component in (Component.objects.select_for_update(of=("self",)).filter(probes__id=run.probe_id)
@@ -237,6 +242,14 @@ def platform_refresh(platform: Platform, now: datetime) -> None:
         for component in Component.objects.select_for_update(of=("self",)).filter(id__in=list(ids)).order_by("id"):
             component_refresh(component, now)
         incidents.incidents_reconcile(platform, now)
+
+
+def maintenance_refresh(*, maintenance: Maintenance, also=()) -> None:
+    """Apply a maintenance window just saved (or cancelled) at once rather than at the watchdog's
+    next pass; `also` names components just taken out of it, which need their status back."""
+    components = [*maintenance.components.all(), *also]
+    for platform in Platform.objects.filter(probes__components__in=components).distinct():
+        platform_refresh(platform, timezone.now())
 
 
 def watchdog(now: datetime | None = None) -> dict:
@@ -277,7 +290,23 @@ def watchdog(now: datetime | None = None) -> dict:
                          else f"no run from {subject} yet")
         else:
             problem_resolve(OwnProblem.Kind.STALE_LOCATION, subject)
+    maintenances_announce(now)
+    # Problems opened or resolved elsewhere (probes.budget) are announced here; the event's key
+    # makes an announcement made twice one notification.
+    recent = now - timedelta(minutes=10)
+    for problem_id in OwnProblem.objects.filter(Q(opened_at__gte=recent) | Q(resolved_at__gte=recent)) \
+            .values_list("id", flat=True):
+        announce(problem_changed, problem_id=problem_id)
     return {"went_stale": went_stale, "stale_locations": stale_locations}
+
+
+def maintenances_announce(now: datetime) -> None:
+    """Announce the maintenances that have started or ended (within the last hour): every 10 s,
+    so the listener makes each announcement once (by key)."""
+    for maintenance in Maintenance.objects.filter(cancelled=False, scheduled_for__lte=now,
+                                                  scheduled_until__gt=now - timedelta(hours=1)):
+        phase = "started" if now < maintenance.scheduled_until else "ended"
+        announce(maintenance_boundary, maintenance_id=maintenance.id, phase=phase)
 
 
 def problem_open(kind: str, subject: str, detail: str) -> OwnProblem:
@@ -286,11 +315,17 @@ def problem_open(kind: str, subject: str, detail: str) -> OwnProblem:
         return problem
     try:
         with transaction.atomic():
-            return OwnProblem.objects.create(kind=kind, subject=subject, detail=detail)
+            problem = OwnProblem.objects.create(kind=kind, subject=subject, detail=detail)
+        announce(problem_changed, problem_id=problem.id)
+        return problem
     except IntegrityError:  # opened meanwhile by another worker (unique constraint)
         return OwnProblem.objects.get(kind=kind, subject=subject, resolved_at__isnull=True)
 
 
 def problem_resolve(kind: str, subject: str) -> int:
-    return OwnProblem.objects.filter(Q(kind=kind) & Q(subject=subject) & Q(resolved_at__isnull=True)) \
-        .update(resolved_at=timezone.now())
+    open_ = OwnProblem.objects.filter(Q(kind=kind) & Q(subject=subject) & Q(resolved_at__isnull=True))
+    ids = list(open_.values_list("id", flat=True))
+    resolved = OwnProblem.objects.filter(id__in=ids, resolved_at__isnull=True).update(resolved_at=timezone.now())
+    for problem_id in ids:
+        announce(problem_changed, problem_id=problem_id)
+    return resolved

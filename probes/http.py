@@ -7,16 +7,20 @@ Tests that must not touch a network mock `requests` here and nowhere else.
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 import time
+from http.client import HTTPException
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import DecodeError, HTTPError, ProtocolError, ReadTimeoutError, SSLError
 
 from probes.errors import ProbeError
 from probes.models import FailureClass
+from probes.netguard import SocketWatch, TargetRefused, guarded_session
 
 RATE_LIMIT_HEADERS = (
     "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",  # Mastodon (ISO reset)
@@ -25,6 +29,7 @@ RATE_LIMIT_HEADERS = (
     "retry-after",
 )
 REDACTED = "[redacted]"
+READ_CHUNK = 16384
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -57,11 +62,16 @@ class HttpResult:
         try:
             return json.loads(self.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
+            kind = self.headers.get("content-type", "no content type")[:80]
+            what = f"a body cut at {self.max_note()}" if self.truncated else "a body that is not JSON"
             raise ProbeError(
                 FailureClass.UNEXPECTED,
-                f"{self.method} {self.path} answered {self.status} with a body that is not JSON",
+                f"{self.method} {self.path} answered {self.status} ({kind}) with {what}",
                 result=self,
             ) from None
+
+    def max_note(self) -> str:
+        return f"{len(self.body)} bytes (the response size cap)"
 
     def error_text(self, limit: int = 300) -> str:
         """The platform's own error message: `error` (Mastodon, Bluesky), `detail` (X), or the body."""
@@ -82,13 +92,24 @@ class HttpResult:
 
 @dataclass
 class HttpSeam:
-    """A requests session bound to one run: its deadline, its size cap, its secrets to hide."""
+    """A requests session bound to one run: its deadline, its size cap, its secrets to hide.
+
+    The deadline is total: a watchdog cuts the run's sockets when it passes, so a server that
+    drips its headers or body a byte at a time cannot hold a worker past it. Connections go
+    through the SSRF guard (probes.netguard).
+    """
 
     user_agent: str
     deadline: float  # time.monotonic() value after which nothing more is read
     max_bytes: int
     secrets: list[str] = field(default_factory=list)
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session | None = None
+
+    def __post_init__(self) -> None:
+        self._watch = SocketWatch()
+        self._cut = False
+        if self.session is None:
+            self.session = guarded_session(on_socket=self._watch.add)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -112,6 +133,10 @@ class HttpSeam:
             sent_headers["Authorization"] = f"Bearer {token}"
         sent_headers.update(headers or {})
         started = time.monotonic()
+        self._cut = False
+        watchdog = threading.Timer(remaining, self._at_deadline)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             response = self.session.request(
                 method, url, data=data, json=json_body, headers=sent_headers,
@@ -121,41 +146,74 @@ class HttpSeam:
                 body, truncated = self._read_capped(response, method, path)
             finally:
                 response.close()
+            if self._cut:  # the cut socket looked like the end of a body without a length
+                raise ProbeError(FailureClass.TIMEOUT, self._timeout_text(method, path, started))
         except ProbeError:
             raise
-        except requests.exceptions.InvalidHeader:
-            # Its message quotes the header, token included: say what is wrong without it.
-            raise ProbeError(FailureClass.AUTH, f"{method} {path} not sent: a header value is invalid "
-                             "(a token with white space or a line break?)", permanent=True) from None
-        except requests.Timeout:
-            raise ProbeError(FailureClass.TIMEOUT, f"{method} {path} timed out after {_ms(started)} ms") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            if _is_read_timeout(exc):  # requests wraps a timeout while reading the body
-                raise ProbeError(FailureClass.TIMEOUT, f"{method} {path} body timed out after {_ms(started)} ms") \
-                    from None
-            raise ProbeError(FailureClass.CONNECT, f"{method} {path} failed to connect: {self._reason(exc)}") from None
-        except requests.RequestException as exc:
-            raise ProbeError(FailureClass.UNEXPECTED, f"{method} {path} failed: {self._reason(exc)}") from None
+        except TargetRefused as exc:
+            raise ProbeError(FailureClass.CONNECT, f"{method} {path} refused by the SSRF guard: {exc}; "
+                             "allow it with VIGIE_ALLOW_PRIVATE_TARGETS", permanent=True) from None
+        except Exception as exc:
+            raise self._classify(exc, method, path, started, urlsplit(url).netloc) from None
+        finally:
+            watchdog.cancel()
         kept = {k.lower(): v for k, v in response.headers.items()}
         return HttpResult(method, path, response.status_code, kept, body, _ms(started), truncated)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
-    def _reason(self, exc: Exception) -> str:
+    def _reason(self, exc: BaseException) -> str:
         return _short(self.redact(str(exc)))
 
+    def _at_deadline(self) -> None:
+        self._cut = True
+        self._watch.cut()
+
+    def _timeout_text(self, method: str, path: str, started: float) -> str:
+        return f"{method} {path} timed out after {_ms(started)} ms (total deadline)"
+
+    def _classify(self, exc: Exception, method: str, path: str, started: float, where: str) -> ProbeError:
+        """A transport failure as a ProbeError: after the deadline cut, whatever broke is a timeout.
+        The message names the innermost cause (urllib3 and requests wrap it several deep)."""
+        if self._cut or _innermost(exc, (ReadTimeoutError, requests.Timeout, TimeoutError)):
+            return ProbeError(FailureClass.TIMEOUT, self._timeout_text(method, path, started))
+        if isinstance(exc, requests.exceptions.InvalidHeader):
+            # Its message quotes the header, token included: say what is wrong without it.
+            return ProbeError(FailureClass.AUTH, f"{method} {path} not sent: a header value is invalid "
+                              "(a token with white space or a line break?)", permanent=True)
+        tls = _innermost(exc, (ssl.SSLError,)) or _innermost(exc, (requests.exceptions.SSLError, SSLError))
+        if tls is not None:
+            return ProbeError(FailureClass.CONNECT, f"{method} {path} TLS handshake failed: {self._reason(tls)}")
+        if isinstance(exc, (DecodeError, requests.exceptions.ContentDecodingError)):
+            return ProbeError(FailureClass.UNEXPECTED, f"{method} {path} answered a body that cannot be decoded "
+                              f"(its Content-Encoding is wrong): {self._reason(exc)}")
+        if isinstance(exc, ProtocolError):  # raised while reading the body
+            return ProbeError(FailureClass.CONNECT, f"{method} {path} connection dropped while reading the body: "
+                              f"{self._reason(exc)}")
+        if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            cause = _innermost(exc, (OSError, HTTPException)) or exc
+            return ProbeError(FailureClass.CONNECT, f"{method} {path} failed to connect to {self.redact(where)}: "
+                              f"{self._reason(cause)}")
+        if isinstance(exc, (requests.RequestException, HTTPError)):
+            return ProbeError(FailureClass.UNEXPECTED, f"{method} {path} failed: {self._reason(exc)}")
+        raise exc
+
     def _read_capped(self, response: requests.Response, method: str, path: str) -> tuple[bytes, bool]:
+        """At most max_bytes of the *decoded* body: urllib3 inflates only what each read asks for,
+        so a gzip bomb is never decompressed whole."""
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(chunk_size=16384):
-            if time.monotonic() > self.deadline:
-                raise ProbeError(FailureClass.TIMEOUT, f"{method} {path} body still arriving at the deadline")
+        while True:
+            chunk = response.raw.read(min(READ_CHUNK, self.max_bytes + 1 - size), decode_content=True)
+            if not chunk:
+                return b"".join(chunks), False
             chunks.append(chunk)
             size += len(chunk)
             if size > self.max_bytes:
                 return b"".join(chunks)[: self.max_bytes], True
-        return b"".join(chunks), False
+            if time.monotonic() > self.deadline:
+                raise ProbeError(FailureClass.TIMEOUT, f"{method} {path} body still arriving at the deadline")
 
 
 def _ms(started: float) -> int:
@@ -166,11 +224,15 @@ def _short(text: str) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
-def _is_read_timeout(exc: BaseException) -> bool:
+def _innermost(exc: BaseException | None, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The deepest exception of these types in the chain (requests and urllib3 wrap several deep)."""
+    found = None
     seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, (ReadTimeoutError, requests.Timeout)):
-            return True
-        exc = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc.__context__
+    while exc is not None and seen < 12:
+        if isinstance(exc, types):
+            found = exc
+        reason = getattr(exc, "reason", None)
+        exc = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else (
+            reason if isinstance(reason, BaseException) else exc.__cause__ or exc.__context__)
         seen += 1
-    return False
+    return found

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from probes.events import announce, incident_updated, public_change
 from probes.models import (
-    Action, Component, ComponentStatus, FailureClass, Impact, Incident, IncidentComponent, IncidentStatus,
+    Account, Action, Component, ComponentStatus, FailureClass, Impact, Incident, IncidentComponent, IncidentStatus,
     IncidentUpdate, OUTAGE_STATUSES, PlacementState, Platform, ProbeLocation, Run, STATUS_SEVERITY,
 )
 
@@ -125,7 +126,34 @@ def _evidence(failing: list[ProbeLocation]) -> dict:
         for key in ("status_code", "platform_error", "request"):
             if key in latest["evidence"]:
                 evidence[key] = latest["evidence"][key]
+        if isinstance(evidence.get("platform_error"), str):
+            evidence["platform_error"] = _without_account_names(evidence["platform_error"], failing)
     return evidence
+
+
+def _without_account_names(text: str, failing: list[ProbeLocation]) -> str:
+    """The platform's words go public in the incident's updates, but the names of Vigie's test
+    accounts must not ("Account @vigie_prober is suspended" → "Account @[test account] is …")."""
+    import re
+
+    names = (Account.objects.filter(platform__probes__in={p.probe_id for p in failing})
+             .exclude(username="").values_list("username", flat=True).distinct())
+    for name in sorted(set(names), key=len, reverse=True):
+        text = re.sub(re.escape(name), "[test account]", text, flags=re.IGNORECASE)
+    return text
+
+
+def _evidence_merge(old: dict, new: dict) -> dict:
+    """The evidence of the whole incident: every location and probe that failed in it and the most
+    placements seen failing with each class, not just what still fails while it recovers."""
+    merged = {**old, **new}
+    for key in ("locations", "probes"):
+        merged[key] = sorted(set(old.get(key, [])) | set(new.get(key, [])))
+    classes = dict(old.get("failure_classes", {}))
+    for name, count in new.get("failure_classes", {}).items():
+        classes[name] = max(count, classes.get(name, 0))
+    merged["failure_classes"] = classes
+    return merged
 
 
 def _evidence_sentence(evidence: dict) -> str:
@@ -158,6 +186,8 @@ def incident_add_update(*, incident: Incident, status: str, body: str, automatic
     Incident.objects.filter(id=incident.id).update(**fields)
     for key, value in fields.items():
         setattr(incident, key, value)
+    public_change()
+    announce(incident_updated, update_id=update.id)
     return update
 
 
@@ -202,8 +232,8 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
     failing = [p for p in placements if p.state == PlacementState.FAILING]
     if not out and _recovered(incident, components, placements):
         return _resolve(incident, components, placements, changes, now)
-    fields = {"impact": _impact(incident), "evidence": {**incident.evidence, **_evidence(failing)} if failing
-              else incident.evidence}
+    fields = {"impact": _impact(incident), "evidence": _evidence_merge(incident.evidence, _evidence(failing))
+              if failing else incident.evidence}
     if not incident.title_locked:
         # The title covers the incident's whole extent, so it never narrows while things recover.
         involved = [p for p in placements if p.last_failure_at and p.last_failure_at >= incident.started_at]
@@ -214,10 +244,15 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
         Incident.objects.filter(id=incident.id).update(**fields)
         for key, value in fields.items():
             setattr(incident, key, value)
+        public_change()
     if changes:
         body = "; ".join(f"{c['name']}: {c['old_status'].replace('_', ' ')} → {c['new_status'].replace('_', ' ')}"
                          for c in changes)
-        status = incident.status if incident.status != IncidentStatus.MONITORING else IncidentStatus.INVESTIGATING
+        # Only a worsening sends a watched incident back to investigating; a component getting
+        # better while runs recover keeps it in monitoring (no back-and-forth on the timeline).
+        worse = any(SEVERITY.get(c["new_status"], 0) > SEVERITY.get(c["old_status"], 0) for c in changes)
+        status = IncidentStatus.INVESTIGATING if incident.status == IncidentStatus.MONITORING and worse \
+            else incident.status
         incident_add_update(incident=incident, status=status, body=body, automatic=True, affected=changes)
     if (incident.status in (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED) and failing
             and all(p.consecutive_successes >= 1 for p in failing)):
@@ -303,3 +338,72 @@ def incident_set_status(*, incident: Incident, status: str, body: str) -> Incide
         Incident.objects.filter(id=incident.id).update(resolved_at=timezone.now())
         incident.resolved_at = timezone.now()
     return incident_add_update(incident=incident, status=status, body=body, automatic=False)
+
+
+def incident_set_impact(*, incident: Incident, impact: str) -> Incident:
+    """A person overrides the evidence-based impact; an empty value hands it back to the evidence."""
+    if impact and impact not in Impact.values:
+        raise ValueError(f"Unknown impact {impact!r}: use one of {', '.join(Impact.values)} or ''.")
+    now = timezone.now()
+    Incident.objects.filter(id=incident.id).update(impact_override=impact, updated_at=now)
+    incident.impact_override, incident.updated_at = impact, now
+    public_change()
+    return incident
+
+
+def incident_write_postmortem(*, incident: Incident, body: str) -> Incident:
+    """Write (or rewrite) the postmortem and publish it; the first publication of a resolved
+    incident's postmortem moves it to `postmortem` on its timeline, as on Statuspage."""
+    now = timezone.now()
+    first = bool(body) and not incident.postmortem_published_at
+    Incident.objects.filter(id=incident.id).update(postmortem_body=body, postmortem_published_at=now if body else None,
+                                                   updated_at=now)
+    incident.postmortem_body, incident.postmortem_published_at = body, now if body else None
+    if first and incident.resolved_at is not None:
+        incident_add_update(incident=incident, status=IncidentStatus.POSTMORTEM, body="Postmortem published.",
+                            automatic=False)
+    else:
+        public_change()
+    return incident
+
+
+def incident_open_manual(*, title: str, body: str, status: str, components: list[Component],
+                         impact_override: str = "", started_at: datetime | None = None) -> Incident:
+    """A person opens an incident: the title is theirs (kept), its first update says why."""
+    now = timezone.now()
+    with transaction.atomic():
+        incident = Incident.objects.create(title=title, title_locked=True, status=status, automatic=False,
+                                           impact_override=impact_override, started_at=started_at or now,
+                                           detected_at=now)
+        for component in components:
+            IncidentComponent.objects.create(incident=incident, component=component, worst_status=component.status,
+                                             last_status=component.status)
+        affected = [{"code": c.public_id, "name": c.name, "old_status": ComponentStatus.OPERATIONAL,
+                     "new_status": c.status} for c in components]
+        incident_add_update(incident=incident, status=status, body=body, automatic=False, affected=affected)
+        if status == "resolved":
+            Incident.objects.filter(id=incident.id).update(resolved_at=now)
+            incident.resolved_at = now
+    return incident
+
+
+def incident_set_title(*, incident: Incident, title: str) -> Incident:
+    """A person's title, kept from now on: the evaluator no longer rewrites it."""
+    now = timezone.now()
+    Incident.objects.filter(id=incident.id).update(title=title, title_locked=True, updated_at=now)
+    incident.title, incident.title_locked, incident.updated_at = title, True, now
+    public_change()
+    return incident
+
+
+def incident_edit(*, incident: Incident, fields: dict) -> Incident:
+    """Change what a person may change — title, impact override, postmortem — each through its own
+    function, and only what differs (the evaluator may be updating the same incident)."""
+    changed = {k: v for k, v in fields.items() if getattr(incident, k) != v}
+    if "title" in changed:
+        incident_set_title(incident=incident, title=changed["title"])
+    if "impact_override" in changed:
+        incident_set_impact(incident=incident, impact=changed["impact_override"])
+    if "postmortem_body" in changed:
+        incident_write_postmortem(incident=incident, body=changed["postmortem_body"])
+    return incident

@@ -275,6 +275,44 @@ class Artifact(models.Model):
         return f"{self.kind} {self.remote_id}"
 
 
+class RunHour(models.Model):
+    """Rollup of a probe's runs at one location within one hour: counts, failures by class and a
+    latency histogram of the successful runs. Response-time charts read these, never raw runs."""
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="hours")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    runs = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    by_class = models.JSONField(default=dict, help_text="Failure class → count.")
+    # Bucket index (probes.rollups.bucket_of) → count; buckets merge exactly across hours and places.
+    latency = models.JSONField(default=dict)
+
+    class Meta:
+        # Also serves "a component's probes' hours since T" (probe_id IN …, hour >= T).
+        constraints = [models.UniqueConstraint(fields=["probe", "location", "hour"], name="run_hour_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.probe} @ {self.location} {self.hour:%Y-%m-%d %H}h: {self.runs} runs"
+
+
+class ComponentGroup(models.Model):
+    """A heading that gathers components ("Writes"); in Statuspage JSON, a component with
+    `group: true` whose status is the worst of its members'."""
+
+    public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Component(models.Model):
     """What the public sees ("Posting"), fed by one or more probes."""
 
@@ -282,6 +320,8 @@ class Component(models.Model):
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
+    group = models.ForeignKey(ComponentGroup, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="components")
     probes = models.ManyToManyField(Probe, related_name="components", blank=True)
     status = models.CharField(max_length=24, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL)
     # No fresh run from any location: the page says monitoring is delayed instead of claiming health.

@@ -133,6 +133,18 @@ def _evidence(failure: ProbeError | None, facts: dict, secrets: list[str]) -> di
     return evidence
 
 
+def storable(value):
+    """`value` with NUL characters replaced: a platform's answer may hold them (a body of zeros),
+    and PostgreSQL refuses them in text and JSON, which would lose the whole run."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
+
+
 def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, started_at: datetime,
                latency_ms: int, failure: ProbeError | None, steps: list[dict], evidence: dict, cleanup: str,
                secrets: list[str]) -> Run:
@@ -146,8 +158,8 @@ def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, s
                     scheduled_for=scheduled_for, started_at=started_at, finished_at=timezone.now(),
                     latency_ms=latency_ms, outcome=outcome,
                     failure_class=failure.failure_class if failure else "",
-                    error=redact(failure.message, secrets)[:500] if failure else "",
-                    steps=steps, evidence=evidence, cleanup=cleanup,
+                    error=storable(redact(failure.message, secrets)[:500]) if failure else "",
+                    steps=storable(steps), evidence=storable(evidence), cleanup=cleanup,
                 )
         except IntegrityError:
             return Run.objects.get(key=key)  # recorded by an earlier delivery of the same task

@@ -99,3 +99,60 @@ def wipe() -> None:
     Probe.objects.all().delete()
     Platform.objects.all().delete()
     Location.objects.all().delete()
+
+
+def history_fill(*, days: int, now: datetime, seed: int = 1, outages_per_week: float = 1.0) -> dict:
+    """Write `days` of past history straight into the tables (status rows, incidents with their
+    updates, hourly rollups) for every component, as evaluation would have left it. For tests and
+    benchmarks that need a long history fast; the rows are the same shape, the path is not."""
+    import random
+
+    from probes.models import (
+        Component, ComponentStatus, ComponentStatusChange, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
+        RunHour,
+    )
+    from probes.rollups import bucket_of, hour_of
+
+    rng = random.Random(seed)
+    start = now - timedelta(days=days)
+    components = list(Component.objects.prefetch_related("probes__placements"))
+    Component.objects.filter(id__in=[c.id for c in components], created_at__gt=start).update(created_at=start)
+    changes, hours, made = [], [], 0
+    for component in components:
+        t = start + timedelta(hours=rng.uniform(1, 48))
+        while t < now - timedelta(hours=2):
+            status = rng.choice([ComponentStatus.MAJOR, ComponentStatus.PARTIAL, ComponentStatus.DEGRADED])
+            length = timedelta(minutes=rng.uniform(2, 180))
+            end = min(t + length, now - timedelta(hours=1))
+            changes += [ComponentStatusChange(component=component, old_status=ComponentStatus.OPERATIONAL,
+                                              new_status=status, reason="history_fill", changed_at=t),
+                        ComponentStatusChange(component=component, old_status=status,
+                                              new_status=ComponentStatus.OPERATIONAL, reason="history_fill",
+                                              changed_at=end)]
+            if status != ComponentStatus.DEGRADED:
+                impact = "critical" if status == ComponentStatus.MAJOR else "major"
+                incident = Incident.objects.create(
+                    title=f"{component.name} failing", status=IncidentStatus.RESOLVED, impact=impact, automatic=True,
+                    started_at=t, detected_at=t + timedelta(seconds=60), resolved_at=end, created_at=t,
+                    updated_at=end, evidence={"failure_classes": {"server_error": 4}, "locations": ["atlanta"]})
+                IncidentComponent.objects.create(incident=incident, component=component, worst_status=status,
+                                                 last_status=ComponentStatus.OPERATIONAL, joined_at=t)
+                IncidentUpdate.objects.bulk_create([
+                    IncidentUpdate(incident=incident, status=IncidentStatus.INVESTIGATING, automatic=True,
+                                   body=f"{component.name} is failing.", created_at=t + timedelta(seconds=60)),
+                    IncidentUpdate(incident=incident, status=IncidentStatus.RESOLVED, automatic=True,
+                                   body="Resolved.", created_at=end)])
+                made += 1
+            t = end + timedelta(days=rng.expovariate(outages_per_week / 7))
+        for probe in component.probes.all():
+            for placement in probe.placements.all():
+                hour = hour_of(max(start, now - timedelta(days=8)))
+                while hour < now:
+                    latency = int(rng.lognormvariate(5, 0.4))
+                    hours.append(RunHour(probe_id=probe.id, location_id=placement.location_id, hour=hour, runs=60,
+                                         failures=0, latency={str(bucket_of(latency)): 40,
+                                                              str(bucket_of(latency * 3)): 20}))
+                    hour += timedelta(hours=1)
+    ComponentStatusChange.objects.bulk_create(changes, batch_size=1000)
+    RunHour.objects.bulk_create(hours, batch_size=1000, ignore_conflicts=True)
+    return {"status_changes": len(changes), "incidents": made, "run_hours": len(hours)}

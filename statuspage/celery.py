@@ -2,6 +2,10 @@
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+# filesystem:// (the embedded default) is kombu's transport with atomic writes; see statuspage/broker.py.
+TRANSPORT_ALIASES["filesystem"] = "statuspage.broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
 

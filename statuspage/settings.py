@@ -5,8 +5,11 @@ nothing to install. DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and 
 """
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,14 +61,20 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_filters",
     "probes",
     "sandbox",
     "statuspage",
+    "notifications",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "statuspage.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "statuspage.i18n.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -85,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "statuspage.context.site",
             ],
         },
     },
@@ -121,6 +131,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("VIGIE_TIME_ZONE", "UTC")
 try:
     ZoneInfo(TIME_ZONE)
@@ -129,6 +141,10 @@ except (ZoneInfoNotFoundError, ValueError):
         from None
 USE_I18N = True
 USE_TZ = True
+
+# The on-call dashboard signs people in (Django's LoginView); the admin keeps its own login page.
+LOGIN_URL = "/oncall/login/"
+LOGIN_REDIRECT_URL = "/oncall/"
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
@@ -181,16 +197,32 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Cache of the public site ------------------------------------------------------------------
+# Shared by every process: the workers announce changes, the web processes serve. Embedded: files
+# under VIGIE_DATA_DIR; production: Redis.
+CACHE_URL = env_url("VIGIE_CACHE_URL", "file://", schemes=("file", "redis", "rediss"))
+if CACHE_URL.startswith("file"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(DATA_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 5000}}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "vigie"}}
+# Longest a public response is served from the cache when nothing changed: bounds what moves with
+# the clock alone (the "monitoring delayed" notice).
+VIGIE_PUBLIC_CACHE_SECONDS = env_int("VIGIE_PUBLIC_CACHE_SECONDS", 30, minimum=0, maximum=3600)
+# When set, the static copy of the site is rewritten there after every public change.
+VIGIE_PUBLISH_DIR = env_str("VIGIE_PUBLISH_DIR")
+
 # --- Vigie ------------------------------------------------------------------------------------
 VIGIE_PAGE_NAME = env_str("VIGIE_PAGE_NAME", "Vigie")
-VIGIE_PUBLIC_URL = env_url("VIGIE_PUBLIC_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+VIGIE_PUBLIC_URL = env_url("VIGIE_PUBLIC_URL", f"http://127.0.0.1:{PORT}", schemes=("http", "https")).rstrip("/")
 # A hostile platform response is cut off past this many bytes.
 VIGIE_MAX_RESPONSE_BYTES = env_int("VIGIE_MAX_RESPONSE_BYTES", 2_000_000, minimum=10_000)
 # Runs past the failure threshold with no success in between before an automatic incident opens:
 # the component shows the outage at once, the incident waits for confirmation (flap damping).
 VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=0, maximum=20)
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1, maximum=65535)
-PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 
 LOG_LEVEL = env_str("VIGIE_LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -203,3 +235,131 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# --- Outbound safety --------------------------------------------------------------------------
+# Probes and webhooks connect only to public addresses (SSRF guard, probes/netguard.py) except
+# these: comma-separated CIDRs (10.1.0.0/16, fd00::/8) or `loopback`. `manage.py up` adds loopback
+# for the demo sandbox. Public webhook subscribers never get this allowance (see
+# VIGIE_WEBHOOK_ALLOW_PRIVATE).
+VIGIE_ALLOW_PRIVATE_TARGETS = env_list("VIGIE_ALLOW_PRIVATE_TARGETS", [])
+for _target in VIGIE_ALLOW_PRIVATE_TARGETS:
+    if _target.lower() != "loopback":
+        try:
+            ipaddress.ip_network(_target, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"VIGIE_ALLOW_PRIVATE_TARGETS: {_target!r} is neither a CIDR "
+                                       "(10.1.0.0/16, fd00::/8) nor `loopback`.") from None
+
+# --- Metrics ----------------------------------------------------------------------------------
+# /metrics for Prometheus. With a token, scrapers send it as a bearer token; without one, only
+# requests from this machine (loopback, not forwarded by a proxy) are served.
+VIGIE_METRICS_ENABLED = env_bool("VIGIE_METRICS_ENABLED", True)
+VIGIE_METRICS_TOKEN = env_str("VIGIE_METRICS_TOKEN").strip()
+if VIGIE_METRICS_TOKEN and len(VIGIE_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("VIGIE_METRICS_TOKEN must be at least 16 characters long "
+                               "(make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\").")
+
+# --- Management API ---------------------------------------------------------------------------
+def _api_rate(name: str, default: str) -> str:
+    """A DRF throttle rate: requests per second, minute, hour or day ("60/min")."""
+    value = env_str(name, default).strip()
+    if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 60/min (per s, min, hour or day).")
+    return value
+
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["statuspage.management_api.auth.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["statuspage.management_api.auth.TokenScope"],
+    # JSON only: one request format to validate (and no "nan" sneaking in through a form field).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "statuspage.management_api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per token (statuspage/security.py); over the rate: 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": ["statuspage.security.ApiReadThrottle", "statuspage.security.ApiWriteThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_read": _api_rate("VIGIE_API_READ_RATE", "60/min"),
+                               "api_write": _api_rate("VIGIE_API_WRITE_RATE", "30/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vigie management API",
+    "DESCRIPTION": "Components, incidents, maintenances, probes, platforms and runs. Authenticate with "
+                   "`Authorization: Bearer <token>` (`manage.py apitoken create`); writes need a `write` token.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is public: it describes the API, never its data.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ComponentStatus": "probes.models.ComponentStatus",
+        "IncidentStatus": "probes.models.IncidentStatus",
+        "Impact": "probes.models.Impact",
+    },
+}
+
+# --- Notifications ----------------------------------------------------------------------------
+# Email to subscribers: VIGIE_EMAIL_URL is smtp://user:password@host:587 (STARTTLS),
+# smtps://…@host:465 (TLS from the start), console:// (print them: the embedded default) or
+# dummy:// (drop them). The user and password are URL-quoted.
+EMAIL_URL = env_url("VIGIE_EMAIL_URL", "console://", schemes=("smtp", "smtps", "console", "dummy"))
+_email = urlsplit(EMAIL_URL)
+if _email.scheme in ("smtp", "smtps"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    try:
+        EMAIL_PORT = _email.port or (465 if _email.scheme == "smtps" else 587)
+    except ValueError:
+        raise ImproperlyConfigured("VIGIE_EMAIL_URL has a port that is not a number.") from None
+    if not _email.hostname:
+        raise ImproperlyConfigured("VIGIE_EMAIL_URL names no host (smtp://user:password@host:587).")
+    EMAIL_HOST = _email.hostname
+    EMAIL_HOST_USER = unquote(_email.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_email.password or "")
+    EMAIL_USE_SSL = _email.scheme == "smtps"
+    EMAIL_USE_TLS = not EMAIL_USE_SSL
+    EMAIL_TIMEOUT = 20
+else:
+    EMAIL_BACKEND = f"django.core.mail.backends.{'console' if _email.scheme == 'console' else 'dummy'}.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("VIGIE_EMAIL_FROM", "vigie@localhost")
+if "@" not in DEFAULT_FROM_EMAIL:
+    raise ImproperlyConfigured(f"VIGIE_EMAIL_FROM={DEFAULT_FROM_EMAIL!r} is not an email address.")
+# Public webhook subscribers may not target loopback or private addresses (SSRF) unless this is on
+# (tests, or a private deployment); VIGIE_ALLOW_PRIVATE_TARGETS does not extend to them. On-call
+# channels, set by staff, may target what VIGIE_ALLOW_PRIVATE_TARGETS allows.
+VIGIE_WEBHOOK_ALLOW_PRIVATE = env_bool("VIGIE_WEBHOOK_ALLOW_PRIVATE", False)
+# Apprise's own log names service tokens (its DEBUG lines print URLs): it is captured per message,
+# redacted, and logged by notifications; urllib3's DEBUG lines print request URLs, which may too.
+LOGGING.setdefault("loggers", {}).update({"apprise": {"level": "WARNING", "propagate": False},
+                                          "urllib3": {"level": "INFO"}})
+CELERY_BEAT_SCHEDULE["deliver-due-notifications"] = {
+    "task": "notifications.tasks.deliver_due",
+    "schedule": 15.0,
+    "options": {"expires": 15.0},
+}
+
+# --- Security ---------------------------------------------------------------------------------
+# Headers on every response (SecurityMiddleware; the Content-Security-Policy: statuspage/security.py).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Production behind TLS: a proxy that terminates it and sets X-Forwarded-Proto (and strips any the
+# client sent). HTTP is redirected to HTTPS, except /metrics, scraped from this machine.
+VIGIE_HTTPS = env_bool("VIGIE_HTTPS", False)
+if VIGIE_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("VIGIE_HSTS_SECONDS", 31_536_000, minimum=0, maximum=63_072_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Reverse proxies in front that append the client's address to X-Forwarded-For (rate limits read
+# it from there); 0 = clients connect directly.
+VIGIE_PROXY_HOPS = env_int("VIGIE_PROXY_HOPS", 0, minimum=0, maximum=5)
+# Subscription attempts (POST /subscribe/) per client address per hour.
+VIGIE_SUBSCRIBE_RATE = env_int("VIGIE_SUBSCRIBE_RATE", 5, minimum=1, maximum=10_000)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
 
 from probes.models import Component, ComponentStatus
+from statuspage.selectors import Section, sections, worst
 
 ComponentStatusName = Literal["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]
 Indicator = Literal["none", "minor", "major", "critical"]
@@ -37,6 +38,7 @@ class ComponentJSON(TypedDict):
     page_id: str
     group: bool
     only_show_if_degraded: bool
+    components: NotRequired[list[str]]  # only on groups: their members' ids
 
 
 class StatusJSON(TypedDict):
@@ -49,15 +51,7 @@ class ComponentsDocument(TypedDict):
     components: list[ComponentJSON]
 
 
-# Worst component status → page indicator and words (Statuspage's roll-up). For the banner,
-# maintenance ranks above operational, so "Service Under Maintenance" shows.
-BANNER_ORDER = {
-    ComponentStatus.OPERATIONAL: 0,
-    ComponentStatus.MAINTENANCE: 1,
-    ComponentStatus.DEGRADED: 2,
-    ComponentStatus.PARTIAL: 3,
-    ComponentStatus.MAJOR: 4,
-}
+# Worst component status → page indicator and words (Statuspage's roll-up).
 INDICATOR: dict[str, tuple[Indicator, str]] = {
     ComponentStatus.OPERATIONAL: ("none", "All Systems Operational"),
     ComponentStatus.MAINTENANCE: ("none", "Service Under Maintenance"),
@@ -102,16 +96,47 @@ def component_json(component: Component) -> ComponentJSON:
         "description": component.description or None,
         "showcase": True,
         "start_date": timezone.localtime(component.created_at, ZoneInfo(settings.TIME_ZONE)).date().isoformat(),
-        "group_id": None,
+        "group_id": component.group.public_id if component.group_id else None,
         "page_id": page_id(),
         "group": False,
         "only_show_if_degraded": False,
     }
 
 
+def group_json(section: Section) -> ComponentJSON:
+    """A component group, as Statuspage shows it: a component with `group: true`, the worst status
+    of its members and their ids in `components`."""
+    group = section.group
+    return {
+        "id": group.public_id,
+        "name": group.name,
+        "status": section.status,  # type: ignore[typeddict-item]
+        "created_at": timestamp(group.created_at),
+        "updated_at": timestamp(max(c.updated_at for c in section.members)),
+        "position": group.position,
+        "description": group.description or None,
+        "showcase": False,
+        "start_date": None,
+        "group_id": None,
+        "page_id": page_id(),
+        "group": True,
+        "only_show_if_degraded": False,
+        "components": [c.public_id for c in section.members],
+    }
+
+
+def components_list(components: list[Component]) -> list[ComponentJSON]:
+    """Every component and group in page order: a group, then its members."""
+    out: list[ComponentJSON] = []
+    for section in sections(components):
+        if section.group:
+            out.append(group_json(section))
+        out += [component_json(c) for c in section.members]
+    return out
+
+
 def overall_status(components: list[Component]) -> StatusJSON:
-    worst = max((c.status for c in components), key=lambda s: BANNER_ORDER.get(s, 0), default=ComponentStatus.OPERATIONAL)
-    indicator, description = INDICATOR[worst]
+    indicator, description = INDICATOR[worst(c.status for c in components)]
     return {"indicator": indicator, "description": description}
 
 
@@ -121,7 +146,7 @@ def page_for(components: list[Component]) -> PageJSON:
 
 
 def components_document(components: list[Component]) -> ComponentsDocument:
-    return {"page": page_for(components), "components": [component_json(c) for c in components]}
+    return {"page": page_for(components), "components": components_list(components)}
 
 
 # --- incidents and maintenances ----------------------------------------------------------------
@@ -204,13 +229,21 @@ MAINTENANCE_STEPS = (("scheduled", "created_at", "Maintenance scheduled."),
                      ("completed", "scheduled_until", "Maintenance has completed."))
 
 
+def maintenance_steps(maintenance, now: datetime) -> list[tuple[str, datetime, str]]:
+    """The steps a maintenance's times have reached, newest first: (status, when, words). A window
+    entered after it began shows its later steps from its creation, never before it."""
+    reached = [(name, max(getattr(maintenance, field), maintenance.created_at), text)
+               for name, field, text in MAINTENANCE_STEPS
+               if name == "scheduled" or getattr(maintenance, field) <= now]
+    return list(reversed(reached))
+
+
 def maintenance_json(maintenance, now: datetime) -> MaintenanceJSON:
     """A maintenance window; its updates are the steps its times have reached, newest first."""
     status = maintenance.status_at(now)
-    reached = [step for step in MAINTENANCE_STEPS if getattr(maintenance, step[1]) <= now or step[0] == "scheduled"]
+    reached = maintenance_steps(maintenance, now)
     updates: list[IncidentUpdateJSON] = []
-    for name, field, text in reversed(reached):
-        at = getattr(maintenance, field)
+    for name, at, text in reached:
         update_id = hashlib.sha256(f"{maintenance.public_id}:{name}".encode()).digest()
         updates.append({
             "id": "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36] for b in update_id[:12]),
@@ -222,7 +255,7 @@ def maintenance_json(maintenance, now: datetime) -> MaintenanceJSON:
     return {
         "id": maintenance.public_id, "name": maintenance.title, "status": status,
         "created_at": timestamp(maintenance.created_at),
-        "updated_at": timestamp(max(getattr(maintenance, f) for _, f, _ in reached)),
+        "updated_at": timestamp(max(at for _, at, _ in reached)),
         "monitoring_at": None,
         "resolved_at": timestamp(maintenance.scheduled_until) if status == "completed" else None,
         "impact": "maintenance", "shortlink": f"{settings.VIGIE_PUBLIC_URL}/",

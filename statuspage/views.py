@@ -1,136 +1,154 @@
-"""Public views: the status page and the Statuspage v2 JSON."""
+"""The public pages: status, incident, component (uptime and response times) and history."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Min, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from probes.evaluation import STALE_AFTER_INTERVALS
-from probes.models import Component, Incident, IncidentStatus, Maintenance
-from statuspage import v2
+from probes.incidents import format_duration, format_duration_seconds
+from probes.models import Component, Incident, Maintenance
+from probes.rollups import latency_series
+from probes.uptime import uptime_bars
+from statuspage import charts, selectors, v2
+from statuspage.cache import cached
+
+PAST_DAYS = 14
+HISTORY_MONTHS = 3
 
 
-def _components() -> list[Component]:
-    """Components with when they were last checked and whether that is too long ago. Staleness is
-    judged here too, at request time: if the scheduler or every worker stops, nothing else would
-    ever mark the page stale."""
-    enabled = Q(probes__enabled=True)
-    components = list(Component.objects.annotate(
-        last_checked=Max("probes__placements__last_run_at", filter=enabled),
-        interval=Min("probes__interval_s", filter=enabled),
-        probe_count=Count("probes", filter=enabled, distinct=True),
-    ).order_by("position", "name"))
-    now = timezone.now()
-    for c in components:
-        late = c.last_checked is not None and now - c.last_checked > timedelta(
-            seconds=STALE_AFTER_INTERVALS * (c.interval or 60))
-        c.stale = c.stale or late or c.probe_count == 0
-    return components
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
 
 
 @require_safe
+@cached
 def index(request: HttpRequest) -> HttpResponse:
-    components = _components()
-    checked = [c.last_checked for c in components if c.last_checked]
-    active = (Incident.objects.filter(resolved_at__isnull=True).prefetch_related("updates")
-              .order_by("-started_at")[:10])
-    return render(request, "statuspage/index.html", {
-        "components": components,
-        "status": v2.overall_status(components),
-        "last_checked": max(checked) if checked else None,
-        "stale": any(c.stale for c in components),
-        "incidents": [(incident, incident.updates.all()[:1]) for incident in active],
-    })
-
-
-def _json(document: object) -> JsonResponse:
-    response = JsonResponse(document, json_dumps_params={"ensure_ascii": False})
-    response["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
-@require_safe
-def components_json(request: HttpRequest) -> JsonResponse:
-    return _json(v2.components_document(_components()))
-
-
-# Statuspage returns "the 50 most recent" incidents and maintenances.
-RECENT = 50
-UNRESOLVED = [IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING]
-
-
-def _incidents(**filters) -> list:
-    return list(Incident.objects.filter(**filters).order_by("-started_at")
-                .prefetch_related("updates", "components")[:RECENT])
-
-
-def _maintenances(now, which: str = "all") -> list:
-    queryset = Maintenance.objects.prefetch_related("components").order_by("-scheduled_for")
-    if which == "upcoming":
-        queryset = queryset.filter(scheduled_for__gt=now, cancelled=False)
-    elif which == "active":
-        queryset = queryset.filter(scheduled_for__lte=now, scheduled_until__gt=now, cancelled=False)
-    return list(queryset[:RECENT])
-
-
-@require_safe
-def status_json(request: HttpRequest) -> JsonResponse:
-    components = _components()
-    return _json({"page": v2.page_for(components), "status": v2.overall_status(components)})
-
-
-@require_safe
-def summary_json(request: HttpRequest) -> JsonResponse:
     now = timezone.now()
-    components = _components()
-    maintenances = _maintenances(now, "upcoming") + _maintenances(now, "active")
-    return _json({
-        "page": v2.page_for(components),
-        "components": [v2.component_json(c) for c in components],
-        "incidents": [v2.incident_json(i) for i in _incidents(status__in=UNRESOLVED)],
-        "scheduled_maintenances": [v2.maintenance_json(m, now)
-                                   for m in sorted(maintenances, key=lambda m: m.scheduled_for)],
+    components = selectors.components()
+    bars = uptime_bars(components, now=now)
+    for c in components:
+        c.bar = bars[c.id]
+    active = selectors.unresolved_incidents()
+    past = [i for i in selectors.incidents(resolved_at__gte=now - timedelta(days=PAST_DAYS))
+            if i.status not in selectors.UNRESOLVED]
+    return render(request, "statuspage/index.html", {
+        "sections": selectors.sections(components),
         "status": v2.overall_status(components),
+        "last_checked": selectors.last_checked(components),
+        "stale": any(c.stale for c in components),
+        "active_incidents": active,
+        "past_incidents": past,
+        "past_days": PAST_DAYS,
+        "maintenances_active": selectors.maintenances(now, "active"),
+        "maintenances_upcoming": sorted(selectors.maintenances(now, "upcoming"), key=lambda m: m.scheduled_for),
+        "now": now,
     })
 
 
 @require_safe
-def incidents_json(request: HttpRequest) -> JsonResponse:
-    return _json({"page": v2.page_for(_components()), "incidents": [v2.incident_json(i) for i in _incidents()]})
-
-
-@require_safe
-def incidents_unresolved_json(request: HttpRequest) -> JsonResponse:
-    return _json({"page": v2.page_for(_components()),
-                  "incidents": [v2.incident_json(i) for i in _incidents(status__in=UNRESOLVED)]})
-
-
-def _maintenances_view(which: str):
-    @require_safe
-    def view(request: HttpRequest) -> JsonResponse:
-        now = timezone.now()
-        return _json({"page": v2.page_for(_components()),
-                      "scheduled_maintenances": [v2.maintenance_json(m, now) for m in _maintenances(now, which)]})
-    return view
-
-
-maintenances_json = _maintenances_view("all")
-maintenances_upcoming_json = _maintenances_view("upcoming")
-maintenances_active_json = _maintenances_view("active")
-
-
-@require_safe
+@cached
 def incident_page(request: HttpRequest, public_id: str) -> HttpResponse:
-    incident = get_object_or_404(Incident.objects.prefetch_related("updates", "components"), public_id=public_id)
-    from probes.incidents import format_duration, format_duration_seconds
-
+    """An incident, or a maintenance: both have a page at /incidents/<id>, as on Statuspage."""
+    incident = (Incident.objects.prefetch_related("updates", "components").filter(public_id=public_id).first())
+    if incident is None:
+        maintenance = Maintenance.objects.prefetch_related("components").filter(public_id=public_id).first()
+        if maintenance is None:
+            raise Http404("No incident or maintenance with this id.")
+        now = timezone.now()
+        return render(request, "statuspage/maintenance.html", {
+            "maintenance": maintenance, "status": maintenance.status_at(now),
+            "steps": [(name, at) for name, at, _words in v2.maintenance_steps(maintenance, now)
+                      if name == "scheduled" or not maintenance.cancelled],
+        })
+    evidence = incident.evidence or {}
     return render(request, "statuspage/incident.html", {
         "incident": incident,
         "duration": format_duration(incident.duration) if incident.resolved_at else None,
+        "ongoing": format_duration(timezone.now() - incident.started_at) if not incident.resolved_at else None,
         "uncertainty": format_duration_seconds(incident.duration_uncertainty_s),
         "time_to_detect": format_duration(incident.time_to_detect),
+        "failure_classes": sorted((evidence.get("failure_classes") or {}).items()),
+        "status_code": evidence.get("status_code"),
+        "locations": sorted(evidence.get("locations", [])),
     })
+
+
+@require_safe
+@cached
+def component_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    component = (Component.objects.select_related("group").prefetch_related("probes")
+                 .filter(public_id=public_id).first())
+    if component is None:
+        raise Http404("No component with this id.")
+    now = timezone.now()
+    component.bar = uptime_bars([component], now=now)[component.id]
+    probe_ids = [p.id for p in component.probes.all()]
+    day = latency_series(probe_ids, since=now - timedelta(hours=24), until=now)
+    week = latency_series(probe_ids, since=now - timedelta(days=7), until=now)
+    return render(request, "statuspage/component.html", {
+        "component": component,
+        "day_chart": charts.latency_chart(day, zone=_zone()),
+        "week_chart": charts.latency_chart(week, zone=_zone(), label_every=24),
+        "now": now,
+    })
+
+
+def _month_start(year: int, month: int) -> datetime:
+    return datetime(year, month, 1, tzinfo=_zone())
+
+
+def _next_month(start: datetime) -> datetime:
+    return _month_start(start.year + start.month // 12, start.month % 12 + 1)
+
+
+def _months_back(today: date, count: int) -> list[datetime]:
+    months = [_month_start(today.year, today.month)]
+    for _ in range(count - 1):
+        first = months[-1] - timedelta(days=1)
+        months.append(_month_start(first.year, first.month))
+    return months
+
+
+def _history(request: HttpRequest, months: list[datetime], older: datetime | None) -> HttpResponse:
+    start, end = months[-1], _next_month(months[0])
+    incidents = list(Incident.objects.filter(started_at__gte=start, started_at__lt=end).order_by("-started_at")
+                     .prefetch_related("components"))
+    maintenances = list(Maintenance.objects.filter(scheduled_for__gte=start, scheduled_for__lt=end, cancelled=False)
+                        .order_by("-scheduled_for").prefetch_related("components"))
+    groups = []
+    for month in months:
+        following = _next_month(month)
+        groups.append({
+            "month": month,
+            "incidents": [i for i in incidents if month <= i.started_at < following],
+            "maintenances": [m for m in maintenances if month <= m.scheduled_for < following],
+        })
+    earliest = Incident.objects.order_by("started_at").values_list("started_at", flat=True).first()
+    show_older = older is not None and earliest is not None and earliest < months[-1]
+    return render(request, "statuspage/history.html", {
+        "months": groups, "older": older if show_older else None,
+    })
+
+
+@require_safe
+@cached
+def history(request: HttpRequest) -> HttpResponse:
+    months = _months_back(timezone.localtime(timezone.now(), _zone()).date(), HISTORY_MONTHS)
+    return _history(request, months, older=months[-1] - timedelta(days=1))
+
+
+@require_safe
+@cached
+def history_month(request: HttpRequest, month: str) -> HttpResponse:
+    year, number = (int(part) for part in month.split("-"))
+    if not 1 <= number <= 12 or year < 2000:
+        raise Http404("No such month.")
+    start = _month_start(year, number)
+    if start > timezone.now():
+        raise Http404("That month has not come yet.")
+    return _history(request, [start], older=start - timedelta(days=1))

@@ -54,6 +54,30 @@ class LiveSandbox:
         return total - kept
 
 
+@pytest.fixture(autouse=True)
+def public_cache(settings):
+    """Each test starts with an empty public cache, switched off: a test's transaction never
+    commits, so the change announcements that invalidate it never fire. Cache tests turn it on."""
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.VIGIE_PUBLIC_CACHE_SECONDS = 0
+    yield cache
+    try:
+        cache.clear()
+    except Exception:  # a test that pointed the cache at a server that is not there
+        pass
+
+
+@pytest.fixture(autouse=True)
+def loopback_targets_allowed(settings, monkeypatch):
+    """The sandbox and test receivers listen on 127.0.0.1: allow loopback past the SSRF guard, here
+    and in the workers tests start, as `manage.py up` does for the demo.
+    tests/probes/test_ssrf_guard.py takes the allowance away."""
+    settings.VIGIE_ALLOW_PRIVATE_TARGETS = ["loopback"]
+    monkeypatch.setenv("VIGIE_ALLOW_PRIVATE_TARGETS", "loopback")
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN)

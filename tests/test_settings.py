@@ -32,6 +32,8 @@ def start(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("VIGIE_TIME_ZONE", "Mars/Olympus", "is not a time zone name"),
     ("VIGIE_LOG_LEVEL", "LOUD", "is not one of DEBUG"),
     ("VIGIE_INCIDENT_CONFIRM_RUNS", "-1", "below the minimum"),
+    ("VIGIE_CACHE_URL", "memcached://localhost", "must start with one of"),
+    ("VIGIE_PUBLIC_CACHE_SECONDS", "a while", "is not a whole number"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value, words, tmp_path):
     result = start({name: value}, tmp_path)

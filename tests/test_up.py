@@ -73,7 +73,7 @@ def running(tmp_path):
 
 def components(port: int) -> dict[str, str]:
     with urlopen(f"http://127.0.0.1:{port}/api/v2/components.json", timeout=5) as response:
-        return {c["name"]: c["status"] for c in json.load(response)["components"]}
+        return {c["name"]: c["status"] for c in json.load(response)["components"] if not c["group"]}
 
 
 def runs(db: Path, sql: str) -> list[tuple]:

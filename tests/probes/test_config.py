@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from probes.config import ConfigError, config_apply, config_load
-from probes.models import Account, Component, Probe, ProbeLocation
+from probes.models import Account, Component, ComponentGroup, Probe, ProbeLocation
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 
@@ -29,6 +29,27 @@ def test_applying_the_demo_twice_changes_nothing_the_second_time(demo_env):
     assert ProbeLocation.objects.count() == 12
     assert list(Component.objects.values_list("name", flat=True)) == [
         "Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"]
+
+
+@pytest.mark.django_db
+def test_components_join_the_group_named_in_the_file_and_leave_it(demo_env):
+    config_apply(config_load(DEMO.read_text()))
+    writes = ComponentGroup.objects.get()
+    assert (writes.name, writes.position) == ("Writes", 0)
+    assert list(writes.components.values_list("name", flat=True)) == [
+        "Posting", "Reposting", "Following", "Direct messages"]
+    assert Component.objects.get(name="Timeline").group is None
+    ungrouped = DEMO.read_text().replace(", group: Writes", "")
+    changes = config_apply(config_load(ungrouped))
+    assert "~ component Posting: group" in changes and "- group Writes" in changes
+    assert not ComponentGroup.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_group_that_is_not_a_name_is_reported_with_where_it_is(demo_env):
+    bad = DEMO.read_text().replace("group: Writes, probes: [sandbox-dm]", "group: [Writes], probes: [sandbox-dm]")
+    with pytest.raises(ConfigError, match=r"components\[3\]\.group"):
+        config_load(bad)
 
 
 @pytest.mark.django_db

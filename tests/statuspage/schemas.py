@@ -28,7 +28,11 @@ COMPONENT = {"type": "object", "additionalProperties": False,
                                                      {"type": "null"}]},
                             "group_id": {"anyOf": [ident, {"type": "null"}]}, "page_id": ident,
                             "group": {"type": "boolean"}, "only_show_if_degraded": {"type": "boolean"},
-                            "components": {"type": "array", "items": ident}}}
+                            "components": {"type": "array", "items": ident}},
+             # A group lists its members' ids; a component never has the field.
+             "if": {"properties": {"group": {"const": True}}},
+             "then": {"required": ["components"], "properties": {"group_id": {"type": "null"}}},
+             "else": {"not": {"required": ["components"]}}}
 
 
 def _update(statuses: list[str]) -> dict:

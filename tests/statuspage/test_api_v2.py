@@ -2,43 +2,17 @@
 feb-2023 scenario shows in them as one incident with its updates."""
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import timedelta
 
 import jsonschema
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from probes.evaluation import platform_refresh
-from probes.models import Component, Incident, Maintenance
-from probes.scenarios import SCENARIOS
-from probes.simulation import demo_layout, simulate_scenario
+from probes.models import Component, Incident
+from probes.simulation import simulate_scenario
+from tests.statuspage.conftest import FEB_2023, T0
 from tests.statuspage.schemas import DOCUMENTS
-
-T0 = datetime(2023, 2, 8, 17, 0, tzinfo=dt_timezone.utc)
-
-
-# The February 2023 outage, shortened to five minutes to keep the suite quick.
-FEB_2023 = dataclasses.replace(SCENARIOS["feb-2023"], warmup_s=60, fault_s=300)
-
-
-@pytest.fixture
-def history(db):
-    platform = demo_layout(locations=["atlanta", "sacramento"], created_at=T0 - timedelta(days=1))
-    simulate_scenario(FEB_2023, start=T0, interval_s=30)
-    now = timezone.now()
-    past = Maintenance.objects.create(title="Database upgrade", scheduled_for=now - timedelta(days=2),
-                                      scheduled_until=now - timedelta(days=2) + timedelta(hours=1))
-    active = Maintenance.objects.create(title="Cache rebuild", body="Timelines may be slow.",
-                                        scheduled_for=now - timedelta(minutes=5), scheduled_until=now + timedelta(hours=1))
-    upcoming = Maintenance.objects.create(title="Network work", scheduled_for=now + timedelta(days=1),
-                                          scheduled_until=now + timedelta(days=1, hours=2))
-    for maintenance in (past, active, upcoming):
-        maintenance.components.set(Component.objects.filter(name="Timeline"))
-    platform_refresh(platform, now)  # as the admin does on save (and the watchdog every 10 s)
-    return {"past": past, "active": active, "upcoming": upcoming}
 
 
 @pytest.mark.parametrize("path", sorted(DOCUMENTS))
@@ -92,7 +66,8 @@ def test_the_incident_page_shows_times_duration_and_timeline(client, history):
     html = client.get(f"/incidents/{incident.public_id}").content.decode()
     assert incident.title in html and "first failing run" in html
     assert "5 min" in html and "± 30 s" in html
-    assert html.count("<li>") == incident.updates.count()
+    timeline = html.split('<ol class="timeline"', 1)[1].split("</ol>", 1)[0]
+    assert timeline.count("<li>") == incident.updates.count()
     assert client.get("/incidents/nosuchid0000").status_code == 404
 
 
@@ -108,3 +83,15 @@ def test_query_counts_do_not_grow_with_history(client, history):
     assert Incident.objects.count() == 2
     after = {path: count(path) for path in before}
     assert after == before
+
+
+def test_a_group_is_a_component_listing_its_members_with_the_worst_status(client, history):
+    components = client.get("/api/v2/components.json").json()["components"]
+    group = next(c for c in components if c["group"])
+    members = [c for c in components if c["group_id"] == group["id"]]
+    assert group["name"] == "Writes" and group["components"] == [m["id"] for m in members]
+    assert [m["name"] for m in members] == ["Posting", "Reposting", "Following", "Direct messages"]
+    assert components.index(group) < components.index(members[0])  # the group heads its members
+    Component.objects.filter(name="Following").update(status="partial_outage")
+    components = client.get("/api/v2/components.json").json()["components"]
+    assert next(c for c in components if c["group"])["status"] == "partial_outage"

@@ -39,6 +39,10 @@ class Command(BaseCommand):
         for name in ("SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN"):
             env.setdefault(name, secrets.token_urlsafe(24))
         os.environ.update({k: env[k] for k in ("SANDBOX_PORT", "SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN")})
+        # The demo's sandbox listens on 127.0.0.1: the SSRF guard must let the processes started here reach it.
+        allowed = [t.strip() for t in env.get("VIGIE_ALLOW_PRIVATE_TARGETS", "").split(",") if t.strip()]
+        if "loopback" not in (t.lower() for t in allowed):
+            env["VIGIE_ALLOW_PRIVATE_TARGETS"] = ",".join([*allowed, "loopback"])
         call_command("migrate", verbosity=0)
         call_command("config", "apply", config, verbosity=0, stdout=open(os.devnull, "w"))
         locations = list(Location.objects.filter(probes__enabled=True).distinct().values_list("name", flat=True))

@@ -1,0 +1,199 @@
+"""The SSRF guard: outbound HTTP connects only to public addresses, checked on the socket it opens.
+
+The host is resolved once, where the socket is opened; every address of the answer is checked and
+the socket connects to a checked address. Resolving beforehand and connecting later would let a
+DNS answer that changes in between (rebinding) slip past. Non-public targets an operator wants
+(the demo sandbox on loopback, a platform on the LAN) are allowed by `VIGIE_ALLOW_PRIVATE_TARGETS`.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+import sys
+import weakref
+from typing import Callable, Iterable, Union
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import _set_socket_options, allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Allowance = Callable[[], tuple[Network, ...]]
+LOOPBACK = "loopback"
+LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+EVERYWHERE = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+METADATA = ipaddress.ip_address("169.254.169.254")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+class TargetRefused(Exception):
+    """A connection the guard would not open. Not an OSError, so urllib3 neither wraps nor retries it."""
+
+    def __init__(self, host: str, address: str, reason: str) -> None:
+        self.host, self.address, self.reason = host, address, reason
+        where = address if host.strip("[]") == address else f"{host} resolves to {address}, which"
+        super().__init__(f"{where} is not a public address ({reason})")
+
+
+def parse_allowance(entries: Iterable[str]) -> tuple[Network, ...]:
+    """`loopback` or CIDRs (`10.1.0.0/16`, `fd00::/8`); a bare address is a /32 or /128. ValueError if wrong."""
+    networks: list[Network] = []
+    for entry in entries:
+        entry = entry.strip()
+        if entry.lower() == LOOPBACK:
+            networks.extend(LOOPBACK_NETWORKS)
+        elif entry:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+    return tuple(networks)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    return parse_allowance(entries)
+
+
+def settings_allowance() -> tuple[Network, ...]:
+    """What `VIGIE_ALLOW_PRIVATE_TARGETS` allows, read at connect time (tests change it)."""
+    from django.conf import settings
+
+    return _parsed(tuple(getattr(settings, "VIGIE_ALLOW_PRIVATE_TARGETS", ())))
+
+
+def no_allowance() -> tuple[Network, ...]:
+    return ()
+
+
+def refusal(address: str, allowed: tuple[Network, ...] = ()) -> str | None:
+    """Why the guard refuses this address, or None if it may be connected to."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if any(ip.version == net.version and ip in net for net in allowed):
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (
+            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 or ip in IPV4_COMPATIBLE else None)
+        if embedded is not None and not ip.is_unspecified and not ip.is_loopback:
+            return refusal(str(embedded), allowed)
+    if ip == METADATA:
+        return "link-local: the cloud metadata service"
+    for reason, hit in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+                        ("unspecified", ip.is_unspecified), ("multicast", ip.is_multicast),
+                        ("private", ip.is_private)):
+        if hit:
+            return reason
+    return None if ip.is_global else "reserved"
+
+
+def guarded_connect(host: str, port: int, timeout: object = _DEFAULT_TIMEOUT, *, allowed: tuple[Network, ...],
+                    source_address: tuple[str, int] | None = None, socket_options=None) -> socket.socket:
+    """urllib3's create_connection, with every resolved address checked before any is connected to."""
+    host = host.strip("[]")
+    infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"{host} resolves to no address")
+    # One refused address refuses the host: a hostile DNS server may answer a public and a private one.
+    for *_, sockaddr in infos:
+        reason = refusal(sockaddr[0], allowed)
+        if reason:
+            raise TargetRefused(host, sockaddr[0], reason)
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in infos:
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            _set_socket_options(sock, socket_options)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    raise error  # type: ignore[misc]
+
+
+class _Guarded:
+    """Mixin for urllib3 connections: `_new_conn` goes through the guard; `on_socket` sees each socket."""
+
+    allowed: Allowance
+    on_socket: Callable[[socket.socket], None] | None = None
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            sock = guarded_connect(self._dns_host, self.port, self.timeout, allowed=self.allowed(),
+                                   source_address=self.source_address, socket_options=self.socket_options)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out. "
+                                            f"(connect timeout={self.timeout})") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        if self.on_socket is not None:
+            self.on_socket(self.sock)  # after TLS: the socket that reads the response
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections are opened by the guard. Proxies are refused: through
+    a proxy the guard would check the proxy, not the target."""
+
+    def __init__(self, *, allowed: Allowance = settings_allowance,
+                 on_socket: Callable[[socket.socket], None] | None = None, **kwargs) -> None:
+        attrs = {"allowed": staticmethod(allowed), "on_socket": staticmethod(on_socket) if on_socket else None}
+        http = type("GuardedHTTPConnection", (_Guarded, HTTPConnection), attrs)
+        https = type("GuardedHTTPSConnection", (_Guarded, HTTPSConnection), attrs)
+        self._pool_classes = {
+            "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
+            "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+        }
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(self._pool_classes)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        raise requests.exceptions.InvalidProxyURL("outbound requests through a proxy would bypass the SSRF guard")
+
+
+def guarded_session(*, allowed: Allowance = settings_allowance,
+                    on_socket: Callable[[socket.socket], None] | None = None) -> requests.Session:
+    """A session that connects only where the guard allows; proxy variables from the environment are ignored."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = GuardedAdapter(allowed=allowed, on_socket=on_socket)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class SocketWatch:
+    """The sockets a session opened, so that a total deadline can cut them from another thread."""
+
+    def __init__(self) -> None:
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def add(self, sock: socket.socket) -> None:
+        self._sockets.add(sock)
+
+    def cut(self) -> None:
+        # socket.socket.shutdown, not SSLSocket.shutdown: that one also drops the TLS state under
+        # the thread still reading. A blocked recv returns at once and the reader sees the end.
+        for sock in list(self._sockets):
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass

@@ -1,0 +1,25 @@
+"""The public site: connects its cache to the changes it shows."""
+from django.apps import AppConfig
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+
+class StatuspageConfig(AppConfig):
+    name = "statuspage"
+
+    def ready(self) -> None:
+        from probes import models
+        from probes.events import public_change, public_changed
+        from statuspage.cache import public_changed as invalidate
+
+        public_changed.connect(invalidate, dispatch_uid="statuspage-cache")
+
+        # Edits made outside the domain functions (the admin, config) count too.
+        def edited(**_kwargs):
+            public_change()
+
+        for model in (models.Component, models.ComponentGroup, models.Incident, models.IncidentUpdate,
+                      models.IncidentComponent, models.Maintenance):
+            post_save.connect(edited, sender=model, weak=False, dispatch_uid=f"public-save-{model.__name__}")
+            post_delete.connect(edited, sender=model, weak=False, dispatch_uid=f"public-delete-{model.__name__}")
+        m2m_changed.connect(edited, sender=models.Maintenance.components.through, weak=False,
+                            dispatch_uid="public-m2m-maintenance")

@@ -1,0 +1,92 @@
+"""The public site's response cache: each page and document is rendered once per public change.
+
+A version number kept in the shared cache names the public state. Every change the public can see
+(probes.events.public_changed, sent after its transaction commits) bumps it, so the next request
+renders afresh and every process sees the same version. A short lifetime bounds what moves with
+the clock alone (the "monitoring delayed" notice). When VIGIE_PUBLISH_DIR is set, a change also
+queues a rewrite of the static copy, coalesced so that a burst of changes makes one rewrite.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import get_language
+
+log = logging.getLogger(__name__)
+
+VERSION_KEY = "vigie:public:version"
+PUBLISH_PENDING_KEY = "vigie:publish:pending"
+PUBLISH_DELAY_S = 2
+KEPT_HEADERS = ("Access-Control-Allow-Origin", "Content-Language", "Vary", "Content-Security-Policy")
+
+
+def public_version() -> int | None:
+    """The current public version, or None when the cache cannot be reached."""
+    try:
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            # After a flush, start from the clock so no old entry can be mistaken for current.
+            cache.add(VERSION_KEY, int(time.time() * 1000), timeout=None)
+            version = cache.get(VERSION_KEY)
+        return version
+    except Exception:  # the page must keep working when the cache server does not
+        log.warning("public cache unreachable; serving uncached", exc_info=True)
+        return None
+
+
+def public_changed(**_signal) -> None:
+    """Receiver of probes.events.public_changed: make every cached response old."""
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:  # no version yet (or flushed): any new one will do
+        cache.set(VERSION_KEY, int(time.time() * 1000), timeout=None)
+    if settings.VIGIE_PUBLISH_DIR and cache.add(PUBLISH_PENDING_KEY, 1, timeout=PUBLISH_DELAY_S * 5):
+        from statuspage.tasks import publish_static
+
+        try:
+            publish_static.apply_async(countdown=PUBLISH_DELAY_S)
+        except Exception:  # the broker being away must not fail the change that caused this
+            cache.delete(PUBLISH_PENDING_KEY)
+            log.exception("could not queue the static copy's rewrite")
+
+
+def cached(view):
+    """Serve a public GET view from the cache, keyed by public version, language and path."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        lifetime = settings.VIGIE_PUBLIC_CACHE_SECONDS
+        if request.method not in ("GET", "HEAD") or not lifetime:
+            return view(request, *args, **kwargs)
+        version = public_version()
+        if version is None:
+            return view(request, *args, **kwargs)
+        key = f"vigie:page:{version}:{get_language()}:{request.path}"
+        try:
+            hit = cache.get(key)
+        except Exception:
+            log.warning("public cache unreachable; serving uncached", exc_info=True)
+            return view(request, *args, **kwargs)
+        if hit is not None:
+            status, content, headers = hit
+            response = HttpResponse(content, status=status)
+            for name, value in headers.items():
+                response[name] = value
+            response["X-Cache"] = "hit"
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200 and not response.streaming:
+            headers = {name: response[name] for name in ("Content-Type", *KEPT_HEADERS) if response.has_header(name)}
+            try:
+                cache.set(key, (response.status_code, response.content, headers), timeout=lifetime)
+            except Exception:
+                log.warning("public cache unreachable; response not kept", exc_info=True)
+        response["X-Cache"] = "miss"
+        return response
+
+    return wrapper

@@ -1,0 +1,174 @@
+"""The incident history as feeds, shaped like Statuspage's /history.rss and /history.atom."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.syndication.views import Feed
+from django.utils import feedgenerator, timezone
+
+from probes.models import Incident, Maintenance
+from statuspage import v2
+from statuspage.templatetags.status import markdown_html
+
+# Statuspage's history feeds hold the 50 most recent incidents and maintenances.
+RECENT = 50
+# The feeds are in English whatever the reader's language, so month names are not left to the locale.
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One update of an entry's timeline."""
+
+    status: str
+    at: datetime
+    body: str
+    plain: bool = False  # Vigie's own text, not a person's Markdown
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An incident or a maintenance, as one feed entry."""
+
+    kind: str  # "Incident" or "Maintenance": the word in the Atom id, as Statuspage writes it
+    public_id: str
+    title: str
+    published: datetime
+    updated: datetime
+    steps: list[Step]  # newest first
+
+    @property
+    def link(self) -> str:
+        return f"{settings.VIGIE_PUBLIC_URL}/incidents/{self.public_id}"
+
+    @property
+    def tag(self) -> str:
+        # The public id never changes, so neither does the entry's id when updates are added.
+        return f"tag:{_host()},2005:{self.kind}/{self.public_id}"
+
+
+def _host() -> str:
+    return urlsplit(settings.VIGIE_PUBLIC_URL).hostname or "localhost"
+
+
+def step_label(status: str, older: str | None) -> str:
+    """Statuspage's label: the title-cased status, or "Update" when the status did not change."""
+    if status == older:
+        return "Update"
+    return status.replace("_", " ").capitalize()
+
+
+def content_html(steps: list[Step]) -> str:
+    """One <p> per update, newest first, with the time in the page's time zone. The body is rendered
+    as on the incident page; its first paragraph joins the label, as in Statuspage's one-line updates."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    paragraphs = []
+    for i, step in enumerate(steps):
+        older = steps[i + 1].status if i + 1 < len(steps) else None
+        local = timezone.localtime(step.at, zone)
+        body = str(markdown_html(step.body, plain=step.plain))
+        first, rest = (body[3:].split("</p>", 1) + [""])[:2] if body.startswith("<p>") else ("", body)
+        paragraphs.append(
+            f"<p><small>{MONTHS[local.month - 1]} <var data-var='date'>{local.day}</var>, "
+            f"<var data-var='time'>{local:%H:%M}</var> {local:%Z}</small><br>"
+            f"<strong>{step_label(step.status, older)}</strong> - {first}</p>{rest.strip()}")
+    return "".join(paragraphs)
+
+
+def history_entries(now: datetime) -> list[Entry]:
+    """The newest incidents and maintenances (cancelled ones left out), newest first, in four queries."""
+    entries = [Entry("Incident", i.public_id, i.title, i.started_at, i.updated_at,
+                     [Step(u.status, u.created_at, u.body, u.automatic) for u in i.updates.all()])
+               for i in Incident.objects.order_by("-started_at").prefetch_related("updates")[:RECENT]]
+    # maintenance_json reads the components, hence their prefetch; its steps are computed, not queried.
+    for m in Maintenance.objects.filter(cancelled=False).order_by("-scheduled_for").prefetch_related(
+            "components__group")[:RECENT]:
+        document = v2.maintenance_json(m, now)
+        steps = [Step(u["status"], datetime.fromisoformat(u["created_at"]), u["body"])
+                 for u in document["incident_updates"]]
+        entries.append(Entry("Maintenance", m.public_id, m.title, m.scheduled_for,
+                             datetime.fromisoformat(document["updated_at"]), steps))
+    entries.sort(key=lambda e: e.published, reverse=True)
+    return entries[:RECENT]
+
+
+class _NewestUpdate:
+    """The feed's date is its newest entry's update: an upcoming maintenance is published in the
+    future, and Django's default (the latest of all dates) would date the feed, and Last-Modified, there."""
+
+    def latest_post_date(self) -> datetime:
+        return max((item["updateddate"] for item in self.items), default=timezone.now())
+
+
+class HistoryRss201rev2Feed(_NewestUpdate, feedgenerator.Rss201rev2Feed):
+    pass
+
+
+class HistoryAtom1Feed(_NewestUpdate, feedgenerator.Atom1Feed):
+    """Atom with the updates as <content type="html">, where Django would write a <summary>."""
+
+    def add_item_elements(self, handler, item) -> None:
+        super().add_item_elements(handler, {**item, "description": None})
+        handler.addQuickElement("content", item["description"], {"type": "html"})
+
+
+class HistoryRSS(Feed):
+    """/history.rss: RSS 2.0, each item's guid its incident page."""
+
+    feed_type = HistoryRss201rev2Feed
+    extension = "rss"
+    language = "en"  # not the reader's: the labels and dates are written in English
+    item_guid_is_permalink = True
+
+    def title(self) -> str:
+        return f"{settings.VIGIE_PAGE_NAME} Status - Incident History"
+
+    def description(self) -> str:
+        return self.title()
+
+    def link(self) -> str:
+        return settings.VIGIE_PUBLIC_URL
+
+    def feed_url(self) -> str:
+        return f"{settings.VIGIE_PUBLIC_URL}/history.{self.extension}"
+
+    def author_name(self) -> str:
+        return settings.VIGIE_PAGE_NAME
+
+    def items(self) -> list[Entry]:
+        return history_entries(timezone.now())
+
+    def item_title(self, entry: Entry) -> str:
+        return entry.title
+
+    def item_link(self, entry: Entry) -> str:
+        return entry.link
+
+    def item_guid(self, entry: Entry) -> str:
+        return entry.link
+
+    def item_description(self, entry: Entry) -> str:
+        return content_html(entry.steps)
+
+    def item_pubdate(self, entry: Entry) -> datetime:
+        return entry.published
+
+    def item_updateddate(self, entry: Entry) -> datetime:
+        return entry.updated
+
+
+class HistoryAtom(HistoryRSS):
+    """/history.atom: Atom 1.0, with tag: ids that stay the same as the entry gets updates."""
+
+    feed_type = HistoryAtom1Feed
+    extension = "atom"
+
+    def feed_guid(self) -> str:
+        return f"tag:{_host()},2005:/history"
+
+    def item_guid(self, entry: Entry) -> str:
+        return entry.tag

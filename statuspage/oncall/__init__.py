@@ -1,0 +1,1 @@
+"""The on-call dashboard at /oncall/: staff only, refreshed in place, usable without JavaScript."""

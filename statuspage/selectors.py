@@ -1,0 +1,106 @@
+"""What the public site reads: components with their freshness, groups, incidents, maintenances.
+
+Every function here runs a fixed number of queries, whatever the length of history.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Max, Min, Q
+from django.utils import timezone
+
+from probes.evaluation import STALE_AFTER_INTERVALS
+from probes.models import Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, Maintenance
+
+# Statuspage returns "the 50 most recent" incidents and maintenances.
+RECENT = 50
+UNRESOLVED = [IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentStatus.MONITORING]
+# Worst first, for a group's status and the page banner; maintenance ranks above operational so
+# "Service Under Maintenance" shows.
+BANNER_ORDER = {
+    ComponentStatus.OPERATIONAL: 0,
+    ComponentStatus.MAINTENANCE: 1,
+    ComponentStatus.DEGRADED: 2,
+    ComponentStatus.PARTIAL: 3,
+    ComponentStatus.MAJOR: 4,
+}
+
+
+def worst(statuses) -> str:
+    return max(statuses, key=lambda s: BANNER_ORDER.get(s, 0), default=ComponentStatus.OPERATIONAL)
+
+
+def components() -> list[Component]:
+    """Components (with their group) and when they were last checked, and whether that is too long
+    ago. Staleness is judged here too, at request time: if the scheduler or every worker stops,
+    nothing else would ever mark the page stale."""
+    enabled = Q(probes__enabled=True)
+    rows = list(Component.objects.select_related("group").annotate(
+        last_checked=Max("probes__placements__last_run_at", filter=enabled),
+        interval=Min("probes__interval_s", filter=enabled),
+        probe_count=Count("probes", filter=enabled, distinct=True),
+    ).order_by("position", "name"))
+    now = timezone.now()
+    for c in rows:
+        late = c.last_checked is not None and now - c.last_checked > timedelta(
+            seconds=STALE_AFTER_INTERVALS * (c.interval or 60))
+        c.stale = c.stale or late or c.probe_count == 0
+    return rows
+
+
+@dataclass
+class Section:
+    """One block of the page: a group and its members, or a lone component (group None)."""
+
+    group: ComponentGroup | None
+    members: list[Component] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return worst(c.status for c in self.members)
+
+    @property
+    def position(self) -> tuple:
+        return (self.group.position, self.group.name) if self.group else (self.members[0].position,
+                                                                          self.members[0].name)
+
+
+def sections(rows: list[Component]) -> list[Section]:
+    """The page's layout: groups and ungrouped components in position order, members in theirs."""
+    by_group: dict[int, Section] = {}
+    out: list[Section] = []
+    for c in rows:
+        if c.group_id is None:
+            out.append(Section(None, [c]))
+        elif c.group_id in by_group:
+            by_group[c.group_id].members.append(c)
+        else:
+            by_group[c.group_id] = Section(c.group, [c])
+            out.append(by_group[c.group_id])
+    return sorted(out, key=lambda s: s.position)
+
+
+def incidents(**filters) -> list[Incident]:
+    return list(Incident.objects.filter(**filters).order_by("-started_at")
+                .prefetch_related("updates", "components__group")[:RECENT])
+
+
+def unresolved_incidents() -> list[Incident]:
+    return incidents(status__in=UNRESOLVED)
+
+
+def maintenances(now: datetime, which: str = "all") -> list[Maintenance]:
+    # A cancelled window never happened: no list shows it (its page says it was cancelled).
+    queryset = (Maintenance.objects.filter(cancelled=False).prefetch_related("components__group")
+                .order_by("-scheduled_for"))
+    if which == "upcoming":
+        queryset = queryset.filter(scheduled_for__gt=now)
+    elif which == "active":
+        queryset = queryset.filter(scheduled_for__lte=now, scheduled_until__gt=now)
+    return list(queryset[:RECENT])
+
+
+def last_checked(rows: list[Component]) -> datetime | None:
+    checked = [c.last_checked for c in rows if c.last_checked]
+    return max(checked) if checked else None

@@ -1,0 +1,146 @@
+"""Template filters of the public pages: status words, percentages, durations, language links, Markdown."""
+from __future__ import annotations
+
+import markdown as markdown_lib
+import nh3
+from django import template
+from django.utils.html import linebreaks
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext_lazy as _, pgettext_lazy
+
+from probes.incidents import format_duration_seconds
+from statuspage.i18n import PREFIXED, has_twin
+
+register = template.Library()
+
+STATUS_WORDS = {
+    "operational": _("Operational"),
+    "degraded_performance": _("Degraded performance"),
+    "partial_outage": _("Partial outage"),
+    "major_outage": _("Major outage"),
+    "under_maintenance": _("Under maintenance"),
+    # incidents and maintenances
+    "investigating": _("Investigating"),
+    "identified": _("Identified"),
+    "monitoring": _("Monitoring"),
+    "resolved": _("Resolved"),
+    "postmortem": _("Postmortem"),
+    "scheduled": _("Scheduled"),
+    "in_progress": _("In progress"),
+    "verifying": _("Verifying"),
+    "completed": _("Completed"),
+}
+# A shape beside each status word, so status is never told by colour alone.
+STATUS_SYMBOLS = {"operational": "✓", "degraded_performance": "!", "partial_outage": "◐", "major_outage": "✕",
+                  "under_maintenance": "⚙"}
+IMPACT_WORDS = {
+    "none": pgettext_lazy("impact", "None"), "minor": pgettext_lazy("impact", "Minor"),
+    "major": pgettext_lazy("impact", "Major"), "critical": pgettext_lazy("impact", "Critical"),
+    "maintenance": pgettext_lazy("impact", "Maintenance"),
+}
+BANNER_WORDS = {
+    "All Systems Operational": _("All Systems Operational"),
+    "Service Under Maintenance": _("Service Under Maintenance"),
+    "Degraded System Service": _("Degraded System Service"),
+    "Partial System Outage": _("Partial System Outage"),
+    "Major System Outage": _("Major System Outage"),
+}
+
+
+@register.filter
+def status_word(status: str) -> str:
+    return STATUS_WORDS.get(status, status)
+
+
+@register.filter
+def status_symbol(status: str) -> str:
+    return STATUS_SYMBOLS.get(status, "")
+
+
+@register.filter
+def impact_word(impact: str) -> str:
+    return IMPACT_WORDS.get(impact, impact)
+
+
+@register.filter
+def banner_word(description: str) -> str:
+    return BANNER_WORDS.get(description, description)
+
+
+@register.filter
+def percent(ratio: float | None) -> str:
+    """99.95 %, never rounded up to 100 % while there was any downtime."""
+    if ratio is None:
+        return "—"
+    value = ratio * 100
+    text = f"{value:.2f}"
+    if text == "100.00" and ratio < 1:
+        text = "99.99"
+    if get_language() == "fr":
+        return text.replace(".", ",") + "\u202f%"
+    return text + "%"
+
+
+@register.filter
+def seconds(value: float) -> str:
+    return format_duration_seconds(value)
+
+
+@register.simple_tag(takes_context=True)
+def language_links(context) -> list[dict]:
+    """The same page in every language: (code, name, url, current)."""
+    from django.conf import settings
+
+    request = context["request"]
+    path = request.path
+    current = get_language()
+    if current in PREFIXED:
+        path = path[len(current) + 1:] or "/"
+    links = []
+    for code, name in settings.LANGUAGES:
+        url = f"/{code}{path}" if code in PREFIXED else path
+        if code in PREFIXED and not has_twin(path, code):
+            url = f"/{code}/"  # a page in one language only (subscribing): the other's home
+        links.append({"code": code, "name": name, "url": f"{url}?hl={code}", "current": code == current})
+    return links
+
+
+@register.filter
+def iso(value) -> str:
+    """A `<time datetime>` value: ISO 8601 to the second with the page's offset (HTML allows at
+    most milliseconds; Django's "c" format writes microseconds)."""
+    from django.utils import timezone
+
+    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+
+
+# What a person's Markdown may become. Raw HTML is never parsed (it shows as typed, escaped), and nh3
+# removes whatever Markdown itself could produce beyond this (images, a javascript: link).
+MARKDOWN_TAGS = {"p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "a", "blockquote"}
+MARKDOWN_URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def _markdown_converter() -> markdown_lib.Markdown:
+    converter = markdown_lib.Markdown(extensions=["nl2br", "sane_lists"], output_format="html")
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    return converter
+
+
+def markdown_html(text: str, *, plain: bool = False) -> SafeString:
+    """Text written by people (incident updates, postmortems, maintenances) as safe HTML blocks.
+    `plain` is for Vigie's own automatic updates: they may quote a platform's error text, which is
+    shown as written, never read as Markdown (a hostile platform does not get to make links)."""
+    if not text:
+        return mark_safe("")
+    if plain:
+        return mark_safe(linebreaks(text, autoescape=True))
+    html = _markdown_converter().convert(text)
+    return mark_safe(nh3.clean(html, tags=MARKDOWN_TAGS, attributes={"*": set(), "a": {"href"}},
+                               url_schemes=MARKDOWN_URL_SCHEMES, link_rel="nofollow noopener"))
+
+
+@register.filter(is_safe=True)
+def markdown(text: str, plain: bool = False) -> SafeString:
+    """`{{ update.body|markdown:update.automatic }}`: see markdown_html."""
+    return markdown_html(text, plain=bool(plain))

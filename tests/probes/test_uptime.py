@@ -1,0 +1,134 @@
+"""Uptime per day from the component status rows: the formula, day boundaries, incidents."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from probes.models import Component, ComponentStatus, ComponentStatusChange, Incident, IncidentComponent
+from probes.uptime import PARTIAL_WEIGHT, uptime_bars
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
+DAY = 86400
+
+
+def change(component, at, old, new):
+    ComponentStatusChange.objects.create(component=component, old_status=old, new_status=new, reason="test",
+                                         changed_at=at)
+
+
+def spell(component, start, length, status):
+    change(component, start, ComponentStatus.OPERATIONAL, status)
+    change(component, start + length, status, ComponentStatus.OPERATIONAL)
+
+
+@pytest.fixture
+def posting(db):
+    return Component.objects.create(name="Posting", created_at=NOW - timedelta(days=30))
+
+
+def day_of(bar, when):
+    return next(d for d in bar.days if d.date == when.date())
+
+
+def test_major_counts_fully_partial_at_0_3_and_maintenance_not_at_all(posting):
+    day = datetime(2026, 11, 18, tzinfo=dt_timezone.utc)
+    spell(posting, day + timedelta(hours=1), timedelta(hours=1), ComponentStatus.MAJOR)
+    spell(posting, day + timedelta(hours=3), timedelta(hours=1), ComponentStatus.PARTIAL)
+    spell(posting, day + timedelta(hours=5), timedelta(hours=2), ComponentStatus.MAINTENANCE)
+    spell(posting, day + timedelta(hours=9), timedelta(hours=1), ComponentStatus.DEGRADED)
+    cell = day_of(uptime_bars([posting], now=NOW)[posting.id], day)
+    assert (cell.major_s, cell.partial_s, cell.maintenance_s, cell.degraded_s) == (3600, 3600, 7200, 3600)
+    assert cell.uptime == pytest.approx(1 - (3600 + PARTIAL_WEIGHT * 3600) / (DAY - 7200))
+    assert cell.level == "partial"  # 1 h 18 min weighted: above 30 min, below 4 h
+
+
+def test_the_90_day_figure_weighs_days_by_the_time_counted(posting):
+    spell(posting, datetime(2026, 11, 10, 6, tzinfo=dt_timezone.utc), timedelta(hours=6), ComponentStatus.MAJOR)
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    monitored = (NOW - posting.created_at).total_seconds()
+    assert bar.uptime == pytest.approx(1 - 6 * 3600 / monitored)
+    assert len(bar.days) == 90 and bar.days[-1].date == NOW.date()
+
+
+def test_days_before_the_component_existed_have_no_data_and_do_not_count(posting):
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert [d.level for d in bar.days[:59]] == ["nodata"] * 59
+    assert bar.days[59].level == "up" and bar.days[59].uptime == 1
+    assert bar.uptime == 1
+
+
+def test_an_outage_spanning_midnight_is_split_between_its_days(posting):
+    spell(posting, datetime(2026, 11, 15, 23, tzinfo=dt_timezone.utc), timedelta(hours=3), ComponentStatus.MAJOR)
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert day_of(bar, datetime(2026, 11, 15)).major_s == 3600
+    assert day_of(bar, datetime(2026, 11, 16)).major_s == 7200
+
+
+def test_days_are_calendar_days_of_the_page_time_zone(posting, settings):
+    settings.TIME_ZONE = "America/Los_Angeles"
+    # 05:00 UTC on the 16th is 21:00 on the 15th in California.
+    spell(posting, datetime(2026, 11, 16, 5, tzinfo=dt_timezone.utc), timedelta(hours=1), ComponentStatus.MAJOR)
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert day_of(bar, datetime(2026, 11, 15)).major_s == 3600
+    assert day_of(bar, datetime(2026, 11, 16)).major_s == 0
+
+
+def test_an_outage_still_running_counts_until_now(posting):
+    change(posting, NOW - timedelta(hours=2), ComponentStatus.OPERATIONAL, ComponentStatus.MAJOR)
+    Component.objects.filter(id=posting.id).update(status=ComponentStatus.MAJOR)
+    posting.refresh_from_db()
+    cell = uptime_bars([posting], now=NOW)[posting.id].days[-1]
+    assert cell.major_s == 7200 and cell.observed_s == 12 * 3600
+
+
+def test_a_status_set_before_the_window_holds_from_its_start(posting):
+    """No change inside the window: the current status held all along."""
+    Component.objects.filter(id=posting.id).update(status=ComponentStatus.PARTIAL, created_at=NOW - timedelta(days=200))
+    posting.refresh_from_db()
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert bar.uptime == pytest.approx(1 - PARTIAL_WEIGHT)
+
+
+def test_each_day_lists_the_incidents_that_touched_it(posting):
+    incident = Incident.objects.create(title="Posting failing", started_at=datetime(2026, 11, 12, 23, tzinfo=dt_timezone.utc),
+                                       detected_at=datetime(2026, 11, 12, 23, 1, tzinfo=dt_timezone.utc),
+                                       resolved_at=datetime(2026, 11, 13, 1, tzinfo=dt_timezone.utc))
+    IncidentComponent.objects.create(incident=incident, component=posting, worst_status="major_outage",
+                                     last_status="operational")
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    touched = [d.date.day for d in bar.days if d.incidents]
+    assert touched == [12, 13]
+    assert day_of(bar, datetime(2026, 11, 12)).incidents == [(incident.public_id, "Posting failing")]
+
+
+def test_two_queries_whatever_the_number_of_components_and_changes(db):
+    components = [Component.objects.create(name=f"C{i}", created_at=NOW - timedelta(days=100)) for i in range(5)]
+    for i, component in enumerate(components):
+        for day in range(0, 80, 3):
+            spell(component, NOW - timedelta(days=day, hours=i), timedelta(minutes=20), ComponentStatus.MAJOR)
+    with CaptureQueriesContext(connection) as queries:
+        bars = uptime_bars(components, now=NOW)
+    assert len(queries) == 2
+    assert all(bar.uptime < 1 for bar in bars.values())
+
+
+def test_a_day_when_clocks_go_back_has_25_hours(posting, settings):
+    settings.TIME_ZONE = "Europe/Paris"  # 25 Oct 2026: 03:00 CEST becomes 02:00 CET
+    Component.objects.filter(id=posting.id).update(created_at=datetime(2026, 10, 1, tzinfo=dt_timezone.utc))
+    posting.refresh_from_db()
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert day_of(bar, datetime(2026, 10, 25)).observed_s == 25 * 3600
+    assert day_of(bar, datetime(2026, 10, 24)).observed_s == DAY
+
+
+def test_an_incident_resolved_at_midnight_belongs_to_its_day_only(posting):
+    incident = Incident.objects.create(title="Late outage", started_at=datetime(2026, 11, 15, 22, tzinfo=dt_timezone.utc),
+                                       detected_at=datetime(2026, 11, 15, 22, 1, tzinfo=dt_timezone.utc),
+                                       resolved_at=datetime(2026, 11, 16, tzinfo=dt_timezone.utc))
+    IncidentComponent.objects.create(incident=incident, component=posting, worst_status="major_outage",
+                                     last_status="operational")
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert [d.date.day for d in bar.days if d.incidents] == [15]

@@ -1,0 +1,273 @@
+"""The public pages: status page sections, uptime bars, history, component page, badges, languages
+and the response cache."""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone as dt_timezone
+from xml.etree import ElementTree
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from probes.evaluation import component_set_status
+from probes.incidents import incident_add_update
+from probes.models import Component, ComponentGroup, ComponentStatus, Incident, Maintenance, ProbeLocation
+from probes.scenarios import SCENARIOS
+from probes.simulation import demo_layout, history_fill, record_run, simulate_scenario
+
+FEB_2023 = dataclasses.replace(SCENARIOS["feb-2023"], warmup_s=60, fault_s=300)
+
+
+@pytest.fixture
+def site(db):
+    """The demo's components, three days old, the writes grouped, fresh runs from both locations;
+    at noon, so that the last hour is today."""
+    with time_machine.travel(datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc), tick=True):
+        now = timezone.now()
+        demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=3))
+        Component.objects.update(created_at=now - timedelta(days=3))
+        yield _grouped(now)
+
+
+def _grouped(now):
+    writes = ComponentGroup.objects.create(name="Writes", position=0)
+    Component.objects.filter(name__in=["Posting", "Reposting", "Following", "Direct messages"]).update(group=writes)
+    for placement in ProbeLocation.objects.all():
+        record_run(placement, now - timedelta(seconds=20), latency_ms=120)
+    return now
+
+
+def get(client, path, **headers):
+    response = client.get(path, **headers)
+    assert response.status_code == 200, (path, response.status_code)
+    return response.content.decode()
+
+
+def test_the_status_page_shows_groups_statuses_in_words_and_uptime(client, site):
+    component_set_status(component=Component.objects.get(name="Following"), status=ComponentStatus.PARTIAL,
+                         reason="test", at=site - timedelta(hours=1))
+    html = get(client, "/")
+    writes = html.split("Writes", 1)[1].split("</section>", 1)[0]
+    assert "Partial outage" in writes.split("</h3>", 1)[0]  # the group shows its worst member
+    assert all(name in writes for name in ("Posting", "Reposting", "Following", "Direct messages"))
+    assert "Timeline" not in writes
+    assert "◐" in html and "Partial System Outage" in html  # a shape beside the words, not colour alone
+    assert html.count('<ol class="bar"') == 6
+    assert "(major outage time + 0.3 × partial outage time)" in html  # the formula is stated
+
+
+def test_a_day_with_downtime_is_focusable_and_says_what_happened(client, site):
+    following = Component.objects.get(name="Following")
+    component_set_status(component=following, status=ComponentStatus.MAJOR, reason="t", at=site - timedelta(minutes=50))
+    component_set_status(component=following, status=ComponentStatus.OPERATIONAL, reason="t",
+                         at=site - timedelta(minutes=10))
+    html = get(client, "/")
+    bar = html.split('aria-label="Following:', 1)[1].split("</ol>", 1)[0]
+    today = bar.rsplit("<li", 1)[1]
+    assert 'tabindex="0"' in today and "40 min major outage" in today
+    assert bar.count('tabindex="0"') == 1  # quiet days are read, not tabbed through
+    assert bar.count("no downtime") == 3 and bar.count("no data") == 86
+
+
+def test_active_and_upcoming_maintenance_and_recent_past_incidents_show(client, site):
+    timeline = Component.objects.filter(name="Timeline")
+    upcoming = Maintenance.objects.create(title="Network work", scheduled_for=site + timedelta(days=1),
+                                          scheduled_until=site + timedelta(days=1, hours=1))
+    active = Maintenance.objects.create(title="Cache rebuild", scheduled_for=site - timedelta(minutes=5),
+                                        scheduled_until=site + timedelta(hours=1))
+    upcoming.components.set(timeline)
+    active.components.set(timeline)
+    recent = Incident.objects.create(title="Recent outage", started_at=site - timedelta(days=3),
+                                     detected_at=site - timedelta(days=3), resolved_at=site - timedelta(days=2),
+                                     status="resolved")
+    Incident.objects.create(title="Old outage", started_at=site - timedelta(days=20),
+                            detected_at=site - timedelta(days=20), resolved_at=site - timedelta(days=19),
+                            status="resolved")
+    html = get(client, "/")
+    assert "Maintenance in progress" in html and "Cache rebuild" in html
+    assert "Scheduled maintenance" in html and "Network work" in html
+    assert "Recent outage" in html and f"/incidents/{recent.public_id}" in html
+    assert "Old outage" not in html  # past incidents: the last 14 days only
+    assert f"/incidents/{upcoming.public_id}" in html
+    maintenance_page = get(client, f"/incidents/{upcoming.public_id}")
+    assert "Network work" in maintenance_page and "Scheduled" in maintenance_page
+
+
+def test_a_stale_page_does_not_claim_health(client, site):
+    Component.objects.update(stale=True)
+    html = get(client, "/")
+    assert "Last known: All Systems Operational" in html and "Monitoring is delayed" in html
+    assert 'class="banner none"' not in html
+
+
+def test_the_incident_page_gives_evidence_and_duration_with_its_uncertainty(client, site):
+    simulate_scenario(FEB_2023, start=site + timedelta(minutes=1), interval_s=30)  # after the fixture's runs
+    incident = Incident.objects.get()
+    html = get(client, f"/incidents/{incident.public_id}")
+    assert "quota_exceeded" in html and "HTTP 429" in html and "atlanta" in html and "sacramento" in html
+    assert "5 min" in html and "± 30 s" in html
+
+
+def test_history_lists_incidents_by_month_and_links_to_older_months(client, site):
+    old = Incident.objects.create(title="Spring outage", started_at=site - timedelta(days=200),
+                                  detected_at=site - timedelta(days=200), resolved_at=site - timedelta(days=200),
+                                  status="resolved")
+    Incident.objects.create(title="This month", started_at=site, detected_at=site, status="investigating")
+    html = get(client, "/history")
+    assert "This month" in html and "Spring outage" not in html
+    assert html.count("<h2>") == 3
+    month = timezone.localtime(old.started_at).strftime("%Y-%m")
+    older = html.split('/history/', 1)[1][:7]
+    assert get(client, f"/history/{month}").count("Spring outage") == 1
+    assert older < timezone.localtime(site).strftime("%Y-%m")
+    assert client.get("/history/2999-01").status_code == 404
+    assert client.get("/history/2026-13").status_code == 404
+
+
+def test_the_component_page_draws_p50_and_p95_per_hour_from_the_rollups(client, site):
+    posting = Component.objects.get(name="Posting")
+    placement = ProbeLocation.objects.filter(probe__slug="sandbox-post").first()
+    for minutes in (90, 80, 70):
+        record_run(placement, site - timedelta(minutes=minutes), latency_ms=800)
+    html = get(client, f"/components/{posting.public_id}")
+    assert html.count('<svg class="chart"') == 2
+    points = html.split('<polyline points="', 2)[1].split('"', 1)[0].split()
+    assert len(points) >= 2  # an hour with the slow runs, the hour with the fresh ones
+    assert "800 ms" in html or "861 ms" in html  # the slow hour's p50 in the table (bucket bound)
+    assert client.get("/components/nosuchid0000").status_code == 404
+
+
+def test_badges_are_svg_with_the_status_and_uptime_in_words(client, site):
+    dms = Component.objects.get(name="Direct messages")
+    component_set_status(component=dms, status=ComponentStatus.MAJOR, reason="t", at=site - timedelta(hours=6))
+    page = client.get("/badges/status.svg")
+    assert page["Content-Type"].startswith("image/svg+xml")
+    assert ElementTree.fromstring(page.content).find("{http://www.w3.org/2000/svg}title").text == \
+        "status: major system outage"
+    badge = get(client, f"/components/{dms.public_id}/status.svg")
+    assert "Direct messages: major outage" in badge
+    uptime = ElementTree.fromstring(client.get(f"/components/{dms.public_id}/uptime.svg").content)
+    value = uptime.find("{http://www.w3.org/2000/svg}title").text.split(": ")[1]
+    assert value.endswith("%") and 90 < float(value[:-1]) < 95  # 6 h of 3 days down
+    assert client.get("/components/nosuchid0000/status.svg").status_code == 404
+
+
+def test_a_french_reader_is_sent_to_the_french_page_and_can_switch_back(client, site):
+    response = client.get("/", HTTP_ACCEPT_LANGUAGE="fr-FR,fr;q=0.9,en;q=0.5")
+    assert response.status_code == 302 and response["Location"] == "/fr/"
+    assert "Accept-Language" in response["Vary"]
+    html = get(client, "/fr/")
+    assert '<html lang="fr">' in html and "Tous les systèmes sont opérationnels" in html
+    assert 'href="/?hl=en"' in html and 'href="/fr/history"' in html
+    english = client.get("/?hl=en", HTTP_ACCEPT_LANGUAGE="fr")
+    assert english.status_code == 200 and "All Systems Operational" in english.content.decode()
+    assert client.cookies["vigie_language"].value == "en"
+    assert client.get("/history", HTTP_ACCEPT_LANGUAGE="fr").status_code == 200  # the choice is kept
+
+
+def test_machine_documents_are_never_redirected_by_language(client, site):
+    for path in ("/api/v2/summary.json", "/history.atom", "/badges/status.svg"):
+        assert client.get(path, HTTP_ACCEPT_LANGUAGE="fr").status_code == 200
+
+
+def _translations(entry: str) -> list[str]:
+    """The msgstr texts of one .po entry (msgstr, or msgstr[0], msgstr[1] …), continuation lines joined."""
+    texts, current = [], None
+    for line in entry.splitlines():
+        if line.startswith("msgstr"):
+            current = len(texts)
+            texts.append(line.split(" ", 1)[1].strip('"'))
+        elif line.startswith('"') and current is not None:
+            texts[current] += line.strip('"')
+        elif not line.startswith('"'):
+            current = None
+    return texts
+
+
+def test_every_french_message_is_translated_and_compiled():
+    from gettext import GNUTranslations
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "locale/fr/LC_MESSAGES"
+    entries = [e for e in (folder / "django.po").read_text().split("\n\n") if "msgid" in e]
+    untranslated = [e for e in entries[1:] if any(not text for text in _translations(e))]
+    fuzzy = [e for e in entries if "#, fuzzy" in e]
+    assert len(entries) > 50 and not untranslated and not fuzzy
+    with open(folder / "django.mo", "rb") as compiled:
+        catalog = GNUTranslations(compiled)
+    assert catalog.gettext("All Systems Operational") == "Tous les systèmes sont opérationnels"
+    assert len(catalog._catalog) >= len(entries)  # the .mo holds every entry of the .po (compile it: make messages)
+
+
+def test_a_cached_page_is_served_until_a_change_is_announced(client, site, settings,
+                                                             django_capture_on_commit_callbacks):
+    settings.VIGIE_PUBLIC_CACHE_SECONDS = 60
+    first = client.get("/api/v2/status.json")
+    second = client.get("/api/v2/status.json")
+    assert (first["X-Cache"], second["X-Cache"]) == ("miss", "hit") and first.content == second.content
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/")
+        client.get("/")
+    assert len(queries) > 0
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/")["X-Cache"] == "hit"
+    assert len(queries) == 0  # a hit costs the database nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        component_set_status(component=Component.objects.get(name="Posting"), status=ComponentStatus.MAJOR,
+                             reason="test")
+    third = client.get("/api/v2/status.json")
+    assert third["X-Cache"] == "miss" and third.json()["status"]["indicator"] == "critical"
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = Incident.objects.create(title="Posting failing", started_at=site, detected_at=site)
+        incident_add_update(incident=incident, status="investigating", body="Looking.", automatic=False)
+    assert "Posting failing" in get(client, "/")
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v2/summary.json"])
+def test_queries_do_not_grow_from_one_day_to_one_year_of_history(client, site, path):
+    history_fill(days=1, now=site)
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            get(client, path)
+        return len(queries)
+
+    day = count()
+    filled = history_fill(days=365, now=site - timedelta(days=1), seed=2)
+    assert filled["incidents"] > 100 and filled["status_changes"] > 200
+    assert count() == day
+
+
+def test_the_pages_keep_working_when_the_cache_server_is_down(client, site, settings,
+                                                              django_capture_on_commit_callbacks):
+    settings.VIGIE_PUBLIC_CACHE_SECONDS = 60
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    for path in ("/", "/api/v2/summary.json", "/history.atom", "/badges/status.svg"):
+        assert client.get(path).status_code == 200, path
+    with django_capture_on_commit_callbacks(execute=True):
+        component_set_status(component=Component.objects.get(name="Posting"), status=ComponentStatus.MAJOR,
+                             reason="test")  # the change commits even though nobody can be told
+    assert Component.objects.get(name="Posting").status == ComponentStatus.MAJOR
+    assert "Major System Outage" in get(client, "/")
+
+
+def test_a_badge_escapes_a_hostile_component_name(client, site):
+    Component.objects.filter(name="Posting").update(name='P" onload="alert(1)')
+    component = Component.objects.get(name__startswith='P"')
+    badge = client.get(f"/components/{component.public_id}/status.svg")
+    root = ElementTree.fromstring(badge.content)
+    assert "onload" not in root.attrib and root.attrib["aria-label"].startswith('P" onload=')
+    assert badge["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_a_cancelled_maintenance_is_listed_nowhere_and_its_page_says_so(client, site):
+    cancelled = Maintenance.objects.create(title="Never happened", scheduled_for=site - timedelta(hours=2),
+                                           scheduled_until=site - timedelta(hours=1), cancelled=True)
+    assert "Never happened" not in get(client, "/api/v2/scheduled-maintenances.json")
+    assert "Never happened" not in get(client, "/history")
+    page = get(client, f"/incidents/{cancelled.public_id}")
+    assert "cancelled" in page and "Maintenance is in progress" not in page and "Completed" not in page
