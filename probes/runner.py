@@ -168,26 +168,37 @@ def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, s
 
 
 def artifact_record(*, run_key: str, probe_id: int, account: Account, artifact: CreatedArtifact) -> Artifact:
-    row, _ = Artifact.objects.get_or_create(
+    """Put an artifact on record, owned by this run. A follow or a repost has the same remote id
+    every run, so its row may exist from an earlier run, even marked cleaned: it exists again now,
+    and the row goes back to "to be cleaned", owned by the run that made it last."""
+    row, created = Artifact.objects.get_or_create(
         account=account, kind=artifact.kind, remote_id=artifact.remote_id,
         defaults={"run_key": run_key, "probe_id": probe_id},
     )
+    if not created:
+        now = timezone.now()
+        Artifact.objects.filter(id=row.id).update(run_key=run_key, probe_id=probe_id, cleaned_at=None, attempts=0,
+                                                  last_error="", next_attempt_at=now)
+        row.run_key, row.probe_id, row.cleaned_at, row.attempts, row.next_attempt_at = run_key, probe_id, None, 0, now
     return row
 
 
 def artifact_cleanup(row: Artifact, *, adapter: BaseAdapter, artifact: CreatedArtifact, secrets: list[str]) -> bool:
-    """Undo one artifact; on failure schedule another attempt later. True when it is gone."""
+    """Undo one artifact; on failure schedule another attempt later. True when it is gone.
+
+    Updates are conditional on the row's owner: if a later run made the same artifact again
+    meanwhile, that run owns the row and its own cleanup decides, so an earlier undo that
+    raced with the re-creation cannot mark the new one cleaned."""
+    owned = Artifact.objects.filter(id=row.id, run_key=row.run_key)
     try:
         adapter.undo(artifact)
     except ProbeError as exc:
         attempts = row.attempts + 1
         pause = min(timedelta(seconds=30 * 2 ** min(attempts, 10)), CLEANUP_BACKOFF_MAX)
-        Artifact.objects.filter(id=row.id).update(
-            attempts=attempts, last_error=redact(exc.message, secrets)[:500],
-            next_attempt_at=timezone.now() + pause,
-        )
+        owned.update(attempts=attempts, last_error=redact(exc.message, secrets)[:500], cleaned_at=None,
+                     next_attempt_at=timezone.now() + pause)
         return False
-    Artifact.objects.filter(id=row.id).update(cleaned_at=timezone.now(), attempts=row.attempts + 1, last_error="")
+    owned.update(cleaned_at=timezone.now(), attempts=row.attempts + 1, last_error="")
     return True
 
 
