@@ -144,6 +144,9 @@ class Account(models.Model):
     # it disappears): reposting is then tested without posting, so a posting outage does not
     # show as a reposting one, and each repost run writes half as much.
     fixture_id = models.CharField(max_length=200, blank=True)
+    # A platform session kept between runs (e.g. Bluesky's access and refresh tokens, as JSON):
+    # hosted services allow few logins a day, so a session is created once and refreshed.
+    session = EncryptedTextField(blank=True, default="", help_text="Stored encrypted; never shown.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "role"], name="one_account_per_role")]
@@ -487,6 +490,7 @@ class OwnProblem(models.Model):
     class Kind(models.TextChoices):
         STALE_LOCATION = "stale_location", "Location sends no runs"
         PROBE_BUDGET = "probe_budget", "Probes use up the platform's write limits"
+        SCHEDULER_SILENT = "scheduler_silent", "The scheduler dispatches nothing"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     subject = models.CharField(max_length=200, help_text="The location or account concerned.")
@@ -502,3 +506,15 @@ class OwnProblem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject}"
+
+
+class Heartbeat(models.Model):
+    """The last sign of life of one of Vigie's own processes ("scheduler", …), written by the
+    process itself and read by a watchdog that does not depend on it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    beat_at = models.DateTimeField()
+    detail = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
