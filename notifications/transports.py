@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 import time
 
 import requests
@@ -22,7 +23,9 @@ from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
 from notifications.models import Delivery, Event
-from probes.netguard import EVERYWHERE, TargetRefused, guarded_session, no_allowance, settings_allowance
+from probes.netguard import (
+    EVERYWHERE, SocketWatch, TargetRefused, guarded_session, guarded_context, no_allowance, settings_allowance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,8 @@ REGISTRY = {
     "email": "notifications.transports.EmailTransport",
 }
 TIMEOUT_S = 10
+# A webhook receiver gets this long in all to answer, however slowly it drips its bytes.
+DEADLINE_S = 20
 USER_AGENT = "Vigie-Notifications/1"
 SIGNATURE_HEADER = "Vigie-Signature"
 
@@ -119,17 +124,25 @@ class AppriseTransport(Transport):
     def send(self) -> None:
         import apprise
 
-        notifier = apprise.Apprise()
+        # Apprise's plugins make their own requests calls: guarded_context sends them through the
+        # SSRF guard at connect time. Apprise's own timeout bounds the whole send.
+        notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
         if not notifier.add(self.delivery.channel.url):
             raise self.fail("Apprise does not understand this URL (see https://github.com/caronc/apprise/wiki).",
                             permanent=True)
         title, body = message(self.event)
         with apprise.LogCapture(level=logging.WARNING, fmt="%(levelname)s %(message)s") as captured:
-            sent = notifier.notify(title=title, body=body)
+            with guarded_context(settings_allowance) as guard:
+                sent = notifier.notify(title=title, body=body, timeout=DEADLINE_S)
             output = captured.getvalue()
+        if guard.refused:  # Apprise reports it only as "raised an exception"
+            raise self.fail(f"refused by the SSRF guard: {guard.refused[0]}", permanent=True)
         if not sent:
-            last = [line for line in output.strip().splitlines() if line][-3:]
-            raise self.fail("Apprise could not send: " + (" | ".join(last) or "no detail"))
+            raise self.fail("Apprise could not send: " + (_last_lines(output) or "no detail"))
+
+
+def _last_lines(output: str) -> str:
+    return " | ".join([line for line in output.strip().splitlines() if line][-3:])
 
 
 class WebhookTransport(Transport):
@@ -163,8 +176,14 @@ class WebhookTransport(Transport):
                    "Idempotency-Key": f"vigie-{self.delivery.id}"}
         if self.target.secret:
             headers[SIGNATURE_HEADER] = sign(self.target.secret, body, int(time.time()))
+        # A total deadline, not only socket timeouts: at DEADLINE_S the socket is cut under the
+        # reader, so a receiver dripping a byte a second cannot hold a delivery worker.
+        watch, cut = SocketWatch(), threading.Event()
+        timer = threading.Timer(DEADLINE_S, lambda: (cut.set(), watch.cut()))
+        timer.daemon = True
+        timer.start()
         try:
-            with guarded_session(allowed=self.allowance()) as session:
+            with guarded_session(allowed=self.allowance(), on_socket=watch.add) as session:
                 response = session.post(url, data=body, headers=headers, timeout=TIMEOUT_S, allow_redirects=False,
                                         stream=True)
                 with response:
@@ -172,10 +191,16 @@ class WebhookTransport(Transport):
                         return
                     # Only the start of the answer is read: a hostile receiver may send gigabytes.
                     text = response.raw.read(2048, decode_content=True).decode("utf-8", "replace")
+                if cut.is_set():
+                    raise self.fail(f"no complete answer within {DEADLINE_S} s (total deadline)")
         except TargetRefused as exc:
             raise self.fail(f"refused by the SSRF guard: {exc}", permanent=True) from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if cut.is_set():
+                raise self.fail(f"no complete answer within {DEADLINE_S} s (total deadline)") from None
             raise self.fail(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            timer.cancel()
         # 4xx other than timeouts and rate limits will not change by asking again.
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 409, 425, 429)
         raise self.fail(f"HTTP {response.status_code}: {text[:200]}", permanent=permanent)

@@ -7,18 +7,22 @@ DNS answer that changes in between (rebinding) slip past. Non-public targets an 
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import ipaddress
 import socket
 import sys
+import threading
 import weakref
-from typing import Callable, Iterable, Union
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Union
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+import urllib3.util.connection
 from urllib3.util.connection import _set_socket_options, allowed_gai_family
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
@@ -197,3 +201,57 @@ class SocketWatch:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+# --- libraries that make their own requests calls (Apprise) ------------------------------------
+# A context variable, not a thread-local: Apprise runs a service with a deadline on its own pool,
+# and submits it with a copy of the caller's context, so the guard goes along.
+class GuardScope:
+    """What a guarded_context allows, and the refusals it made (a library may swallow them)."""
+
+    def __init__(self, allowed: Allowance) -> None:
+        self.allowed = allowed
+        self.refused: list[TargetRefused] = []
+
+
+_guard_scope: contextvars.ContextVar[GuardScope | None] = contextvars.ContextVar("vigie_guard", default=None)
+_install_lock = threading.Lock()
+_installed = False
+
+
+@contextmanager
+def guarded_context(allowed: Allowance = settings_allowance) -> Iterator[GuardScope]:
+    """Within this block (and in work submitted from it with a copy of its context), every plain
+    urllib3 connection goes through the guard, at connect time like `guarded_session`. For
+    libraries that build their own sessions: Apprise's plugins call `requests.request`."""
+    _install_context_guard()
+    scope = GuardScope(allowed)
+    token = _guard_scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _guard_scope.reset(token)
+
+
+def _install_context_guard() -> None:
+    """Wrap urllib3's create_connection once; outside a guarded_context it is unchanged."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        original = urllib3.util.connection.create_connection
+
+        def create_connection(address, timeout=_DEFAULT_TIMEOUT, source_address=None, socket_options=None):
+            scope = _guard_scope.get()
+            if scope is None:
+                return original(address, timeout, source_address, socket_options)
+            host, port = address
+            try:
+                return guarded_connect(host, port, timeout, allowed=scope.allowed(), source_address=source_address,
+                                       socket_options=socket_options)
+            except TargetRefused as exc:
+                scope.refused.append(exc)
+                raise
+
+        urllib3.util.connection.create_connection = create_connection
+        _installed = True

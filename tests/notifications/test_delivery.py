@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -170,3 +171,76 @@ def test_secrets_never_appear_in_errors_logs_or_payloads(receiver, enqueued, cap
 def test_an_unknown_transport_kind_suggests_the_nearest():
     with pytest.raises(ValueError, match="Did you mean 'webhook'"):
         transport_for("webhok")
+
+
+@pytest.mark.django_db
+def test_an_apprise_url_to_a_private_address_is_refused_at_connect_unless_allowed(receiver, enqueued, settings):
+    """Apprise makes its own requests calls; they go through the SSRF guard all the same."""
+    settings.VIGIE_ALLOW_PRIVATE_TARGETS = []
+    port = receiver.url.rsplit(":", 1)[1]
+    Channel.objects.create(name="Chat", kind=Channel.Kind.APPRISE, url=f"json://127.0.0.1:{port}/apprise")
+    delivery = make_event().deliveries.get()
+    assert tasks.deliver(delivery.id) == Delivery.Status.FAILED  # permanent: asking again changes nothing
+    delivery.refresh_from_db()
+    assert "SSRF guard" in delivery.last_error and "loopback" in delivery.last_error
+    assert receiver.requests == []
+    # Other code in the process is not affected by the guard Apprise ran under.
+    import requests
+
+    assert requests.post(receiver.url + "/plain", data=b"x", timeout=5).status_code == 200
+    settings.VIGIE_ALLOW_PRIVATE_TARGETS = ["loopback"]
+    again = make_event("incident-update:test2").deliveries.get()
+    assert tasks.deliver(again.id) == Delivery.Status.DELIVERED
+
+
+@pytest.fixture
+def dripping_receiver():
+    """Accepts a webhook, then sends its answer one byte every 0.2 s, forever."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    conn.recv(65536)
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Pad: " + b"a" * 10_000:
+                        if stop.is_set():
+                            break
+                        conn.sendall(bytes([byte]))
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+@pytest.mark.django_db
+def test_a_receiver_dripping_its_answer_is_cut_at_the_total_deadline(dripping_receiver, enqueued, monkeypatch):
+    """Each byte arrives well within the socket timeout, so only a total deadline ends the wait."""
+    from notifications import transports
+
+    monkeypatch.setattr(transports, "DEADLINE_S", 1.5)
+    Channel.objects.create(name="Slow", kind=Channel.Kind.WEBHOOK, url=dripping_receiver + "/hook")
+    delivery = make_event().deliveries.get()
+    began = time.monotonic()
+    assert tasks.deliver(delivery.id) == Delivery.Status.PENDING  # retried later, not lost
+    took = time.monotonic() - began
+    delivery.refresh_from_db()
+    assert "total deadline" in delivery.last_error, delivery.last_error
+    assert took < transports.TIMEOUT_S, took  # well before the socket timeout could have fired
