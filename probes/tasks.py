@@ -5,7 +5,7 @@ from datetime import datetime
 
 from celery import shared_task
 
-from probes import dispatch, evaluation, runner
+from probes import dispatch, evaluation, retention, runner
 from probes.models import ProbeLocation
 
 
@@ -41,3 +41,8 @@ def cleanup_pending() -> int:
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
 def watchdog() -> dict:
     return evaluation.watchdog()
+
+
+@shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)
+def runs_prune() -> int:
+    return retention.runs_prune()

@@ -195,6 +195,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "prune-old-runs": {
+        "task": "probes.tasks.runs_prune",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
+    },
 }
 
 # --- Cache of the public site ------------------------------------------------------------------
@@ -219,6 +224,8 @@ PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 VIGIE_PUBLIC_URL = env_url("VIGIE_PUBLIC_URL", f"http://127.0.0.1:{PORT}", schemes=("http", "https")).rstrip("/")
 # A hostile platform response is cut off past this many bytes.
 VIGIE_MAX_RESPONSE_BYTES = env_int("VIGIE_MAX_RESPONSE_BYTES", 2_000_000, minimum=10_000)
+# Raw runs are deleted after this many days; rollups, status changes and incidents stay.
+VIGIE_RUN_RETENTION_DAYS = env_int("VIGIE_RUN_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 # Runs past the failure threshold with no success in between before an automatic incident opens:
 # the component shows the outage at once, the incident waits for confirmation (flap damping).
 VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=0, maximum=20)
