@@ -22,6 +22,9 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The secret's default is callable, so Django would also render its current value in a
+        # hidden "initial-secret" input, to detect changes: a write-only field must not.
+        self.fields["secret"].show_hidden_initial = False
         if self.instance.pk:
             self.fields["url"].required = False
             self.fields["url"].help_text += " Leave blank to keep the current one."
