@@ -63,7 +63,9 @@ def event_record(*, key: str, kind: str, payload: EventPayload, components: Iter
     from notifications import tasks
 
     ids = [d.id for d in deliveries]
-    transaction.on_commit(lambda: [tasks.deliver.delay(i) for i in ids])
+    # robust: a broker that is down must not fail the change that made the event (which an on-call
+    # person may be posting); it is logged, and deliver_due sends the deliveries once it is back.
+    transaction.on_commit(lambda: [tasks.deliver.delay(i) for i in ids], robust=True)
     return event
 
 
@@ -246,7 +248,7 @@ def subscriber_subscribe(*, email: str = "", url: str = "", secret: str = "",
         # Nobody changes a confirmed subscription by typing its address; an unconfirmed one gets
         # its confirmation again.
         if existing.confirmed_at is None:
-            transaction.on_commit(lambda: tasks.send_confirmation.delay(existing.id))
+            transaction.on_commit(lambda: tasks.send_confirmation.delay(existing.id), robust=True)
         return existing
     with transaction.atomic():
         subscriber = Subscriber(kind=kind, email=email, url=url, secret=secret)
@@ -257,7 +259,9 @@ def subscriber_subscribe(*, email: str = "", url: str = "", secret: str = "",
         subscriber.save()
         subscriber.components.set(list(components))
     if kind == Subscriber.Kind.EMAIL:
-        transaction.on_commit(lambda: tasks.send_confirmation.delay(subscriber.id))
+        # robust: with the broker down the subscription is kept and the page answers; the failure is
+        # logged, and subscribing again sends the confirmation again.
+        transaction.on_commit(lambda: tasks.send_confirmation.delay(subscriber.id), robust=True)
     return subscriber
 
 

@@ -255,7 +255,7 @@ def maintenance_refresh(*, maintenance: Maintenance, also=()) -> None:
 def watchdog(now: datetime | None = None) -> dict:
     """Mark placements with no run for 3 intervals unknown, tell on-call about silent locations,
     and move components across maintenance boundaries. Never opens a platform incident."""
-    from probes import budget
+    from probes import budget, heartbeat
 
     now = now or timezone.now()
     went_stale = 0
@@ -278,12 +278,17 @@ def watchdog(now: datetime | None = None) -> dict:
     for platform in Platform.objects.filter(enabled=True):
         platform_refresh(platform, now)
     budget.problems_recheck(now)
+    # With the scheduler silent no location was sent anything to run: that is one problem, the
+    # scheduler's (probes.heartbeat), not one per location.
+    scheduler_silent = heartbeat.scheduler_silent(now)
     stale_locations = []
     for location in Location.objects.filter(placements__probe__enabled=True).distinct():
         placements = list(location.placements.filter(probe__enabled=True).select_related("probe"))
         subject = location.name
         if placements and all(is_stale(p, now) for p in placements):
             stale_locations.append(subject)
+            if scheduler_silent:
+                continue
             newest = max((p.last_run_at for p in placements if p.last_run_at), default=None)
             problem_open(OwnProblem.Kind.STALE_LOCATION, subject,
                          f"no run from {subject} since {newest:%Y-%m-%d %H:%M:%S %Z}" if newest

@@ -172,6 +172,9 @@ class Probe(models.Model):
         help_text="Failing locations that make a major outage; empty means a majority of the reporting ones.")
     enabled = models.BooleanField(default=True)
     locations = models.ManyToManyField(Location, through="ProbeLocation", related_name="probes")
+    # Scripted HTTP probes (platform kind "http"): steps, assertions, extractions and cleanup steps,
+    # validated by probes.adapters.scripted.script_problems. Empty for every other kind.
+    script = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return self.name
@@ -255,6 +258,7 @@ class Artifact(models.Model):
         REBLOG = "reblog"
         FOLLOW = "follow"
         DIRECT_MESSAGE = "direct_message"
+        SCRIPTED = "scripted"  # what a scripted probe's cleanup step removes; remote_id names the step
 
     run_key = models.UUIDField(help_text="The run that created it (recorded before the run is).")
     probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="artifacts")

@@ -7,14 +7,14 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 
+from probes import spool
 from probes.adapters import UnknownAdapter, adapter_class
 from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
 from probes.crypto import UNREADABLE
 from probes.errors import ProbeError
-from probes.evaluation import run_evaluate
 from probes.http import HttpSeam, redact
 from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
 
@@ -32,30 +32,38 @@ def user_agent(location: str) -> str:
 def _credentials(platform: Platform) -> dict[str, tuple[Account, Credentials]]:
     return {
         a.role: (a, Credentials(role=a.role, username=a.username, token=a.token, remote_id=a.remote_id,
-                                fixture_id=a.fixture_id))
+                                fixture_id=a.fixture_id, session=a.session if a.session != UNREADABLE else ""))
         for a in platform.accounts.all()
     }
 
 
+def account_sessions_save(*, facts: dict, accounts: dict[str, tuple[Account, Credentials]]) -> None:
+    """Keep the sessions an adapter made or refreshed (encrypted at rest). Popped from the facts
+    first: a session is a secret and must never reach the run's evidence."""
+    for role, session in facts.pop("learnt_sessions", {}).items():
+        Account.objects.filter(id=accounts[role][0].id).update(session=session)
+
+
 def _adapter(platform: Platform, accounts: dict[str, tuple[Account, Credentials]], ctx: RunContext) -> BaseAdapter:
+    try:
+        cls = adapter_class(platform.kind)
+    except UnknownAdapter as exc:
+        raise ProbeError(FailureClass.UNEXPECTED, str(exc), permanent=True) from None
     prober = accounts.get("prober")
-    if prober is None:
+    if prober is None and cls.needs_prober:
         raise ProbeError(FailureClass.AUTH, f"platform {platform.slug!r} has no prober account", permanent=True)
     for account, creds in accounts.values():
         if creds.token == UNREADABLE:
             raise ProbeError(FailureClass.AUTH, f"the stored token of {account.username} cannot be decrypted: "
                              "VIGIE_ENCRYPTION_KEY changed since it was saved; set the token again", permanent=True)
     partner = accounts.get("partner")
-    try:
-        cls = adapter_class(platform.kind)
-    except UnknownAdapter as exc:
-        raise ProbeError(FailureClass.UNEXPECTED, str(exc), permanent=True) from None
-    return cls(base_url=platform.base_url, prober=prober[1], partner=partner[1] if partner else None, ctx=ctx)
+    prober_creds = prober[1] if prober else Credentials(role="prober", username="", token="")
+    return cls(base_url=platform.base_url, prober=prober_creds, partner=partner[1] if partner else None, ctx=ctx)
 
 
 def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> Run:
     """Perform one run of a placed probe and record it; a run key already recorded is not redone."""
-    existing = Run.objects.filter(key=run_key).first()
+    existing = Run.objects.filter(key=run_key).first() or spool.spooled_run(run_key)
     if existing is not None:
         return existing
     placement = ProbeLocation.objects.select_related("probe__platform", "location").get(id=placement_id)
@@ -74,7 +82,7 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
         row = artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
         created.append((artifact, row))
 
-    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key))
+    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key), script=probe.script)
     started_at = timezone.now()
     began = time.monotonic()
     failure: ProbeError | None = None
@@ -102,17 +110,23 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
     elif created:
         cleanup = Run.Cleanup.PENDING
 
-    for role, remote_id in ctx.facts.pop("learnt_remote_ids", {}).items():
-        Account.objects.filter(id=accounts[role][0].id).update(remote_id=remote_id)
-    for role, fixture_id in ctx.facts.pop("learnt_fixture_ids", {}).items():
-        Account.objects.filter(id=accounts[role][0].id).update(fixture_id=fixture_id)
+    try:
+        for role, remote_id in ctx.facts.pop("learnt_remote_ids", {}).items():
+            Account.objects.filter(id=accounts[role][0].id).update(remote_id=remote_id)
+        for role, fixture_id in ctx.facts.pop("learnt_fixture_ids", {}).items():
+            Account.objects.filter(id=accounts[role][0].id).update(fixture_id=fixture_id)
+        account_sessions_save(facts=ctx.facts, accounts=accounts)
+    except spool.DB_DOWN:  # learnt again next run; the run itself is kept below (probes.spool)
+        spool.connection_reset()
+        ctx.facts.pop("learnt_fixture_ids", None)
+        ctx.facts.pop("learnt_sessions", None)  # a secret: never into the evidence
 
     evidence = _evidence(failure, ctx.facts, secrets)
     evidence["cleanup_steps"] = [asdict(s) for s in ctx.steps]
     return run_record(
         key=run_key, placement=placement, scheduled_for=scheduled_for, started_at=started_at,
         latency_ms=latency_ms, failure=failure, steps=action_steps, evidence=evidence, cleanup=cleanup,
-        secrets=secrets,
+        secrets=secrets, artifacts=[row for _, row in created],
     )
 
 
@@ -147,39 +161,52 @@ def storable(value):
 
 def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, started_at: datetime,
                latency_ms: int, failure: ProbeError | None, steps: list[dict], evidence: dict, cleanup: str,
-               secrets: list[str]) -> Run:
-    """Store a run once (the key is unique), move the placement's latest result, evaluate."""
-    outcome = Outcome.SUCCESS if failure is None else Outcome.FAILURE
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                run = Run.objects.create(
-                    key=key, probe_id=placement.probe_id, location_id=placement.location_id,
-                    scheduled_for=scheduled_for, started_at=started_at, finished_at=timezone.now(),
-                    latency_ms=latency_ms, outcome=outcome,
-                    failure_class=failure.failure_class if failure else "",
-                    error=storable(redact(failure.message, secrets)[:500]) if failure else "",
-                    steps=storable(steps), evidence=storable(evidence), cleanup=cleanup,
-                )
-        except IntegrityError:
-            return Run.objects.get(key=key)  # recorded by an earlier delivery of the same task
-        run_evaluate(run)
-    return run
+               secrets: list[str], artifacts: list[Artifact] = ()) -> Run:
+    """Store a run once (the key is unique), move the placement's latest result, evaluate.
+
+    The run already happened, so an unreachable database does not lose it: it waits in the spool
+    (probes.spool) and is stored, in order, once the database is back, together with the ledger
+    writes of `artifacts` that failed during the run."""
+    payload = {
+        "key": str(key), "probe_id": placement.probe_id, "location_id": placement.location_id,
+        "scheduled_for": scheduled_for.isoformat(), "started_at": started_at.isoformat(),
+        "finished_at": timezone.now().isoformat(), "latency_ms": latency_ms,
+        "outcome": Outcome.SUCCESS if failure is None else Outcome.FAILURE,
+        "failure_class": failure.failure_class if failure else "",
+        "error": storable(redact(failure.message, secrets)[:500]) if failure else "",
+        "steps": storable(steps), "evidence": storable(evidence), "cleanup": cleanup,
+        "artifacts": [spool.artifact_state(row) for row in artifacts if getattr(row, "unsynced", False)],
+    }
+    return spool.run_store_durably(payload)
 
 
 def artifact_record(*, run_key: str, probe_id: int, account: Account, artifact: CreatedArtifact) -> Artifact:
     """Put an artifact on record, owned by this run. A follow or a repost has the same remote id
     every run, so its row may exist from an earlier run, even marked cleaned: it exists again now,
-    and the row goes back to "to be cleaned", owned by the run that made it last."""
-    row, created = Artifact.objects.get_or_create(
-        account=account, kind=artifact.kind, remote_id=artifact.remote_id,
-        defaults={"run_key": run_key, "probe_id": probe_id},
-    )
+    and the row goes back to "to be cleaned", owned by the run that made it last.
+
+    With the database unreachable the row is kept in memory, marked `unsynced`: the run is cleaned
+    up as usual and `run_record` puts the artifact on record with the run (probes.spool)."""
+    try:
+        row, created = Artifact.objects.get_or_create(
+            account=account, kind=artifact.kind, remote_id=artifact.remote_id,
+            defaults={"run_key": run_key, "probe_id": probe_id},
+        )
+    except spool.DB_DOWN:
+        if connection.in_atomic_block:
+            raise
+        spool.connection_reset()
+        log.warning("database unreachable: %s %s is recorded with run %s", artifact.kind, artifact.remote_id, run_key)
+        row = Artifact(run_key=run_key, probe_id=probe_id, account=account, kind=artifact.kind,
+                       remote_id=artifact.remote_id)
+        row.unsynced = True
+        return row
     if not created:
         now = timezone.now()
-        Artifact.objects.filter(id=row.id).update(run_key=run_key, probe_id=probe_id, cleaned_at=None, attempts=0,
-                                                  last_error="", next_attempt_at=now)
-        row.run_key, row.probe_id, row.cleaned_at, row.attempts, row.next_attempt_at = run_key, probe_id, None, 0, now
+        Artifact.objects.filter(id=row.id).update(run_key=run_key, probe_id=probe_id, created_at=now, cleaned_at=None,
+                                                  attempts=0, last_error="", next_attempt_at=now)
+        row.run_key, row.probe_id, row.created_at, row.cleaned_at = run_key, probe_id, now, None
+        row.attempts, row.next_attempt_at = 0, now
     return row
 
 
@@ -189,17 +216,32 @@ def artifact_cleanup(row: Artifact, *, adapter: BaseAdapter, artifact: CreatedAr
     Updates are conditional on the row's owner: if a later run made the same artifact again
     meanwhile, that run owns the row and its own cleanup decides, so an earlier undo that
     raced with the re-creation cannot mark the new one cleaned."""
-    owned = Artifact.objects.filter(id=row.id, run_key=row.run_key)
     try:
         adapter.undo(artifact)
     except ProbeError as exc:
         attempts = row.attempts + 1
         pause = min(timedelta(seconds=30 * 2 ** min(attempts, 10)), CLEANUP_BACKOFF_MAX)
-        owned.update(attempts=attempts, last_error=redact(exc.message, secrets)[:500], cleaned_at=None,
-                     next_attempt_at=timezone.now() + pause)
+        _ledger_update(row, attempts=attempts, last_error=redact(exc.message, secrets)[:500], cleaned_at=None,
+                       next_attempt_at=timezone.now() + pause)
         return False
-    owned.update(cleaned_at=timezone.now(), attempts=row.attempts + 1, last_error="")
+    _ledger_update(row, cleaned_at=timezone.now(), attempts=row.attempts + 1, last_error="")
     return True
+
+
+def _ledger_update(row: Artifact, **fields) -> None:
+    """Write a cleanup result to the ledger row, if this run still owns it. With the database
+    unreachable (or the row never recorded), the result stays on the row for `run_record`."""
+    for name, value in fields.items():
+        setattr(row, name, value)
+    if getattr(row, "unsynced", False):
+        return
+    try:
+        Artifact.objects.filter(id=row.id, run_key=row.run_key).update(**fields)
+    except spool.DB_DOWN:
+        if connection.in_atomic_block:
+            raise
+        spool.connection_reset()
+        row.unsynced = True
 
 
 def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1)) -> int:
@@ -208,7 +250,7 @@ def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1
     now = timezone.now()
     due = list(
         Artifact.objects.filter(cleaned_at__isnull=True, next_attempt_at__lte=now, created_at__lte=now - min_age)
-        .select_related("account__platform")
+        .select_related("account__platform", "probe")
         .order_by("next_attempt_at")[:limit]
     )
     cleaned = 0
@@ -222,7 +264,7 @@ def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1
         secrets = [creds.token for _, creds in accounts.values()]
         http = HttpSeam(user_agent=user_agent("cleanup"), deadline=time.monotonic() + 20,
                         max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES, secrets=secrets)
-        ctx = RunContext(http=http, record_artifact=lambda a: None, run_key=str(row.run_key))
+        ctx = RunContext(http=http, record_artifact=lambda a: None, run_key=str(row.run_key), script=row.probe.script)
         try:
             adapter = _adapter(platform, accounts, ctx)
         except ProbeError as exc:
@@ -231,4 +273,5 @@ def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1
         artifact = CreatedArtifact(row.kind, row.remote_id, row.account.role)
         if artifact_cleanup(row, adapter=adapter, artifact=artifact, secrets=secrets):
             cleaned += 1
+        account_sessions_save(facts=ctx.facts, accounts=accounts)
     return cleaned

@@ -40,19 +40,31 @@ def public_version() -> int | None:
 
 
 def public_changed(**_signal) -> None:
-    """Receiver of probes.events.public_changed: make every cached response old."""
+    """Receiver of probes.events.public_changed: make every cached response old.
+
+    Neither the cache server nor the broker being away may fail the change that caused this (it
+    has committed): each failure is logged, cached responses then age out within
+    VIGIE_PUBLIC_CACHE_SECONDS, and the static copy is rewritten at the next change."""
     try:
-        cache.incr(VERSION_KEY)
-    except ValueError:  # no version yet (or flushed): any new one will do
-        cache.set(VERSION_KEY, int(time.time() * 1000), timeout=None)
-    if settings.VIGIE_PUBLISH_DIR and cache.add(PUBLISH_PENDING_KEY, 1, timeout=PUBLISH_DELAY_S * 5):
+        try:
+            cache.incr(VERSION_KEY)
+        except ValueError:  # no version yet (or flushed): any new one will do
+            cache.set(VERSION_KEY, int(time.time() * 1000), timeout=None)
+        pending = settings.VIGIE_PUBLISH_DIR and cache.add(PUBLISH_PENDING_KEY, 1, timeout=PUBLISH_DELAY_S * 5)
+    except Exception:
+        log.warning("public cache unreachable; cached responses age out on their own", exc_info=True)
+        return
+    if pending:
         from statuspage.tasks import publish_static
 
         try:
             publish_static.apply_async(countdown=PUBLISH_DELAY_S)
-        except Exception:  # the broker being away must not fail the change that caused this
-            cache.delete(PUBLISH_PENDING_KEY)
-            log.exception("could not queue the static copy's rewrite")
+        except Exception:  # the broker being away (the send fails within a second or two)
+            log.warning("could not queue the static copy's rewrite: the broker is unreachable", exc_info=True)
+            try:
+                cache.delete(PUBLISH_PENDING_KEY)
+            except Exception:
+                pass
 
 
 def cached(view):

@@ -11,6 +11,7 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from probes.evaluation import STALE_AFTER_INTERVALS
+from probes.heartbeat import scheduler_silent
 from probes.models import Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, Maintenance
 
 # Statuspage returns "the 50 most recent" incidents and maintenances.
@@ -34,7 +35,8 @@ def worst(statuses) -> str:
 def components() -> list[Component]:
     """Components (with their group) and when they were last checked, and whether that is too long
     ago. Staleness is judged here too, at request time: if the scheduler or every worker stops,
-    nothing else would ever mark the page stale."""
+    nothing else would ever mark the page stale. A silent scheduler makes every component stale
+    at once: no probe runs anywhere until it is back."""
     enabled = Q(probes__enabled=True)
     rows = list(Component.objects.select_related("group").annotate(
         last_checked=Max("probes__placements__last_run_at", filter=enabled),
@@ -42,10 +44,11 @@ def components() -> list[Component]:
         probe_count=Count("probes", filter=enabled, distinct=True),
     ).order_by("position", "name"))
     now = timezone.now()
+    silent = scheduler_silent(now)
     for c in rows:
         late = c.last_checked is not None and now - c.last_checked > timedelta(
             seconds=STALE_AFTER_INTERVALS * (c.interval or 60))
-        c.stale = c.stale or late or c.probe_count == 0
+        c.stale = c.stale or late or c.probe_count == 0 or silent
     return rows
 
 

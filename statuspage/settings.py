@@ -122,6 +122,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+else:
+    # An unreachable server must fail a connection attempt, not hang it: runs waiting for the
+    # database retry within VIGIE_DB_RETRY_SECONDS (probes/spool.py). `?connect_timeout=` overrides.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -156,20 +160,34 @@ CELERY_BROKER_URL = env_url(
     "filesystem://localhost//",
     schemes=("filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"),
 )
+# A task taken by a worker that then died (kill -9, machine lost) goes back to its queue this long
+# after it was taken. Keep it above the longest task time limit (run_probe's: 200 s plus
+# VIGIE_DB_RETRY_SECONDS) and the longest retry countdown (about 10 min), or a task still running,
+# or waiting for its countdown, would run twice.
+BROKER_VISIBILITY_TIMEOUT = env_int("VIGIE_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1, maximum=86_400)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem"):
     # The embedded broker: messages are files in one folder shared by every local process.
-    for sub in ("queue", "processed", "control"):
+    for sub in ("queue", "processed", "control", "unacked"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
+        "unacked_folder": str(BROKER_DIR / "unacked"),  # statuspage/broker.py: redelivery
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
         "store_processed": False,
         "polling_interval": 0.2,
     }
+elif CELERY_BROKER_URL.startswith("redis"):
+    # Time limits on the socket, so that a broker gone silent fails a send (a web request's too)
+    # within seconds instead of hanging it; refused connections fail at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+                                       "socket_connect_timeout": 3, "socket_timeout": 10}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers and beat keep trying to reach a broker that went away, however long it takes.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -229,6 +247,11 @@ VIGIE_RUN_RETENTION_DAYS = env_int("VIGIE_RUN_RETENTION_DAYS", 30, minimum=1, ma
 # Runs past the failure threshold with no success in between before an automatic incident opens:
 # the component shows the outage at once, the incident waits for confirmation (flap damping).
 VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=0, maximum=20)
+# A run has happened on the platform before it is stored: with the database unreachable then, it
+# waits in RUN_SPOOL_DIR (local disk) and is retried with backoff this long, then stored by the next
+# run recorded on the same machine (probes/spool.py). The run_probe time limit includes it.
+VIGIE_DB_RETRY_SECONDS = env_int("VIGIE_DB_RETRY_SECONDS", 120, minimum=0, maximum=600)
+RUN_SPOOL_DIR = DATA_DIR / "spool"
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1, maximum=65535)
 
 LOG_LEVEL = env_str("VIGIE_LOG_LEVEL", "INFO").upper()

@@ -41,6 +41,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "status": v2.overall_status(components),
         "last_checked": selectors.last_checked(components),
         "stale": any(c.stale for c in components),
+        "scheduler_silent": selectors.scheduler_silent(now),
         "active_incidents": active,
         "past_incidents": past,
         "past_days": PAST_DAYS,

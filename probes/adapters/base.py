@@ -20,6 +20,9 @@ class WriteLimit:
     period: timedelta
     kinds: tuple[str, ...]
     counts: str = "created"
+    # With counts="points" (AT Protocol), created and removed artifacts share one budget of points:
+    # what one created and one removed artifact cost.
+    cost: tuple[int, int] = (1, 1)
 
 
 @dataclass
@@ -31,6 +34,8 @@ class Credentials:
     token: str = field(repr=False)
     remote_id: str = ""
     fixture_id: str = ""
+    # A kept platform session (Account.session), for platforms that log in rarely and refresh.
+    session: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class RunContext:
     run_key: str
     steps: list[Step] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # evidence worth keeping beyond steps
+    script: dict[str, Any] = field(default_factory=dict)  # the probe's steps, for scripted HTTP probes
 
     def call(self, name: str, method: str, url: str, **kwargs: Any) -> HttpResult:
         """One HTTP request as a named step; a transport failure is logged as a failed step."""
@@ -88,6 +94,8 @@ class BaseAdapter:
 
     kind: ClassVar[str] = ""
     actions: ClassVar[frozenset[str]] = frozenset()
+    # False for kinds that can watch an API without a test account (scripted HTTP probes).
+    needs_prober: ClassVar[bool] = True
     # The platform's documented per-account write limits, and what one run of each action writes
     # per account role and limit family: Vigie's own budget is checked against them.
     write_limits: ClassVar[tuple[WriteLimit, ...]] = ()

@@ -1,0 +1,281 @@
+"""Runs performed while the database was unreachable: kept on local disk, stored in order once it is back.
+
+A run has already happened on the platform when it is recorded, so a database that is down at that
+moment must not lose it. `run_store_durably` stores a run at once when it can; when the store fails
+on a connection-level error it writes the run to the spool (`RUN_SPOOL_DIR`, one JSON file per run
+key, written atomically), then waits for the database with backoff for `VIGIE_DB_RETRY_SECONDS`.
+One process at a time (a file lock, so every process and thread on this machine) drains the spool,
+oldest run first: runs of one placement reach evaluation in the order they started, whatever order
+they finished waiting in. While the spool holds anything, a new run joins it instead of jumping
+ahead. A run still there after the budget stays on disk and is stored by the next run recorded on
+this machine. Storing is idempotent by run key, so a store that reached the database just before the
+connection dropped is not stored twice.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+
+from probes.models import Artifact, Run
+
+log = logging.getLogger(__name__)
+
+# Errors that say "the database is not answering": retried, never a reason to drop a run.
+DB_DOWN = (OperationalError, InterfaceError)
+# A connection-level error while the database answers SELECT 1 is a transient one (a deadlock, a
+# lock timeout): retried this many times, then the run is set aside for a person (`failed/`).
+TRANSIENT_TRIES = 5
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 5.0
+_TIMES = ("scheduled_for", "started_at", "finished_at")
+_ARTIFACT_TIMES = ("created_at", "cleaned_at", "next_attempt_at")
+
+
+def spool_dir() -> Path:
+    return Path(settings.RUN_SPOOL_DIR)
+
+
+def connection_reset() -> None:
+    """Drop a connection a failed query left broken, so the next query opens a fresh one."""
+    try:
+        connection.close()
+    except Exception:  # closing a dead connection may complain; it is closed all the same
+        pass
+
+
+def database_reachable() -> bool:
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DB_DOWN:
+        connection_reset()
+        return False
+
+
+# --- artifacts whose ledger write failed ----------------------------------------------------------
+
+def artifact_state(row: Artifact) -> dict:
+    """What the run knows of an artifact the ledger could not be told about (JSON-ready)."""
+    state = {"account_id": row.account_id, "probe_id": row.probe_id, "kind": row.kind, "remote_id": row.remote_id,
+             "attempts": row.attempts, "last_error": row.last_error}
+    for name in _ARTIFACT_TIMES:
+        value = getattr(row, name)
+        state[name] = value.isoformat() if value else None
+    return state
+
+
+def artifact_restore(*, run_key: str, state: dict) -> None:
+    """Put on record, with the run, an artifact the run made while the database was down. Cleaned:
+    recorded as cleaned unless a later run owns the row. Not cleaned: the row is (back) to be cleaned,
+    owned by this run, as `runner.artifact_record` does, so `cleanup_pending` undoes it."""
+    fields = {name: datetime.fromisoformat(state[name]) if state[name] else None for name in _ARTIFACT_TIMES}
+    fields.update(attempts=state["attempts"], last_error=state["last_error"])
+    row, created = Artifact.objects.get_or_create(
+        account_id=state["account_id"], kind=state["kind"], remote_id=state["remote_id"],
+        defaults={"run_key": run_key, "probe_id": state["probe_id"], **fields},
+    )
+    if created:
+        return
+    if fields["cleaned_at"] is not None and str(row.run_key) != str(run_key):
+        return  # gone on the platform as far as this run knows; the row's owner decides for its own
+    Artifact.objects.filter(id=row.id).update(run_key=run_key, probe_id=state["probe_id"], **fields)
+
+
+# --- storing -------------------------------------------------------------------------------------
+
+def _fields(payload: dict) -> dict:
+    fields = {k: v for k, v in payload.items() if k != "artifacts"}
+    for name in _TIMES:
+        fields[name] = datetime.fromisoformat(fields[name])
+    return fields
+
+
+def unsaved_run(payload: dict) -> Run:
+    """The run as it will be stored: what a task returns while its run waits in the spool."""
+    return Run(**_fields(payload))
+
+
+def run_store(payload: dict) -> Run:
+    """Store a run once (the key is unique) with the ledger writes it could not make, and evaluate it."""
+    from probes.evaluation import run_evaluate
+
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(**_fields(payload))
+        except IntegrityError:
+            return Run.objects.get(key=payload["key"])  # stored earlier: by an earlier delivery, or before a drop
+        for state in payload.get("artifacts", ()):
+            artifact_restore(run_key=payload["key"], state=state)
+        run_evaluate(run)
+    return run
+
+
+def run_store_durably(payload: dict) -> Run:
+    """Store a run now, or keep it on disk until the database is back (see the module's docstring).
+    Returns the stored run, or an unsaved one when it is left in the spool."""
+    if connection.in_atomic_block:
+        return run_store(payload)  # the caller's transaction: nothing can be retried inside it
+    if not spool_pending():
+        try:
+            return run_store(payload)
+        except DB_DOWN as exc:
+            log.warning("database unreachable while storing run %s (%s): keeping it in %s", payload["key"],
+                        type(exc).__name__, spool_dir())
+            connection_reset()
+    spool_write(payload)
+    return spool_wait(payload, deadline=time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS)
+
+
+# --- the spool on disk ---------------------------------------------------------------------------
+
+def _path(key: str) -> Path:
+    return spool_dir() / f"{key}.json"
+
+
+def spool_pending() -> bool:
+    try:
+        return any(entry.name.endswith(".json") for entry in os.scandir(spool_dir()))
+    except FileNotFoundError:
+        return False
+
+
+def spool_holds(key: str) -> dict | None:
+    """The payload of a run waiting in the spool, or None."""
+    try:
+        return json.loads(_path(key).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def spool_write(payload: dict) -> Path:
+    """Write a run to the spool atomically (a reader sees the whole file or none) and durably."""
+    directory = spool_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = _path(payload["key"])
+    partial = directory / f".{payload['key']}.tmp"
+    with open(partial, "w") as out:
+        json.dump(payload, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+    return path
+
+
+def _entries() -> list[tuple[Path, dict]]:
+    """Spooled runs, oldest start first (ties by key, so every drainer agrees)."""
+    entries = []
+    for path in spool_dir().glob("*.json"):
+        try:
+            payload = json.loads(path.read_text())
+            started_at = datetime.fromisoformat(payload["started_at"])
+        except FileNotFoundError:
+            continue  # stored by another process meanwhile
+        except (ValueError, KeyError, TypeError):
+            _set_aside(path, "not a spooled run")
+            continue
+        entries.append((started_at, path.name, path, payload))
+    return [(path, payload) for *_, path, payload in sorted(entries, key=lambda entry: entry[:2])]
+
+
+def _set_aside(path: Path, why: str) -> None:
+    failed = spool_dir() / "failed"
+    failed.mkdir(exist_ok=True)
+    os.replace(path, failed / path.name)
+    log.error("spooled run %s cannot be stored (%s): moved to %s for a person to look at", path.stem, why, failed)
+
+
+@contextmanager
+def _drain_lock() -> Iterator[bool]:
+    """The spool's lock, if free: one drainer per machine, so the oldest run is always stored first."""
+    spool_dir().mkdir(parents=True, exist_ok=True)
+    with open(spool_dir() / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def spool_drain(*, deadline: float) -> int:
+    """Store the spooled runs, oldest first, waiting for the database with backoff until `deadline`
+    (time.monotonic()). Returns how many were stored; 0 at once when another drainer is at work."""
+    stored, outage, tries = 0, 0, defaultdict(int)
+    with _drain_lock() as locked:
+        if not locked:
+            return 0
+        while True:
+            entries = _entries()
+            if not entries:
+                return stored
+            path, payload = entries[0]  # re-read each time: an older run may have been spooled meanwhile
+            try:
+                run_store(payload)
+            except DB_DOWN as exc:
+                connection_reset()
+                if database_reachable():
+                    tries[path.name] += 1
+                    if tries[path.name] >= TRANSIENT_TRIES:
+                        _set_aside(path, f"{type(exc).__name__}: {exc}"[:300])
+                    time.sleep(BACKOFF_FIRST * tries[path.name])
+                    continue
+                pause = min(BACKOFF_FIRST * 2 ** outage, BACKOFF_MAX)
+                outage += 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return stored
+                time.sleep(min(pause, remaining))
+                continue
+            except Exception as exc:  # a run that can never be stored (its probe was deleted…): keep it
+                log.exception("storing spooled run %s failed", path.stem)
+                _set_aside(path, f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            path.unlink(missing_ok=True)
+            stored += 1
+            outage = 0
+
+
+def spool_wait(payload: dict, *, deadline: float) -> Run:
+    """Wait until a spooled run is stored, draining the spool when no one else is, until `deadline`."""
+    key = payload["key"]
+    while True:
+        spool_drain(deadline=deadline)
+        stored = not _path(key).exists()
+        if stored:
+            try:
+                return Run.objects.get(key=key)
+            except Run.DoesNotExist:  # set aside (failed/): logged there
+                return unsaved_run(payload)
+            except DB_DOWN:  # this thread's connection died in the outage (or it is down again)
+                connection_reset()
+        if time.monotonic() >= deadline:
+            if stored:
+                return unsaved_run(payload)
+            log.warning("database still unreachable after %s s: run %s stays in %s and is stored by the next "
+                        "run recorded on this machine", settings.VIGIE_DB_RETRY_SECONDS, key, spool_dir())
+            return unsaved_run(payload)
+        time.sleep(0.2)
+
+
+def spooled_run(key: str) -> Run | None:
+    """A run a redelivered task would perform again while it waits in the spool: wait for it instead."""
+    payload = spool_holds(key)
+    if payload is None:
+        return None
+    return spool_wait(payload, deadline=time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS)
