@@ -24,6 +24,9 @@ def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -
         rows = Artifact.objects.filter(account=account, kind__in=rule.kinds)
         if rule.counts == "created":
             used = rows.filter(created_at__gte=since).count()
+        elif rule.counts == "points":
+            used = (rows.filter(created_at__gte=since).count() * rule.cost[0]
+                    + rows.filter(cleaned_at__gte=since).count() * rule.cost[1])
         else:
             used = rows.filter(cleaned_at__gte=since).count()
         usage.append((rule, used))

@@ -6,7 +6,9 @@ Tests that must not touch a network mock `requests` here and nowhere else.
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 import ssl
 import threading
 import time
@@ -25,6 +27,9 @@ from probes.netguard import SocketWatch, TargetRefused, guarded_session
 RATE_LIMIT_HEADERS = (
     "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",  # Mastodon (ISO reset)
     "x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset",  # X (Unix reset)
+    # X's 24-hour posting allowances: not in X's docs, but sent and read by clients (twapi-v2's list).
+    "x-user-limit-24hour-limit", "x-user-limit-24hour-remaining", "x-user-limit-24hour-reset",
+    "x-app-limit-24hour-limit", "x-app-limit-24hour-remaining", "x-app-limit-24hour-reset",
     "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "ratelimit-policy",  # Bluesky
     "retry-after",
 )
@@ -74,7 +79,8 @@ class HttpResult:
         return f"{len(self.body)} bytes (the response size cap)"
 
     def error_text(self, limit: int = 300) -> str:
-        """The platform's own error message: `error` (Mastodon, Bluesky), `detail` (X), or the body."""
+        """The platform's own error message: `error` (Mastodon, Bluesky), `detail` (X), the first of
+        `errors[]` (X's v1.1-style `{"errors": [{"code", "message"}]}`), or the body."""
         try:
             data = json.loads(self.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -84,7 +90,22 @@ class HttpResult:
                 value = data.get(key)
                 if isinstance(value, str) and value:
                     return value[:limit]
-        return self.body[:limit].decode("utf-8", "replace").strip()
+            errors = data.get("errors")
+            first = errors[0] if isinstance(errors, list) and errors else None
+            if isinstance(first, dict):
+                for key in ("message", "detail", "title"):
+                    value = first.get(key)
+                    if isinstance(value, str) and value:
+                        return value[:limit]
+        text = self.body[:65536].decode("utf-8", "replace")
+        if "html" in self.headers.get("content-type", "") or text.lstrip()[:1] == "<":
+            # An HTML error page (a proxy's 502, a 404 page): its title, or its words without tags,
+            # never the markup, which would end up quoted in an incident update.
+            title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+            text = title.group(1) if title and title.group(1).strip() else re.sub(
+                r"<(script|style)\b.*?</\1>|<[^>]*>", " ", text, flags=re.I | re.S)
+            text = html.unescape(re.sub(r"\s+", " ", text))
+        return text.strip()[:limit]
 
     def rate_limit(self) -> dict[str, str]:
         return {name: self.headers[name] for name in RATE_LIMIT_HEADERS if name in self.headers}

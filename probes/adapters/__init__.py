@@ -8,10 +8,14 @@ from django.utils.module_loading import import_string
 from probes.adapters.base import BaseAdapter
 
 REGISTRY: dict[str, str] = {
+    "bluesky": "probes.adapters.bluesky.BlueskyAdapter",
+    # Any HTTP API, as the probe's own script of steps and assertions.
+    "http": "probes.adapters.scripted.ScriptedAdapter",
     "mastodon": "probes.adapters.mastodon.MastodonAdapter",
     # The bundled sandbox speaks the Mastodon client API: the same adapter watches it, with the
     # sandbox's generous documented limits instead of Mastodon's.
     "sandbox": "probes.adapters.mastodon.SandboxAdapter",
+    "x": "probes.adapters.x.XAdapter",
 }
 
 

@@ -184,3 +184,18 @@ def test_a_dm_hidden_by_a_newer_message_is_checked_by_id_as_the_recipient(recipi
             with pytest.raises(ProbeError) as failure:
                 mastodon.execute("dm")
             assert failure.value.failure_class == expected
+
+
+@pytest.mark.parametrize("body, content_type, expected", [
+    (b"<!doctype html><html><head><title>The page you were looking for doesn't exist (404)</title>"
+     b"<style>body{color:red}</style></head><body><h1>404</h1></body></html>", "text/html; charset=utf-8",
+     "The page you were looking for doesn't exist (404)"),
+    (b"<html><body><h1>502 Bad Gateway</h1><hr><center>nginx</center></body></html>", "text/html",
+     "502 Bad Gateway nginx"),
+    (b"<html><head><title> </title><script>var token='x'</script></head><body>Busy &amp; down</body></html>", "",
+     "Busy & down"),
+    (b"plain words", "text/plain", "plain words"),
+])
+def test_an_html_error_page_is_quoted_by_its_words_never_its_markup(body, content_type, expected):
+    result = HttpResult("GET", "/api/v1/statuses/1", 404, {"content-type": content_type}, body, 5)
+    assert result.error_text() == expected
