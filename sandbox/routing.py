@@ -93,11 +93,17 @@ class Request:
         return [str(v) for v in items if isinstance(v, (str, int))]
 
 
+JSON_TYPE = "application/json; charset=utf-8"
+
+
 @dataclass
 class Response:
+    """A JSON body (any JSON-ready value), or an HTML page (a str with `content_type` text/html)."""
+
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = JSON_TYPE
 
 
 Scope = Callable[[Request], "tuple[str | None, str]"]

@@ -18,7 +18,8 @@ from .common import INVALID_TOKEN, NOT_FOUND, SERVER_ERROR, TOO_MANY, ApiError, 
 from .config import SandboxConfig
 from .control import CONTROL_ROUTES
 from .faults import location_from_user_agent
-from .routing import Request, Response, Route, find_route
+from .oauth import OAUTH_ROUTES
+from .routing import JSON_TYPE, Request, Response, Route, find_route
 from .state import SandboxState
 
 MAX_BODY = 1024 * 1024  # larger bodies get 413, as a front proxy would answer
@@ -29,7 +30,7 @@ QUOTA_TEXT = "You are over the daily limit for sending posts."
 QUOTA_FOLLOW_TEXT = "You are unable to follow more people at this time."
 QUOTA_LIMIT = 2400  # Twitter's daily post allowance in the Feb 2023 outage
 
-ALL_ROUTES: list[Route] = CONTROL_ROUTES + ROUTES
+ALL_ROUTES: list[Route] = CONTROL_ROUTES + OAUTH_ROUTES + ROUTES
 
 
 class _Dropped(Exception):
@@ -67,10 +68,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         text = NOT_FOUND if code == 404 else message or HTTPStatus(code).phrase
         self._send(code, {"error": text}, {})
 
-    def _send(self, status: int, body, headers: dict[str, str]) -> None:
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    def _send(self, status: int, body, headers: dict[str, str], content_type: str = JSON_TYPE) -> None:
+        if content_type == JSON_TYPE:
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        else:  # a page (the OAuth authorization screens), already rendered
+            data = str(body).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)
@@ -155,7 +159,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             response = Response(500, {"error": SERVER_ERROR})
         try:
-            self._send(response.status, response.body, response.headers)
+            self._send(response.status, response.body, response.headers, response.content_type)
         except OSError:
             self.close_connection = True
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import secrets
 import threading
 import time
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from . import entities as ent
 from .common import NOT_ALLOWED, NOT_FOUND, ApiError, utcnow
 from .config import SandboxConfig
 from .entities import Account, Follow, Status
+from .oauth_model import App, Grant, OAuthError, check_scopes, scope_list
 from .faults import Effects, Fault, make_fault, resolve
 from .ratelimit import RateLimiter, Verdict
 from .text import countable_length, hashtags, mentioned_usernames
@@ -18,6 +20,7 @@ from .text import countable_length, hashtags, mentioned_usernames
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 IDEMPOTENCY_TTL_S = 3600  # Mastodon keeps Idempotency-Key results "for up to 1 hour"
 PROBER_ID, PARTNER_ID = "1", "2"
+GRANT_TTL_S = 600  # Doorkeeper's authorization_code_expires_in default: 10 minutes
 
 
 class SandboxState:
@@ -43,6 +46,8 @@ class SandboxState:
         self.conversation_ids: dict[frozenset[str], int] = {}
         self.conversation_read: dict[tuple[str, int], int] = {}
         self.faults: dict[str, Fault] = {}
+        self.apps: dict[str, App] = {}  # by client_id
+        self.grants: dict[str, Grant] = {}  # authorization codes, by code
         self.limiter = RateLimiter(self.config.limits())
         self._last_id = 0
         self._fault_seq = 0
@@ -324,6 +329,59 @@ class SandboxState:
                     return conversation
             raise ApiError(404, NOT_FOUND)
 
+    # -- OAuth (Doorkeeper's authorization-code flow, as Mastodon runs it) ----------------------------
+
+    def register_app(self, *, name: str, redirect_uris: list[str], scopes: str, website: str | None) -> dict[str, Any]:
+        with self.lock:
+            app = App(id=str(len(self.apps) + 1), name=name, website=website, scopes=check_scopes(scopes),
+                      redirect_uris=redirect_uris, client_id=secrets.token_urlsafe(32),
+                      client_secret=secrets.token_urlsafe(32))
+            self.apps[app.client_id] = app
+            return app.to_json(credentials=True)
+
+    def authorize(self, *, client_id: str, redirect_uri: str, scope: str | None, login: str | None) -> dict[str, Any]:
+        """Approve an authorization request as the logged-in account (the prober unless `login` names
+        another) and issue a one-time code. OAuthError for what Doorkeeper's error page would show."""
+        with self.lock:
+            app = self.apps.get(client_id)
+            if app is None:
+                raise OAuthError("invalid_client")
+            if redirect_uri not in app.redirect_uris:
+                raise OAuthError("invalid_redirect_uri")
+            # Doorkeeper: no scope asked means the server's default scope (Mastodon's is "read").
+            wanted = scope_list(scope) if scope and scope.strip() else ["read"]
+            if not set(wanted) <= set(app.scopes):
+                raise OAuthError("invalid_scope")
+            username = login or self.accounts[PROBER_ID].username
+            account = next((a for a in self.accounts.values() if a.username == username), None)
+            if account is None:
+                raise OAuthError("access_denied", f"No account named {username!r} on this sandbox.")
+            grant = Grant(code=secrets.token_urlsafe(32), client_id=client_id, account_id=account.id,
+                          scopes=wanted, redirect_uri=redirect_uri, expires_at=self.clock() + GRANT_TTL_S)
+            self.grants[grant.code] = grant
+            return {"code": grant.code, "app": app.name, "account": account.username, "scopes": wanted}
+
+    def exchange_code(self, *, grant_type: str | None, code: str | None, client_id: str | None,
+                      client_secret: str | None, redirect_uri: str | None) -> dict[str, Any]:
+        """POST /oauth/token with grant_type=authorization_code: the code's account's token, once."""
+        with self.lock:
+            app = self.apps.get(client_id or "")
+            if app is None or not hmac.compare_digest(app.client_secret.encode(), (client_secret or "").encode()):
+                raise OAuthError("invalid_client")
+            if not grant_type:
+                raise OAuthError("invalid_request", "Missing required parameter: grant_type.")
+            if grant_type != "authorization_code":
+                raise OAuthError("unsupported_grant_type")
+            if not code:
+                raise OAuthError("invalid_request", "Missing required parameter: code.")
+            grant = self.grants.get(code or "")
+            if grant is None or grant.used or grant.client_id != app.client_id \
+                    or grant.redirect_uri != redirect_uri or grant.expires_at <= self.clock():
+                raise OAuthError("invalid_grant")
+            grant.used = True  # a code is good for one token (RFC 6749 §4.1.2)
+            return {"access_token": self.accounts[grant.account_id].token, "token_type": "Bearer",
+                    "scope": " ".join(grant.scopes), "created_at": int(self.clock())}
+
     # -- control ------------------------------------------------------------------------------------
 
     def artifacts(self) -> dict[str, Any]:
@@ -348,5 +406,7 @@ class SandboxState:
             self.idempotency.clear()
             self.conversation_read.clear()
             self.faults.clear()
+            self.apps.clear()
+            self.grants.clear()
             self.limiter.reset()
 
