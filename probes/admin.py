@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from probes import evaluation, incidents
 from probes.models import (
-    Account, Component, ComponentStatusChange, Incident, IncidentUpdate, Location, Maintenance, OwnProblem,
+    Account, Artifact, Component, ComponentStatusChange, Incident, IncidentUpdate, Location, Maintenance, OwnProblem,
     Platform, Probe, ProbeLocation, Run,
 )
 from statuspage.models import ApiToken, apitoken_revoke
@@ -75,6 +75,22 @@ class RunAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Run._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    """What probes made on platforms, and whether cleanup removed it: read only. An empty
+    "cleaned at" with a growing attempt count is what a person should look at."""
+
+    list_display = ["created_at", "kind", "remote_id", "account", "probe", "cleaned_at", "attempts", "last_error"]
+    list_filter = [("cleaned_at", admin.EmptyFieldListFilter), "kind", "probe"]
+    readonly_fields = [f.name for f in Artifact._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
