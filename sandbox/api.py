@@ -88,7 +88,10 @@ def delete_status(req: Request) -> Response:
 
 
 def reblog(req: Request) -> Response:
-    return Response(200, req.state.reblog(_user(req), req.match["id"], req.text("visibility")))
+    wrapper = req.state.reblog(_user(req), req.match["id"], req.text("visibility"))
+    if req.state.config.compat == "takahe" and isinstance(wrapper.get("reblog"), dict):
+        return Response(200, {**wrapper["reblog"], "reblogged": True})  # the original, marked
+    return Response(200, wrapper)
 
 
 def unreblog(req: Request) -> Response:

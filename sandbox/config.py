@@ -25,6 +25,11 @@ GENEROUS_RATE_LIMITS: dict[str, tuple[int, int]] = {
     family: (1_000_000, period) for family, (_, period) in MASTODON_RATE_LIMITS.items()
 }
 RATE_LIMIT_PRESETS = {"generous": GENEROUS_RATE_LIMITS, "mastodon": MASTODON_RATE_LIMITS}
+# How the sandbox answers where Mastodon-compatible servers differ. "takahe": an over-long post is
+# refused with 400 (not 422), no rate-limit headers are sent, a reblog is answered with the
+# original status marked `reblogged: true` (not a wrapper status), and a missing status is a 404
+# HTML page (not JSON).
+COMPAT_MODES = ("mastodon", "takahe")
 
 
 def _env(name: str, default: str) -> str:
@@ -54,6 +59,7 @@ class SandboxConfig:
     # Base URL used in entity links (url, uri) and the instance domain; defaults to the bound address.
     public_url: str | None = None
     verbose: bool = False
+    compat: str = "mastodon"
 
     def __post_init__(self) -> None:
         if self.rate_limits not in RATE_LIMIT_PRESETS:
@@ -61,6 +67,8 @@ class SandboxConfig:
         for family in self.rate_limit_overrides:
             if family not in MASTODON_RATE_LIMITS:
                 raise ValueError(f"unknown rate-limit family {family!r}; known: {sorted(MASTODON_RATE_LIMITS)}")
+        if self.compat not in COMPAT_MODES:
+            raise ValueError(f"compat must be one of {', '.join(COMPAT_MODES)}, not {self.compat!r}")
         if self.max_characters < 1:
             raise ValueError("max_characters must be positive")
         tokens = [self.prober_token, self.partner_token, self.control_token]

@@ -23,6 +23,9 @@ from .routing import JSON_TYPE, Request, Response, Route, find_route
 from .state import SandboxState
 
 MAX_BODY = 1024 * 1024  # larger bodies get 413, as a front proxy would answer
+# What a Takahē-like server answers for a missing status: its web 404 page, not JSON.
+TAKAHE_NOT_FOUND = ("<!DOCTYPE html><html lang=\"en\"><head><title>Page Not Found - Takahē</title></head>"
+                    "<body><main><h1>Page Not Found</h1><p>Sorry, we could not find that page.</p></main></body></html>")
 DRAIN_LIMIT = 16 * MAX_BODY  # read and discard up to this much so the client sees the 413, not a reset
 WWW_AUTHENTICATE = 'Bearer realm="Doorkeeper", error="invalid_token"'
 READ_ONLY_TEXT = "This server is in read-only mode. Please try again later."
@@ -153,6 +156,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         except ApiError as exc:
             response = Response(exc.status, exc.body(), exc.headers)
+            if exc.status == 404 and self.server.config.compat == "takahe":
+                response = Response(404, TAKAHE_NOT_FOUND, exc.headers, content_type="text/html; charset=utf-8")
         except Exception:  # the sandbox must answer, never crash: report a 500 and keep serving
             if self.server.verbose:
                 traceback.print_exc(file=sys.stderr)
@@ -196,7 +201,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         limit_headers: dict[str, str] = {}
         if req.account is not None:
             verdict = state.rate_limit(req.account, ["api", *found.families])
-            limit_headers = verdict.headers()
+            # Takahē-like servers send no rate-limit headers.
+            limit_headers = verdict.headers() if self.server.config.compat != "takahe" else {}
             if not verdict.allowed:
                 raise ApiError(429, TOO_MANY, headers=limit_headers)
         try:

@@ -207,6 +207,8 @@ class SandboxState:
                 raise ApiError(422, "Validation failed: Visibility is not included in the list")
             limit = self.config.max_characters
             if not accept_overlong and countable_length(text, spoiler_text) > limit:
+                if self.config.compat == "takahe":
+                    raise ApiError(400, "Status is too long")
                 raise ApiError(422, f"Validation failed: Text character limit of {limit} exceeded")
             reply_to = self._visible(author, in_reply_to_id) if in_reply_to_id else None
             by_name = {a.username: a for a in self.accounts.values()}

@@ -279,7 +279,7 @@ class ScriptedAdapter(BaseAdapter):
         ok = result.status in wanted if wanted else 200 <= result.status < 300
         if not ok:
             text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
-            if wanted and 200 <= result.status < 300:
+            if wanted and all(w >= 400 for w in wanted) and 200 <= result.status < 300:
                 # Accepted what must be refused: keep what it made, so that cleanup removes it.
                 try:
                     self._extract(step, result.json(), variables, where, result)

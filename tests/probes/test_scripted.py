@@ -246,3 +246,44 @@ def test_a_bad_step_in_the_configuration_names_its_line(monkeypatch):
     on_mastodon = SCRIPTED_CONFIG.replace("kind: http", "kind: mastodon")
     with pytest.raises(ConfigError, match="steps are for platforms of kind http"):
         config_load(on_mastodon, source="notes.yaml")
+
+
+FLOW = {
+    "steps": [
+        {"name": "create", "method": "POST", "url": "/api/v1/statuses",
+         "headers": {"Authorization": "Bearer ${token}"}, "json": {"status": "flow ${run_key}"},
+         "extract": {"status_id": "$.id"}},
+        {"name": "read back", "url": "/api/v1/statuses/${status_id}", "headers": {"Authorization": "Bearer ${token}"},
+         "expect": {"json": {"$.id": "${status_id}"}}},
+        {"name": "delete", "method": "DELETE", "url": "/api/v1/statuses/${status_id}",
+         "headers": {"Authorization": "Bearer ${token}"}},
+    ],
+    # If the flow stops before its own delete, cleanup removes the post (404 once it is gone).
+    "cleanup": [{"method": "DELETE", "url": "/api/v1/statuses/${status_id}",
+                 "headers": {"Authorization": "Bearer ${token}"}}],
+}
+
+
+@pytest.mark.parametrize("broken, change, failure_class", [
+    (None, lambda s: None, ""),
+    ("create", lambda s: s["steps"][0]["json"].update(status=""), "rejected"),  # 422: blank text
+    ("read back", lambda s: s["steps"][1]["headers"].update(Authorization="Bearer ${token}-x"), "auth"),
+    ("read back", lambda s: s["steps"][1]["expect"]["json"].update({"$.visibility": "direct"}), "unexpected"),
+    ("delete", lambda s: s["steps"][2].update(url="/api/v1/statuses/${status_id}9"), "rejected"),  # 404
+    ("delete", lambda s: s["steps"][2].update(expect={"status": 204}), "unexpected"),  # 200 is not 204
+])
+@pytest.mark.django_db(transaction=True)
+def test_a_create_read_delete_flow_reports_the_step_broken_and_its_class(http_platform, locations, sandbox, broken,
+                                                                         change, failure_class):
+    script = copy.deepcopy(FLOW)
+    change(script)
+    result = run(scripted(http_platform, locations, script))
+    assert result.failure_class == failure_class, result.error
+    names = [s["name"] for s in result.steps]
+    if broken:
+        assert names[-1] == broken  # the flow stopped at the broken step
+        # A refused step shows as failed; a wrong answer to a step that succeeded over HTTP does not.
+        assert result.steps[-1]["ok"] is (failure_class == "unexpected")
+    else:
+        assert names == ["create", "read back", "delete"] and all(s["ok"] for s in result.steps)
+    assert sandbox.leftovers() == 0, sandbox.artifacts()

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sandbox.config import DEFAULT_CONTROL_TOKEN, RATE_LIMIT_PRESETS, SandboxConfig, default_port
+from sandbox.config import COMPAT_MODES, DEFAULT_CONTROL_TOKEN, RATE_LIMIT_PRESETS, SandboxConfig, default_port
 from sandbox.faults import FaultSpecError, parse_duration, validate_spec
 from sandbox.server import make_server
 
@@ -46,6 +46,9 @@ class Command(BaseCommand):
                            help="generous (default, probes never hit it) or mastodon (the real numbers)")
         serve.add_argument("--max-characters", type=int, default=500)
         serve.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
+        serve.add_argument("--compat", choices=COMPAT_MODES, default="mastodon",
+                           help="answer like Mastodon (default) or like Takahē (400 for an over-long post, no "
+                                "rate-limit headers, a reblog answered with the original, HTML 404 pages)")
 
         fault = subs.add_parser("fault", help="inject, list or clear faults in a running sandbox")
         fault_subs = fault.add_subparsers(dest="fault_command", required=True, metavar="{set,list,clear}")
@@ -83,7 +86,7 @@ class Command(BaseCommand):
         port = default_port() if options["port"] is None else options["port"]
         try:
             config = SandboxConfig(rate_limits=options["rate_limits"], max_characters=options["max_characters"],
-                                   verbose=options["verbose"])
+                                   verbose=options["verbose"], compat=options["compat"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         try:
