@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install clean messages
+.PHONY: run test install clean messages bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Benchmarks (issue 7): starts its own PostgreSQL database, Redis db numbers, sandbox, gunicorn, nginx and
+# workers (installs nginx and wrk with apt-get if missing), seeds 10 M runs, prints a table; about 10
+# minutes. `make bench BENCH_ARGS=--quick` for a smoke run; `--help` lists every knob.
+bench: $(VENV)/.installed
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -1,12 +1,19 @@
 """Public pages against the length of history: queries, render time and bytes of each public URL
 with one day, 90 days and a year of history (uncached, then served from the cache). Prints a table.
 
-    .venv/bin/python bench/public_pages.py [--components 6] [--repeat 20]
+    .venv/bin/python bench/public_pages.py [--components 6] [--repeat 20] [--days 1,90,365]
+        [--url / --url /api/v2/summary.json] [--database-url postgres://…/scratch] [--json]
+
+By default on a throwaway SQLite database; --database-url names a scratch database instead (it is
+emptied: `make bench` passes a private PostgreSQL one). With --json it prints one JSON object.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -21,10 +28,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--components", type=int, default=6, help="components on the page (the demo has 6)")
     parser.add_argument("--repeat", type=int, default=20, help="renders per URL and history length")
+    parser.add_argument("--days", default="1,90,365", help="history lengths in days, comma-separated")
+    parser.add_argument("--url", action="append", help="only this URL (repeatable; <incident> and <component> "
+                                                        "stand for an id); default: every public URL")
+    parser.add_argument("--database-url", help="a scratch database to use (emptied) instead of SQLite")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON, not a table")
     args = parser.parse_args()
     os.environ["VIGIE_DATA_DIR"] = tempfile.mkdtemp(prefix="vigie-bench-")
+    atexit.register(shutil.rmtree, os.environ["VIGIE_DATA_DIR"], ignore_errors=True)
     for name in ("DATABASE_URL", "VIGIE_CACHE_URL"):
         os.environ.pop(name, None)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
     os.environ["VIGIE_ALLOWED_HOSTS"] = "testserver"
     import django
@@ -68,15 +83,17 @@ def main() -> None:
 
     rows = []
     now = timezone.now()
-    for days in (1, 90, 365):
+    for days in [int(d) for d in args.days.split(",")]:
         layout(now)
         history_fill(days=days, now=now, seed=days)
         incident = Incident.objects.order_by("-started_at").first()
         component = Component.objects.first()
-        urls = ["/", "/fr/", "/api/v2/summary.json", "/api/v2/incidents.json", "/history.atom",
-                f"/incidents/{incident.public_id}" if incident else None, f"/components/{component.public_id}",
-                "/history", "/badges/uptime.svg"]
-        for url in filter(None, urls):
+        urls = args.url or ["/", "/fr/", "/api/v2/summary.json", "/api/v2/incidents.json", "/history.atom",
+                            "/incidents/<incident>", "/components/<component>", "/history", "/badges/uptime.svg"]
+        urls = [u.replace("<component>", component.public_id) for u in urls]
+        urls = [u.replace("<incident>", incident.public_id) if incident else u for u in urls if incident or
+                "<incident>" not in u]
+        for url in urls:
             queries, median_ms, size = measure(url, cached=False)
             _, cached_ms, _ = measure(url, cached=True)
             label = url.replace(component.public_id, "<id>")
@@ -84,10 +101,17 @@ def main() -> None:
                 label = label.replace(incident.public_id, "<id>")
             rows.append((label,
                          days, Incident.objects.count(), queries, median_ms, cached_ms, size))
+    if args.json:
+        print(json.dumps({"components": args.components, "repeat": args.repeat,
+                          "database": connection.vendor, "rows": [
+                              {"url": url, "days": days, "incidents": incidents, "queries": queries,
+                               "render_ms": median_ms, "cached_ms": cached_ms, "bytes": size}
+                              for url, days, incidents, queries, median_ms, cached_ms, size in rows]}))
+        return
     print(f"{'url':<26} {'history':>8} {'incidents':>9} {'queries':>7} {'render ms':>9} {'cached ms':>9} {'bytes':>8}")
     for url, days, incidents, queries, median_ms, cached_ms, size in rows:
         print(f"{url:<26} {days:>6} d {incidents:>9} {queries:>7} {median_ms:>9.1f} {cached_ms:>9.2f} {size:>8}")
-    print(f"\n{args.components} components, SQLite, median of {args.repeat} in-process renders (Django test client, "
+    print(f"\n{args.components} components, {connection.vendor}, median of {args.repeat} in-process renders (Django test client, "
           "no network); 'cached' is a hit in the file cache.")
 
 
