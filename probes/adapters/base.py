@@ -2,12 +2,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Callable, ClassVar
 
 from probes.errors import ProbeError
 from probes.http import HttpResult, HttpSeam, url_path
 from probes.models import FailureClass
+
+
+# A 429 whose window resets further away than this is a spent allowance (a daily or 3-hourly
+# quota: the Feb-2023 refusals), not short-term request throttling.
+QUOTA_RESET_AFTER = timedelta(hours=1)
+
+
+def reset_is_far(result: HttpResult, header: str, now: datetime | None = None) -> bool:
+    """Whether the reset time in `header` is more than QUOTA_RESET_AFTER away. Platforms write it
+    as an ISO time (Mastodon), a Unix time (X, Bluesky) or seconds from now (Retry-After)."""
+    value = result.headers.get(header, "").strip()
+    now = now or datetime.now(dt_timezone.utc)
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None:
+        if not math.isfinite(number):
+            return False
+        wait = number - now.timestamp() if number > 10**9 else number
+        return wait > QUOTA_RESET_AFTER.total_seconds()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (when if when.tzinfo else when.replace(tzinfo=dt_timezone.utc)) - now > QUOTA_RESET_AFTER
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from probes.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit
+from probes.adapters.base import QUOTA_RESET_AFTER, BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
 from probes.errors import ProbeError
 from probes.http import HttpResult
 from probes.models import Action, Artifact, FailureClass
@@ -30,9 +30,6 @@ FOLLOW = "app.bsky.graph.follow"
 COLLECTIONS = {Artifact.Kind.STATUS: POST, Artifact.Kind.REBLOG: REPOST, Artifact.Kind.FOLLOW: FOLLOW}
 # app.bsky.feed.post: text maxGraphemes 300 (maxLength 3000 bytes).
 MAX_GRAPHEMES = 300
-# A 429 whose window resets further away than this, or whose window is longer, is an exhausted
-# allowance (35,000 points a day, 300 logins a day), not short-term throttling.
-QUOTA_RESET_AFTER = timedelta(hours=1)
 # Error names that say the account or its credentials are refused, whatever the status.
 AUTH_ERRORS = frozenset({
     "AuthenticationRequired", "InvalidToken", "ExpiredToken", "AccountTakedown", "AccountDeactivated",
@@ -75,12 +72,7 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
 
 
 def _allowance_exhausted(result: HttpResult, now: datetime | None) -> bool:
-    now = now or datetime.now(dt_timezone.utc)
-    try:  # RateLimit-Reset is in Unix seconds
-        reset = datetime.fromtimestamp(float(result.headers.get("ratelimit-reset", "")), dt_timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        reset = None
-    if reset is not None and reset - now > QUOTA_RESET_AFTER:
+    if reset_is_far(result, "ratelimit-reset", now):  # in Unix seconds
         return True
     # RateLimit-Policy: "<limit>;w=<seconds>" names the limit that was hit: a daily one is a quota
     # even when its window happens to end soon.

@@ -5,17 +5,14 @@ error text: Mastodon localizes its messages per request.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from probes.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit
+from probes.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
 from probes.errors import ProbeError
 from probes.http import HttpResult
 from probes.models import Action, Artifact, FailureClass
 
-# A 429 whose window resets further away than this is an exhausted allowance (the daily or
-# 3-hourly posting quota), not short-term request throttling (Mastodon's 5-minute buckets).
-QUOTA_RESET_AFTER = timedelta(hours=1)
 DEFAULT_MAX_CHARACTERS = 500
 MAX_TESTABLE_CHARACTERS = 100_000
 
@@ -29,23 +26,13 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     if status == 401:
         return FailureClass.AUTH
     if status == 429:
-        return FailureClass.QUOTA_EXCEEDED if _reset_is_far(result, now) else FailureClass.RATE_LIMITED
+        far = reset_is_far(result, "x-ratelimit-reset", now)  # Mastodon's buckets are 5 minutes
+        return FailureClass.QUOTA_EXCEEDED if far else FailureClass.RATE_LIMITED
     if 300 <= status < 400:
         return FailureClass.UNEXPECTED
     if status >= 500:
         return FailureClass.SERVER_ERROR
     return FailureClass.REJECTED
-
-
-def _reset_is_far(result: HttpResult, now: datetime | None) -> bool:
-    reset = result.headers.get("x-ratelimit-reset", "")
-    try:
-        when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt_timezone.utc)
-    return when - (now or datetime.now(dt_timezone.utc)) > QUOTA_RESET_AFTER
 
 
 STATUS_KINDS = (Artifact.Kind.STATUS, Artifact.Kind.REBLOG, Artifact.Kind.DIRECT_MESSAGE)

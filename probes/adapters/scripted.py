@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime
 from typing import Any
 
-from probes.adapters.base import BaseAdapter, CreatedArtifact
+from probes.adapters.base import BaseAdapter, CreatedArtifact, reset_is_far
 from probes.errors import ProbeError
 from probes.http import HttpResult
 from probes.models import Action, Artifact, FailureClass
@@ -53,8 +53,6 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PATH = re.compile(r"^\$((\.[A-Za-z_][A-Za-z0-9_-]*)|(\[\d+\]))*$")
 PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
-# A Retry-After further away than this is an exhausted allowance, not short throttling.
-QUOTA_AFTER = timedelta(hours=1)
 
 
 # --- validation (used by the configuration file) ---------------------------------------------
@@ -363,22 +361,7 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str:
 
 
 def _retry_is_far(result: HttpResult, now: datetime | None) -> bool:
-    retry = result.headers.get("retry-after", "").strip()
-    if retry.isdigit():
-        return timedelta(seconds=int(retry)) > QUOTA_AFTER
-    now = now or datetime.now(dt_timezone.utc)
-    for name in ("x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset"):
-        reset = result.headers.get(name, "").strip()
-        if reset and not reset.isdigit():  # an ISO time (Mastodon)
-            try:
-                when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            return (when if when.tzinfo else when.replace(tzinfo=dt_timezone.utc)) - now > QUOTA_AFTER
-        if reset.isdigit():
-            value = int(reset)
-            if value > 10**9:  # a Unix time
-                return value - now.timestamp() > QUOTA_AFTER.total_seconds()
-            return timedelta(seconds=value) > QUOTA_AFTER
-    return False
+    """Any API: Retry-After, or whichever of the common reset headers it sends."""
+    headers = ("retry-after", "x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset")
+    return any(reset_is_far(result, name, now) for name in headers)
 

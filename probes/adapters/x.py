@@ -45,18 +45,15 @@ does not refresh them, so an expired token shows as `auth`.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, WriteLimit
+from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, WriteLimit, reset_is_far
 from probes.errors import ProbeError
 from probes.http import HttpResult
 from probes.models import Action, Artifact, FailureClass
 
-# A 429 whose window resets further away than this is a spent allowance (X's 24-hour windows),
-# not the 15-minute request throttling.
-QUOTA_RESET_AFTER = timedelta(hours=1)
 # The weighted limit of a post by an account without X Premium (twitter-text: 280, ASCII weighs 1).
 MAX_CHARACTERS = 280
 
@@ -152,11 +149,7 @@ def _allowance_spent(result: HttpResult, now: datetime | None) -> bool:
     for name in ("x-user-limit-24hour-remaining", "x-app-limit-24hour-remaining"):
         if result.headers.get(name, "").strip() == "0":
             return True
-    try:
-        reset = datetime.fromtimestamp(int(result.headers.get("x-rate-limit-reset", "")), tz=dt_timezone.utc)
-    except (ValueError, OverflowError, OSError):
-        return False
-    return reset - (now or datetime.now(dt_timezone.utc)) > QUOTA_RESET_AFTER
+    return reset_is_far(result, "x-rate-limit-reset", now)
 
 
 K = Artifact.Kind
