@@ -108,7 +108,8 @@ class StatusChangeInline(admin.TabularInline):
 @admin.register(Component)
 class ComponentAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "stale", "position"]
-    readonly_fields = ["status", "stale", "public_id"]
+    # Status and its times come from evaluation; the uptime rollups count from `created_at`.
+    readonly_fields = ["status", "status_since", "stale", "public_id", "created_at"]
     filter_horizontal = ["probes"]
     inlines = [StatusChangeInline]
 

@@ -193,14 +193,20 @@ def component_set_status(*, component: Component, status: str, reason: str, run:
                          at: datetime | None = None) -> ComponentStatusChange | None:
     if component.status == status:
         return None
+    from probes.rollups import status_interval_add
+
     at = at or (run.started_at if run else timezone.now())
-    previous = component.status_changes.order_by("-changed_at", "-id").values_list("changed_at", flat=True).first()
+    previous = component.status_since or (component.status_changes.order_by("-changed_at", "-id")
+                                          .values_list("changed_at", flat=True).first())
     if previous and at < previous:
         at = previous  # history stays ordered: intervals never overlap
+    # The status it leaves is now a closed interval: into the rollups, which uptime reads.
+    status_interval_add(component.id, component.status, max(previous or component.created_at, component.created_at),
+                        at)
     change = ComponentStatusChange.objects.create(component=component, old_status=component.status, new_status=status,
                                                   reason=reason[:300], run=run, changed_at=at)
-    Component.objects.filter(id=component.id).update(status=status, updated_at=timezone.now())
-    component.status = status
+    Component.objects.filter(id=component.id).update(status=status, status_since=at, updated_at=timezone.now())
+    component.status, component.status_since = status, at
     public_change()
     return change
 

@@ -64,6 +64,8 @@ STATUS_SEVERITY = {
     ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3,
 }
 OUTAGE_STATUSES = (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
+# A second of partial outage counts as this much downtime (probes.uptime states the formula).
+PARTIAL_WEIGHT = 0.3
 
 
 class PlacementState(models.TextChoices):
@@ -282,13 +284,10 @@ class Artifact(models.Model):
         return f"{self.kind} {self.remote_id}"
 
 
-class RunHour(models.Model):
-    """Rollup of a probe's runs at one location within one hour: counts, failures by class and a
-    latency histogram of the successful runs. Response-time charts read these, never raw runs."""
+class RunCounts(models.Model):
+    """Counters of runs shared by every rollup (probes.rollups): they add up exactly, so a day is
+    the sum of its hours and a component the sum of its probes' places."""
 
-    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="hours")
-    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
-    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
     runs = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
     by_class = models.JSONField(default=dict, help_text="Failure class → count.")
@@ -296,11 +295,38 @@ class RunHour(models.Model):
     latency = models.JSONField(default=dict)
 
     class Meta:
+        abstract = True
+
+
+class RunHour(RunCounts):
+    """Rollup of a probe's runs at one location within one hour: counts, failures by class and a
+    latency histogram of the successful runs. Response-time charts read these, never raw runs."""
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="hours")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+
+    class Meta:
         # Also serves "a component's probes' hours since T" (probe_id IN …, hour >= T).
         constraints = [models.UniqueConstraint(fields=["probe", "location", "hour"], name="run_hour_unique")]
 
     def __str__(self) -> str:
         return f"{self.probe} @ {self.location} {self.hour:%Y-%m-%d %H}h: {self.runs} runs"
+
+
+class RunDay(RunCounts):
+    """RunHour's counters over a calendar day of the page's time zone (settings.TIME_ZONE)."""
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="days")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="Calendar day in the page's time zone.")
+
+    class Meta:
+        # Also serves "a probe's days since D" (probe_id IN …, day >= D).
+        constraints = [models.UniqueConstraint(fields=["probe", "location", "day"], name="run_day_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.probe} @ {self.location} {self.day}: {self.runs} runs"
 
 
 class ComponentGroup(models.Model):
@@ -333,6 +359,9 @@ class Component(models.Model):
     status = models.CharField(max_length=24, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL)
     # No fresh run from any location: the page says monitoring is delayed instead of claiming health.
     stale = models.BooleanField(default=False)
+    # Start of the current status (its last change, clamped as the history is): the rollups hold
+    # the time before it, so uptime adds only [status_since, now) at request time.
+    status_since = models.DateTimeField(null=True, blank=True, help_text="Last status change; empty: since created.")
     incident_on_degraded = models.BooleanField(default=False, help_text="Open incidents for degraded performance too.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -358,6 +387,53 @@ class ComponentStatusChange(models.Model):
     class Meta:
         # A component's history in time order (uptime, history page).
         indexes = [models.Index(fields=["component", "changed_at"], name="component_history")]
+
+
+class StatusSeconds(models.Model):
+    """Seconds a component spent in each status, counted from its status changes (probes.rollups);
+    operational is what is left of `observed_s`. Only time since the component was created is
+    observed, and only closed intervals are here: the current one is added when read."""
+
+    observed_s = models.FloatField(default=0)
+    major_s = models.FloatField(default=0)
+    partial_s = models.FloatField(default=0)
+    degraded_s = models.FloatField(default=0)
+    maintenance_s = models.FloatField(default=0)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def down_s(self) -> float:
+        """Weighted downtime, the numerator of probes.uptime's formula."""
+        return self.major_s + PARTIAL_WEIGHT * self.partial_s
+
+
+class ComponentHour(RunCounts, StatusSeconds):
+    """A component's hour (UTC): its probes' runs at every location, and its status seconds."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="hours")
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["component", "hour"], name="component_hour_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.hour:%Y-%m-%d %H}h"
+
+
+class ComponentDay(RunCounts, StatusSeconds):
+    """A component's calendar day in the page's time zone: what the uptime bars read."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField(help_text="Calendar day in the page's time zone.")
+
+    class Meta:
+        # Also serves the uptime bars: component_id IN …, day >= the window's first.
+        constraints = [models.UniqueConstraint(fields=["component", "day"], name="component_day_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.day}"
 
 
 class PlacementStateChange(models.Model):

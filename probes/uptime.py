@@ -1,4 +1,4 @@
-"""Uptime from the component status rows: per day, per component, over the last 90 days.
+"""Uptime from the component status rollups: per day, per component, over the last 90 days.
 
 The formula (stated on the public page too): for each day,
 
@@ -6,24 +6,23 @@ The formula (stated on the public page too): for each day,
 
 where "observed" starts when the component was created. Degraded performance counts as up
 (Instatus, incident.io); maintenance counts neither way. Days are calendar days in the page's time
-zone. Two queries whatever the length of history: the status rows inside the window and the
-incidents that overlap it.
+zone. The seconds come from the daily rollups (probes.rollups), which hold every interval a status
+change has closed, plus the current status since `Component.status_since`, spread here. Two
+queries whatever the length of history: the days inside the window and the incidents that overlap it.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone as dt_timezone
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from probes.models import Component, ComponentStatus, ComponentStatusChange, IncidentComponent
+from probes.models import PARTIAL_WEIGHT, Component, ComponentDay, IncidentComponent
+from probes.rollups import SECONDS_FIELDS, add_status_seconds, midnights, page_zone
 
 DAYS = 90
-PARTIAL_WEIGHT = 0.3
 # Weighted downtime of a day → the colour level of its cell (also said in words, never colour alone).
 LEVELS = ((0, "up"), (30 * 60, "minor"), (4 * 3600, "partial"))  # above the last: "major"
 
@@ -74,76 +73,55 @@ def ratio(days: list[Day]) -> float | None:
     return 1 - min(sum(d.down_s for d in days), counted) / counted if counted else None
 
 
-def _midnights(first: date, count: int, zone: ZoneInfo) -> list[datetime]:
-    """Local midnights from `first`, `count` + 1 of them (each day's start and the last day's end),
-    in UTC: arithmetic on aware datetimes of one zone is wall-clock time, which would make the
-    days around a daylight-saving change 24 hours long instead of 23 or 25."""
-    return [datetime.combine(first + timedelta(days=i), datetime.min.time(), tzinfo=zone).astimezone(dt_timezone.utc)
-            for i in range(count + 1)]
-
-
 def uptime_bars(components: list[Component], *, now: datetime | None = None, days: int = DAYS) -> dict[int, UptimeBar]:
     """Component id → its bar of `days` days ending today (page time zone)."""
     now = now or timezone.now()
-    zone = ZoneInfo(settings.TIME_ZONE)
+    zone = page_zone()
     today = timezone.localtime(now, zone).date()
     first = today - timedelta(days=days - 1)
-    bounds = _midnights(first, days, zone)
-    window_start = bounds[0]
+    bounds = midnights(first, days, zone)
     ids = [c.id for c in components]
 
-    changes: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
-    for component_id, at, old, new in (ComponentStatusChange.objects.filter(component_id__in=ids,
-                                                                             changed_at__gte=window_start)
-                                       .order_by("changed_at", "id")
-                                       .values_list("component_id", "changed_at", "old_status", "new_status")):
-        changes[component_id].append((at, old, new))
-
+    stored = {(row[0], row[1]): row[2:] for row in (ComponentDay.objects.filter(component_id__in=ids, day__gte=first,
+                                                                                day__lte=today)
+                                                    .values_list("component_id", "day", *SECONDS_FIELDS))}
+    dates = [first + timedelta(days=i) for i in range(days)]
+    nothing = (0.0,) * len(SECONDS_FIELDS)
     bars = {}
     for component in components:
-        rows = changes.get(component.id, [])
-        # The status at the window's start: what the first change in the window changed from.
-        status = rows[0][1] if rows else component.status
-        start = max(window_start, component.created_at)
-        intervals = []
-        for at, _old, new in rows:
-            if at > start:
-                intervals.append((start, at, status))
-            start, status = max(start, at), new
-        if now > start:
-            intervals.append((start, now, status))
-        cells = [Day(date=first + timedelta(days=i)) for i in range(days)]
-        for begin, end, state in intervals:
-            _spread(cells, bounds, begin, end, state)
+        # Day's fields after the date are SECONDS_FIELDS, in that order.
+        cells = [Day(d, *stored.get((component.id, d), nothing)) for d in dates]
+        # The current status, since its last change (or since the component exists): not in the
+        # rollups until it changes again.
+        begin = max(bounds[0], component.created_at, component.status_since or component.created_at)
+        if now > begin:
+            _spread(cells, bounds, begin, now, component.status)
         bars[component.id] = UptimeBar(cells)
 
     for component_id, public_id, title, started, resolved in (
             IncidentComponent.objects.filter(component_id__in=ids, incident__started_at__lt=now)
-            .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gte=window_start))
+            .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gte=bounds[0]))
             .order_by("incident__started_at")
             .values_list("component_id", "incident__public_id", "incident__title", "incident__started_at",
                          "incident__resolved_at")):
         end = resolved or now
-        for i, cell in enumerate(bars[component_id].days):
-            # Days it overlaps (one resolved at midnight is not on the next day), while watched.
-            overlaps = started < bounds[i + 1] and (end > bounds[i] or started >= bounds[i])
-            if overlaps and cell.observed_s:
-                cell.incidents.append((public_id, title))
+        cells = bars[component_id].days
+        # From the day it started (or the window's first), the days it overlaps: one resolved at
+        # midnight is not on the next day. Only days while watched.
+        for i in range(max(0, bisect_right(bounds, started) - 1), days):
+            if not (started < bounds[i + 1] and (end > bounds[i] or started >= bounds[i])):
+                break
+            if cells[i].observed_s:
+                cells[i].incidents.append((public_id, title))
     return bars
 
 
 def _spread(cells: list[Day], bounds: list[datetime], begin: datetime, end: datetime, state: str) -> None:
-    """Add the interval [begin, end) in `state` to the days it overlaps."""
-    for i, cell in enumerate(cells):
+    """Add the interval [begin, end) in `state` to the days it overlaps (the same overlaps, to the
+    float, as probes.rollups.status_pieces computes for the days it stores)."""
+    for i in range(max(0, bisect_right(bounds, begin) - 1), len(cells)):
+        if bounds[i] >= end:
+            break
         overlap = (min(end, bounds[i + 1]) - max(begin, bounds[i])).total_seconds()
-        if overlap <= 0:
-            continue
-        cell.observed_s += overlap
-        if state == ComponentStatus.MAJOR:
-            cell.major_s += overlap
-        elif state == ComponentStatus.PARTIAL:
-            cell.partial_s += overlap
-        elif state == ComponentStatus.DEGRADED:
-            cell.degraded_s += overlap
-        elif state == ComponentStatus.MAINTENANCE:
-            cell.maintenance_s += overlap
+        if overlap > 0:
+            add_status_seconds(cells[i], state, overlap)

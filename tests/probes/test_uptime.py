@@ -1,4 +1,4 @@
-"""Uptime per day from the component status rows: the formula, day boundaries, incidents."""
+"""Uptime per day from the component status rollups: the formula, day boundaries, incidents."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone as dt_timezone
@@ -7,21 +7,21 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from probes.models import Component, ComponentStatus, ComponentStatusChange, Incident, IncidentComponent
+from probes.evaluation import component_set_status
+from probes.models import Component, ComponentStatus, Incident, IncidentComponent
 from probes.uptime import PARTIAL_WEIGHT, uptime_bars
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
 DAY = 86400
 
 
-def change(component, at, old, new):
-    ComponentStatusChange.objects.create(component=component, old_status=old, new_status=new, reason="test",
-                                         changed_at=at)
+def change(component, at, new):
+    component_set_status(component=component, status=new, reason="test", at=at)
 
 
 def spell(component, start, length, status):
-    change(component, start, ComponentStatus.OPERATIONAL, status)
-    change(component, start + length, status, ComponentStatus.OPERATIONAL)
+    change(component, start, status)
+    change(component, start + length, ComponentStatus.OPERATIONAL)
 
 
 @pytest.fixture
@@ -77,9 +77,7 @@ def test_days_are_calendar_days_of_the_page_time_zone(posting, settings):
 
 
 def test_an_outage_still_running_counts_until_now(posting):
-    change(posting, NOW - timedelta(hours=2), ComponentStatus.OPERATIONAL, ComponentStatus.MAJOR)
-    Component.objects.filter(id=posting.id).update(status=ComponentStatus.MAJOR)
-    posting.refresh_from_db()
+    change(posting, NOW - timedelta(hours=2), ComponentStatus.MAJOR)
     cell = uptime_bars([posting], now=NOW)[posting.id].days[-1]
     assert cell.major_s == 7200 and cell.observed_s == 12 * 3600
 
@@ -107,7 +105,7 @@ def test_each_day_lists_the_incidents_that_touched_it(posting):
 def test_two_queries_whatever_the_number_of_components_and_changes(db):
     components = [Component.objects.create(name=f"C{i}", created_at=NOW - timedelta(days=100)) for i in range(5)]
     for i, component in enumerate(components):
-        for day in range(0, 80, 3):
+        for day in reversed(range(0, 80, 3)):  # in time order, as status changes come
             spell(component, NOW - timedelta(days=day, hours=i), timedelta(minutes=20), ComponentStatus.MAJOR)
     with CaptureQueriesContext(connection) as queries:
         bars = uptime_bars(components, now=NOW)

@@ -1,0 +1,336 @@
+"""Daily and per-component rollups: kept up to date run by run and change by change, they equal the
+same rollups rebuilt from scratch, and uptime read from them equals uptime spread from the status
+rows, to the second, across daylight-saving changes."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from probes.evaluation import component_set_status
+from probes.models import (
+    Component, ComponentDay, ComponentHour, ComponentStatus, ComponentStatusChange, Location, Outcome, Platform,
+    Probe, ProbeLocation, Run, RunDay, RunHour,
+)
+from probes.rollups import bucket_of, rollups_add, rollups_rebuild
+from probes.uptime import Day, uptime_bars
+
+T0 = datetime(2026, 10, 23, 7, 30, tzinfo=dt_timezone.utc)  # two days before Paris leaves summer time
+STATUSES = [ComponentStatus.OPERATIONAL, ComponentStatus.DEGRADED, ComponentStatus.PARTIAL, ComponentStatus.MAJOR,
+            ComponentStatus.MAINTENANCE]
+SECONDS = ["observed_s", "major_s", "partial_s", "degraded_s", "maintenance_s"]
+SLOW = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+# Status histories: (seconds after the previous change, negative for one that arrives late and is
+# clamped; the new status).
+histories = st.lists(st.tuples(st.one_of(st.integers(-7200, 0), st.integers(1, 3 * 86400),
+                                         st.floats(0.001, 4000, allow_nan=False)),
+                               st.sampled_from(STATUSES)), max_size=10)
+
+
+# --- the oracle: uptime as it was computed before the rollups, from every status row -----------
+
+def bars_from_status_rows(components: list[Component], *, now: datetime, days: int) -> dict[int, list[Day]]:
+    """Every status row of the window, each interval spread over every day at request time."""
+    zone = ZoneInfo(django_settings.TIME_ZONE)
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    bounds = [datetime.combine(first + timedelta(days=i), datetime.min.time(), tzinfo=zone)
+              .astimezone(dt_timezone.utc) for i in range(days + 1)]
+    window_start = bounds[0]
+    changes = defaultdict(list)
+    for component_id, at, old, new in (ComponentStatusChange.objects.filter(component__in=components,
+                                                                             changed_at__gte=window_start)
+                                       .order_by("changed_at", "id")
+                                       .values_list("component_id", "changed_at", "old_status", "new_status")):
+        changes[component_id].append((at, old, new))
+    bars = {}
+    for component in components:
+        rows = changes.get(component.id, [])
+        status = rows[0][1] if rows else component.status
+        start = max(window_start, component.created_at)
+        intervals = []
+        for at, _old, new in rows:
+            if at > start:
+                intervals.append((start, at, status))
+            start, status = max(start, at), new
+        if now > start:
+            intervals.append((start, now, status))
+        cells = [Day(date=first + timedelta(days=i)) for i in range(days)]
+        for begin, end, state in intervals:
+            for i, cell in enumerate(cells):
+                overlap = (min(end, bounds[i + 1]) - max(begin, bounds[i])).total_seconds()
+                if overlap <= 0:
+                    continue
+                cell.observed_s += overlap
+                name = {ComponentStatus.MAJOR: "major_s", ComponentStatus.PARTIAL: "partial_s",
+                        ComponentStatus.DEGRADED: "degraded_s", ComponentStatus.MAINTENANCE: "maintenance_s"}.get(state)
+                if name:
+                    setattr(cell, name, getattr(cell, name) + overlap)
+        bars[component.id] = cells
+    return bars
+
+
+def play(component: Component, history: list, start: datetime) -> datetime:
+    """Apply a status history through component_set_status, as evaluation does; returns the last time."""
+    at = start
+    for gap, status in history:
+        at += timedelta(seconds=gap)
+        component_set_status(component=component, status=status, reason="test", at=at)
+    return at
+
+
+def snapshot() -> dict:
+    """Every rollup row and every component's status_since, by key, without ids."""
+    out = {}
+    for model, key in ((RunHour, ("probe_id", "location_id", "hour")), (RunDay, ("probe_id", "location_id", "day")),
+                       (ComponentHour, ("component_id", "hour")), (ComponentDay, ("component_id", "day"))):
+        for row in model.objects.values():
+            row.pop("id")
+            out[(model.__name__, *(row.pop(k) for k in key))] = row
+    for component_id, since in Component.objects.values_list("id", "status_since"):
+        out["since", component_id] = since
+    return out
+
+
+def assert_same_days(mine: list[Day], theirs: list[Day]) -> None:
+    assert [d.date for d in mine] == [d.date for d in theirs]
+    for a, b in zip(mine, theirs):
+        for name in SECONDS:
+            assert getattr(a, name) == getattr(b, name), (a.date, name)
+
+
+def layout() -> tuple[list[ProbeLocation], list[Component]]:
+    """Two probes at two locations; one component fed by both, one by the first only."""
+    platform = Platform.objects.create(name="P", slug="p", kind="sandbox", base_url="http://127.0.0.1:1")
+    post = Probe.objects.create(name="Post", slug="post", platform=platform, action="post")
+    read = Probe.objects.create(name="Read", slug="read", platform=platform, action="read")
+    places = [Location.objects.create(name="atlanta"), Location.objects.create(name="sacramento")]
+    placements = [ProbeLocation.objects.create(probe=probe, location=loc) for probe in (post, read) for loc in places]
+    both = Component.objects.create(name="Everything", created_at=T0 - timedelta(days=2))
+    both.probes.add(post, read)
+    posting = Component.objects.create(name="Posting", created_at=T0 - timedelta(days=2))
+    posting.probes.add(post)
+    return placements, [both, posting]
+
+
+def run(placement: ProbeLocation, started_at: datetime, failure_class: str = "", latency_ms: int = 100) -> Run:
+    """A run as evaluation sees it (rollups need no saved row)."""
+    return Run(probe_id=placement.probe_id, location_id=placement.location_id, started_at=started_at,
+               outcome=Outcome.FAILURE if failure_class else Outcome.SUCCESS, failure_class=failure_class,
+               latency_ms=latency_ms)
+
+
+runs_strategy = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4 * 86400), st.sampled_from(["", "", "timeout",
+                                                                                                  "server_error"]),
+                                   st.integers(1, 20000)), min_size=1, max_size=40)
+
+
+def make_runs(placements, spec) -> list[Run]:
+    return [run(placements[i], T0 + timedelta(seconds=s), failure_class=f, latency_ms=ms) for i, s, f, ms in spec]
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_run_counts_in_its_place_hour_and_day_and_in_each_component_its_probe_feeds(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    placements, (both, posting) = layout()
+    late = datetime(2026, 10, 23, 22, 30, tzinfo=dt_timezone.utc)  # 00:30 on the 24th in Paris
+    rollups_add([run(placements[0], late), run(placements[1], late, "timeout"), run(placements[2], late, "", 300)])
+    first = RunDay.objects.get(probe_id=placements[0].probe_id, location_id=placements[0].location_id)
+    assert first.day == date(2026, 10, 24)
+    day = ComponentDay.objects.get(component=both)
+    assert (day.day, day.runs, day.failures, day.by_class) == (date(2026, 10, 24), 3, 1, {"timeout": 1})
+    assert day.latency == {str(bucket_of(100)): 1, str(bucket_of(300)): 1}
+    hour = ComponentHour.objects.get(component=posting)
+    assert (hour.hour, hour.runs, hour.failures) == (late.replace(minute=0), 2, 1)  # not the read probe's run
+
+
+@pytest.mark.django_db
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=SLOW)
+@given(spec=runs_strategy)
+def test_a_batch_counts_exactly_as_its_runs_one_by_one(spec):
+    with transaction.atomic():
+        placements, _ = layout()
+        runs = make_runs(placements, spec)
+        with transaction.atomic():
+            rollups_add(runs)
+            batched = snapshot()
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            for one in runs:
+                rollups_add([one])
+            assert snapshot() == batched
+            transaction.set_rollback(True)
+        transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_a_batch_costs_the_queries_of_one_run():
+    placements, _ = layout()
+    rollups_add([run(placements[0], T0), run(placements[1], T0)])  # the rows exist from here on
+
+    def queries(runs):
+        with CaptureQueriesContext(connection) as captured:
+            rollups_add(runs)
+        return len(captured)
+
+    one = queries([run(placements[0], T0 + timedelta(minutes=1))])
+    many = queries([run(p, T0 + timedelta(seconds=s), "timeout" if s % 7 == 0 else "") for s in range(60, 1500, 30)
+                    for p in placements[:2]])  # in the same hour: rows to update, none to create
+    assert one == many <= 9  # the components, then a read and a write for each of the four tables
+
+
+# --- status seconds -------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_a_status_change_counts_the_interval_it_closes_in_hours_and_in_a_25_hour_day(settings):
+    settings.TIME_ZONE = "Europe/Paris"  # 25 Oct 2026: 03:00 CEST becomes 02:00 CET
+    _, (component, _) = layout()
+    midnight = datetime(2026, 10, 24, 22, tzinfo=dt_timezone.utc)  # 00:00 on the 25th in Paris
+    component_set_status(component=component, status=ComponentStatus.MAJOR, reason="t", at=midnight)
+    component_set_status(component=component, status=ComponentStatus.OPERATIONAL, reason="t",
+                         at=midnight + timedelta(hours=25))
+    day = ComponentDay.objects.get(component=component, day=date(2026, 10, 25))
+    assert (day.observed_s, day.major_s) == (25 * 3600, 25 * 3600) and day.down_s == 25 * 3600
+    hours = ComponentHour.objects.filter(component=component, major_s__gt=0)
+    assert hours.count() == 25 and all(h.major_s == 3600 for h in hours)
+    component.refresh_from_db()
+    assert component.status_since == midnight + timedelta(hours=25)
+    # The time before the outage, operational since creation, was closed by the first change.
+    assert ComponentDay.objects.get(component=component, day=date(2026, 10, 24)).observed_s == 24 * 3600
+
+
+@pytest.mark.django_db
+@hypothesis_settings(max_examples=50, deadline=None, suppress_health_check=SLOW)
+@given(history=histories, zone=st.sampled_from(["Europe/Paris", "Asia/Kolkata", "America/Los_Angeles"]),
+       created=st.integers(-3 * 86400, 86400), now=st.integers(-86400, 6 * 86400), days=st.sampled_from([2, 5, 90]))
+def test_uptime_from_the_rollups_equals_uptime_spread_from_the_status_rows(history, zone, created, now, days):
+    with transaction.atomic(), override_settings(TIME_ZONE=zone):
+        component = Component.objects.create(name="C", created_at=T0 + timedelta(seconds=created))
+        play(component, history, T0)
+        at = T0 + timedelta(seconds=now)
+        component = Component.objects.get(id=component.id)
+        assert_same_days(uptime_bars([component], now=at, days=days)[component.id].days,
+                         bars_from_status_rows([component], now=at, days=days)[component.id])
+        transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=SLOW)
+@given(history=histories, other=histories, spec=runs_strategy)
+def test_rollups_kept_up_to_date_equal_rollups_rebuilt_from_scratch(history, other, spec):
+    with transaction.atomic(), override_settings(TIME_ZONE="Europe/Paris"):
+        placements, (both, posting) = layout()
+        runs = make_runs(placements, spec)
+        rollups_add(runs[: len(runs) // 2])
+        play(both, history, T0)
+        play(posting, other, T0 + timedelta(hours=5))
+        rollups_add(runs[len(runs) // 2:])
+        kept = snapshot()
+        rollups_rebuild()
+        rebuilt = snapshot()
+        assert rebuilt.keys() == kept.keys()
+        for key, row in kept.items():
+            if isinstance(row, dict):
+                assert {k: pytest.approx(v, abs=1e-6) if isinstance(v, float) else v for k, v in row.items()} \
+                    == rebuilt[key], key
+            else:
+                assert row == rebuilt[key], key
+        transaction.set_rollback(True)
+
+
+# --- the migration ----------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    before, after = [("probes", "0004_probe_script")], [("probes", "0005_rollups")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        platform = old.get_model("probes", "Platform").objects.create(name="P", slug="p", kind="sandbox",
+                                                                      base_url="http://127.0.0.1:1")
+        probe = old.get_model("probes", "Probe").objects.create(name="Post", slug="post", platform=platform,
+                                                                action="post")
+        location = old.get_model("probes", "Location").objects.create(name="atlanta")
+        component = old.get_model("probes", "Component").objects.create(name="Posting", public_id="posting00001",
+                                                                        created_at=T0 - timedelta(days=2))
+        component.probes.add(probe)
+        hours = [T0 + timedelta(hours=h) for h in (0, 1, 16, 17)]  # 17:30 UTC is the 24th in Paris
+        old.get_model("probes", "RunHour").objects.bulk_create([
+            old.get_model("probes", "RunHour")(probe=probe, location=location, hour=hour.replace(minute=0), runs=60,
+                                               failures=2, by_class={"timeout": 2}, latency={"27": 58})
+            for hour in hours])
+        changes = [(T0, "operational", "major_outage"), (T0 + timedelta(hours=3), "major_outage", "partial_outage"),
+                   (T0 + timedelta(days=2), "partial_outage", "operational")]
+        old.get_model("probes", "ComponentStatusChange").objects.bulk_create([
+            old.get_model("probes", "ComponentStatusChange")(component=component, old_status=a, new_status=b,
+                                                             reason="t", changed_at=at) for at, a, b in changes])
+        old.get_model("probes", "Component").objects.filter(id=component.id).update(status="operational")
+
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+
+        posting = Component.objects.get(id=component.id)
+        assert posting.status_since == T0 + timedelta(days=2)
+        days = {d.day: d for d in RunDay.objects.all()}
+        assert {day: (d.runs, d.failures) for day, d in days.items()} == {date(2026, 10, 23): (120, 4),
+                                                                         date(2026, 10, 24): (120, 4)}
+        assert ComponentHour.objects.get(component=posting, hour=T0.replace(minute=0)).runs == 60
+        now = T0 + timedelta(days=3)
+        assert_same_days(uptime_bars([posting], now=now, days=10)[posting.id].days,
+                         bars_from_status_rows([posting], now=now, days=10)[posting.id])
+        assert ComponentDay.objects.get(component=posting, day=date(2026, 10, 23)).major_s == 3 * 3600
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_counting_into_the_same_rows_at_once_lose_no_run():
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    placements, (both, posting) = layout()
+    feeds = {placements[0].probe_id: [both.id, posting.id], placements[2].probe_id: [both.id]}
+    rounds = 8
+    barrier = threading.Barrier(2, timeout=30)
+    errors: list[BaseException] = []
+
+    def worker(placement: ProbeLocation) -> None:
+        try:
+            for i in [*range(rounds), *range(rounds)]:
+                # Both at once into the same component rows: of a new hour, then of one that exists.
+                barrier.wait()
+                with transaction.atomic():
+                    # Without the component locks (feeds given) the rows themselves must hold.
+                    hour = T0 + timedelta(hours=i)
+                    rollups_add([run(placement, hour), run(placement, hour + timedelta(minutes=1), "timeout")],
+                                feeds=feeds)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(p,)) for p in (placements[0], placements[2])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert [h.runs for h in ComponentHour.objects.filter(component=both).order_by("hour")] == [8] * rounds
+    assert [h.by_class for h in ComponentHour.objects.filter(component=both)] == [{"timeout": 4}] * rounds
+    assert sum(ComponentDay.objects.filter(component=posting).values_list("runs", flat=True)) == 4 * rounds
