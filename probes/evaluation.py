@@ -50,7 +50,10 @@ def placement_observe(placement: ProbeLocation, run: Run) -> PlacementStateChang
         placement.flapping = False
 
     if failed:
-        if placement.consecutive_failures == 0:
+        # A placement still failing (a success or two, short of recovering) keeps the start of the
+        # streak that made it fail: the outage did not start again, and its incident must not start
+        # after it was detected.
+        if placement.consecutive_failures == 0 and placement.state != PlacementState.FAILING:
             placement.streak_started_at = run.started_at
             placement.streak_previous_success_at = placement.last_success_at
         placement.consecutive_failures += 1

@@ -123,3 +123,20 @@ def test_a_budget_near_the_follow_limit_does_not_explain_a_posting_quota_refusal
     Artifact.objects.filter(kind="follow").delete()
     watchdog(now=at(210))
     assert OwnProblem.objects.get(kind=OwnProblem.Kind.PROBE_BUDGET).resolved_at is not None
+
+
+def test_a_failing_location_that_succeeds_once_keeps_the_start_of_its_outage(demo):
+    """Found by the batch-equivalence property (test_recorder): a success short of recovering
+    used to start a new streak, so an incident opened later began after it was detected."""
+    post = placement("post", "atlanta")
+    for i in range(3):  # failing from the third (threshold), detected then
+        record_run(post, at(30 * i), failure_class="server_error")
+    post.refresh_from_db()
+    assert post.state == PlacementState.FAILING and post.streak_started_at == at(0)
+    record_run(post, at(90))  # one success: not recovered
+    for i in range(4, 8):
+        record_run(post, at(30 * i), failure_class="server_error")
+    post.refresh_from_db()
+    assert post.state == PlacementState.FAILING and post.streak_started_at == at(0)
+    for incident in Incident.objects.all():
+        assert incident.started_at <= incident.detected_at
