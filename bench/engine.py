@@ -77,15 +77,17 @@ def load_schedule(*, start_in_s: float, enabled: bool) -> None:
 
 def queries_of_one_run() -> dict:
     """The SQL one run costs, recorded in this process against the sandbox (the third of three, so
-    that what is made once — the account's remote id, the hour's rollup row — is made already)."""
+    that what is made once — the account's remote id, the hour's rollup row — is made already),
+    stored alone; and what storing a batch of 32 finished runs costs (probes.recorder)."""
     import uuid
 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from probes import spool
     from probes.models import ProbeLocation
-    from probes.runner import run_execute
+    from probes.runner import run_execute, run_payload
 
     placement = ProbeLocation.objects.filter(probe__slug__startswith="load-").order_by("id").first()
     for _ in range(3):
@@ -93,18 +95,27 @@ def queries_of_one_run() -> dict:
             began = time.perf_counter()
             run_execute(placement_id=placement.id, run_key=str(uuid.uuid4()), scheduled_for=timezone.now())
             elapsed = time.perf_counter() - began
-    # CPU of one run in this process, a new database connection each time as in a Celery worker.
     cpu0, runs = time.process_time(), 20
     for _ in range(runs):
-        connection.close()
         run_execute(placement_id=placement.id, run_key=str(uuid.uuid4()), scheduled_for=timezone.now())
     cpu_ms = (time.process_time() - cpu0) * 1000 / runs
     kinds: dict[str, int] = {}
     for query in captured.captured_queries:
         word = query["sql"].split(None, 1)[0].upper()
         kinds[word] = kinds.get(word, 0) + 1
+
+    batch = list(ProbeLocation.objects.filter(probe__slug__startswith="load-").select_related("probe", "location")
+                 .order_by("id")[:32])
+    now = timezone.now()
+    payloads = [run_payload(key=str(uuid.uuid4()), placement=p, scheduled_for=now, started_at=now, latency_ms=100,
+                            failure=None, steps=[], evidence={}, cleanup="none", secrets=[]) for p in batch]
+    cpu0 = time.process_time()
+    with CaptureQueriesContext(connection) as stored:
+        spool.runs_store(payloads)
+    batch_cpu_ms = (time.process_time() - cpu0) * 1000
     return {"queries": len(captured.captured_queries), "by_kind": kinds, "seconds": elapsed, "cpu_ms": cpu_ms,
-            "sql": [q["sql"][:160] for q in captured.captured_queries]}
+            "sql": [q["sql"][:160] for q in captured.captured_queries],
+            "batch": {"runs": len(payloads), "queries": len(stored.captured_queries), "cpu_ms": batch_cpu_ms}}
 
 
 def engine_trial(*, processes: Processes, env: dict, pool: str, concurrency: int, offered: float, warmup_s: float,

@@ -81,6 +81,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--broker-db", type=int, default=13, help="Redis db number of the broker (flushed)")
     parser.add_argument("--cache-db", type=int, default=12, help="Redis db number of the public cache (flushed)")
     parser.add_argument("--json-out", help="also write every figure to this JSON file")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy the logs of every process started to DIR")
     parser.add_argument("--profile", metavar="DIR", help="sample gunicorn and a location worker with py-spy "
                                                          "(collapsed stacks into DIR; py-spy must be installed)")
     parser.add_argument("--py-spy", default=shutil.which("py-spy"), help="the py-spy binary for --profile")
@@ -397,6 +398,9 @@ class Bench:
             for url in (self.broker_url, self.cache_url):
                 services.redis_flush(url)
             services.stop_started_servers(self.started_servers)
+            if self.args.keep_logs:
+                print(f"logs kept in {self.processes.logs}", file=sys.stderr)
+                shutil.copytree(self.processes.logs, self.args.keep_logs, dirs_exist_ok=True)
             shutil.rmtree(self.work, ignore_errors=True)
 
 

@@ -9,6 +9,7 @@ platform row locked, so evaluations of one platform apply one at a time and neve
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,9 +33,25 @@ def _changes(recent: str) -> int:
     return sum(1 for a, b in zip(recent, recent[1:]) if a != b)
 
 
+# What evaluation writes on a placement: never `next_run_at`, which belongs to the dispatcher.
+EVALUATED_FIELDS = [
+    "last_run_at", "state", "state_since", "consecutive_failures", "consecutive_successes", "consecutive_slow",
+    "consecutive_fast", "recent", "flapping", "evaluated_until", "last_success_at", "last_failure_at",
+    "streak_started_at", "streak_previous_success_at", "recovery_started_at", "detected_at", "last_failure_class",
+]
+
+
 def placement_observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
-    """Advance a locked placement's state machine by one run. Runs older than the latest
-    evaluated one (they finished out of order) are kept on record but do not move the state."""
+    """Advance a locked placement's state machine by one run and save it."""
+    change = _observe(placement, run)
+    placement.save(update_fields=EVALUATED_FIELDS)
+    return change
+
+
+def _observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
+    """One step of a locked placement's state machine, in memory (the caller saves). Runs older
+    than the latest evaluated one (they finished out of order) are kept on record but do not move
+    the state."""
     if placement.evaluated_until and run.started_at <= placement.evaluated_until:
         return None
     probe = placement.probe
@@ -84,7 +101,6 @@ def placement_observe(placement: ProbeLocation, run: Run) -> PlacementStateChang
         placement.state_since = run.started_at
         change = PlacementStateChange.objects.create(placement=placement, old_state=old, new_state=new, cause=cause,
                                                      run=run, changed_at=run.started_at)
-    placement.save()
     return change
 
 
@@ -133,10 +149,32 @@ def maintenance_active(component: Component, now: datetime) -> bool:
 
 
 def component_derive(component: Component, now: datetime) -> Derived:
-    placements = list(ProbeLocation.objects.filter(probe__components=component, probe__enabled=True)
-                      .select_related("probe", "location"))
+    return components_derive([component], now)[component.id]
+
+
+def components_derive(components: list[Component], now: datetime) -> dict[int, Derived]:
+    """Component id → what its placements say now. Three queries however many components: the
+    evaluation of a batch of runs derives every component they touch at once."""
+    ids = [c.id for c in components]
+    probes_of: dict[int, set[int]] = defaultdict(set)
+    for component_id, probe_id in Component.probes.through.objects.filter(component_id__in=ids) \
+            .values_list("component_id", "probe_id"):
+        probes_of[component_id].add(probe_id)
+    placements_of: dict[int, list[ProbeLocation]] = defaultdict(list)
+    for p in (ProbeLocation.objects.filter(probe_id__in=set().union(*probes_of.values()), probe__enabled=True)
+              .select_related("probe", "location").order_by("id")):
+        placements_of[p.probe_id].append(p)
+    in_maintenance = set(Maintenance.components.through.objects.filter(
+        component_id__in=ids, maintenance__scheduled_for__lte=now, maintenance__scheduled_until__gt=now,
+        maintenance__cancelled=False).values_list("component_id", flat=True))
+    return {c.id: _derive(c, [p for probe_id in sorted(probes_of[c.id]) for p in placements_of[probe_id]],
+                          now, maintenance=c.id in in_maintenance)
+            for c in components}
+
+
+def _derive(component: Component, placements: list[ProbeLocation], now: datetime, *, maintenance: bool) -> Derived:
     stale = any(p.state == PlacementState.UNKNOWN and is_stale(p, now) for p in placements)
-    if maintenance_active(component, now):
+    if maintenance:
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
     known = [p for p in placements if p.state != PlacementState.UNKNOWN]
     if not known:
@@ -180,8 +218,9 @@ def _evidence_time(component: Component, new: str, now: datetime) -> datetime:
     return max(times) if times and component.status in OUTAGE else now
 
 
-def component_refresh(component: Component, now: datetime, run: Run | None = None) -> ComponentStatusChange | None:
-    derived = component_derive(component, now)
+def component_refresh(component: Component, now: datetime, run: Run | None = None,
+                      derived: Derived | None = None) -> ComponentStatusChange | None:
+    derived = derived or component_derive(component, now)
     if derived.stale != component.stale:
         Component.objects.filter(id=component.id).update(stale=derived.stale)
         component.stale = derived.stale
@@ -217,29 +256,75 @@ def component_set_status(*, component: Component, status: str, reason: str, run:
 # --- entry points --------------------------------------------------------------------------------
 
 def run_evaluate(run: Run) -> None:
-    """Evaluate one recorded run: placement state, its components, the platform's incident."""
-    from probes import budget, incidents
-    from probes.rollups import rollup_add
+    """Evaluate one recorded run (see runs_evaluate)."""
+    runs_evaluate([run])
 
+
+def runs_evaluate(runs: list[Run]) -> None:
+    """Evaluate recorded runs together: placement states, their components, their platforms'
+    incidents, the rollups. A worker stores the runs that finish while it evaluates the previous
+    ones as one batch (probes.recorder), so each row below is read, locked and written once per
+    batch rather than once per run, and each platform's lock is taken once per batch.
+
+    Lock order, everywhere: platforms by id, placements by id, components by id, then rollup rows.
+    Only the rows named (`of`), so the probe rows and the dispatcher's claims are never held up.
+    Runs apply in the order they started, as they would one by one."""
+    from probes import budget, incidents
+    from probes import rollups
+
+    if not runs:
+        return
+    runs = sorted(runs, key=lambda r: (r.started_at, r.id or 0))
     with transaction.atomic():
-        # Lock order, everywhere: platform, placement, components by id. Only the rows named
-        # (`of`), so the probe row and the dispatcher's claims are never held up.
-        platform_id = Probe.objects.filter(id=run.probe_id).values_list("platform_id", flat=True).get()
-        platform = Platform.objects.select_for_update(of=("self",)).get(id=platform_id)
-        placement = (ProbeLocation.objects.select_for_update(of=("self",)).select_related("probe", "location")
-                     .get(probe_id=run.probe_id, location_id=run.location_id))
-        if placement.last_run_at is None or run.started_at > placement.last_run_at:
-            placement.last_run_at = run.started_at  # runs can finish out of order
-            ProbeLocation.objects.filter(id=placement.id).update(last_run_at=run.started_at)
-        if budget.run_is_self_inflicted(run, platform):
-            return  # on record and reported to on-call, but not evidence against the platform
-        rollup_add(run)
-        placement_observe(placement, run)
-        now = run.finished_at
-        for component in (Component.objects.select_for_update(of=("self",)).filter(probes__id=run.probe_id)
-                          .order_by("id")):
-            component_refresh(component, now, run)
-        incidents.incidents_reconcile(platform, now)
+        platform_of = dict(Probe.objects.filter(id__in={r.probe_id for r in runs}).values_list("id", "platform_id"))
+        platforms = {p.id: p for p in Platform.objects.select_for_update(of=("self",))
+                     .filter(id__in=set(platform_of.values())).order_by("id")}
+        wanted = {(r.probe_id, r.location_id) for r in runs}
+        placements = {(p.probe_id, p.location_id): p for p in (
+            ProbeLocation.objects.select_for_update(of=("self",)).select_related("probe", "location")
+            .filter(probe_id__in={k[0] for k in wanted}, location_id__in={k[1] for k in wanted}).order_by("id"))
+            if (p.probe_id, p.location_id) in wanted}
+        before = {key: [getattr(p, name) for name in EVALUATED_FIELDS] for key, p in placements.items()}
+        counted: list[Run] = []
+        for run in runs:
+            placement = placements[(run.probe_id, run.location_id)]
+            if placement.last_run_at is None or run.started_at > placement.last_run_at:
+                placement.last_run_at = run.started_at  # runs can finish out of order
+            if budget.run_is_self_inflicted(run, platforms[platform_of[run.probe_id]]):
+                continue  # on record and reported to on-call, but not evidence against the platform
+            counted.append(run)
+            _observe(placement, run)
+        # Only the fields that moved (a successful run moves five or six of them): the statement
+        # Django builds grows with rows × fields.
+        changed = {name for key, p in placements.items()
+                   for name, old in zip(EVALUATED_FIELDS, before[key]) if getattr(p, name) != old}
+        if changed:
+            ProbeLocation.objects.bulk_update(placements.values(), [f for f in EVALUATED_FIELDS if f in changed])
+        if not counted:
+            return
+        # Each component once, as of the latest run that concerns it.
+        latest_of_probe = {run.probe_id: run for run in counted}
+        links, feeds = defaultdict(list), defaultdict(list)
+        for component_id, probe_id in Component.probes.through.objects.filter(probe_id__in=latest_of_probe) \
+                .values_list("component_id", "probe_id"):
+            links[component_id].append(latest_of_probe[probe_id])
+            feeds[probe_id].append(component_id)
+        components = list(Component.objects.select_for_update(of=("self",)).filter(id__in=links).order_by("id"))
+        rollups.rollups_add(counted, feeds=feeds)
+        if components:
+            now = max(run.finished_at for run in counted)
+            derived = components_derive(components, now)
+            for component in components:
+                run = max(links[component.id], key=lambda r: r.started_at)
+                component_refresh(component, run.finished_at, run, derived=derived[component.id])
+
+        # An incident only where one is open or a component is in trouble: the same outcome as
+        # incidents_reconcile's own first test, without its queries when all is well.
+        finished = defaultdict(list)
+        for run in counted:
+            finished[platform_of[run.probe_id]].append(run.finished_at)
+        for platform_id in incidents.platforms_needing_reconcile(list(finished)):
+            incidents.incidents_reconcile(platforms[platform_id], max(finished[platform_id]))
 
 
 def platform_refresh(platform: Platform, now: datetime) -> None:

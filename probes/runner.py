@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from probes import spool
+from probes import recorder, spool
 from probes.adapters import UnknownAdapter, adapter_class
 from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
 from probes.crypto import UNREADABLE
@@ -159,15 +159,21 @@ def storable(value):
     return value
 
 
-def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, started_at: datetime,
-               latency_ms: int, failure: ProbeError | None, steps: list[dict], evidence: dict, cleanup: str,
-               secrets: list[str], artifacts: list[Artifact] = ()) -> Run:
-    """Store a run once (the key is unique), move the placement's latest result, evaluate.
+def run_record(**run) -> Run:
+    """Store a run once (the key is unique), move the placement's latest result, evaluate: in a
+    worker with the other runs finishing at the same time (probes.recorder).
 
     The run already happened, so an unreachable database does not lose it: it waits in the spool
     (probes.spool) and is stored, in order, once the database is back, together with the ledger
     writes of `artifacts` that failed during the run."""
-    payload = {
+    return recorder.store(run_payload(**run))
+
+
+def run_payload(*, key: str, placement: ProbeLocation, scheduled_for: datetime, started_at: datetime,
+                latency_ms: int, failure: ProbeError | None, steps: list[dict], evidence: dict, cleanup: str,
+                secrets: list[str], artifacts: list[Artifact] = ()) -> dict:
+    """A finished run as it is stored, spooled and batched: plain JSON, secrets redacted."""
+    return {
         "key": str(key), "probe_id": placement.probe_id, "location_id": placement.location_id,
         "scheduled_for": scheduled_for.isoformat(), "started_at": started_at.isoformat(),
         "finished_at": timezone.now().isoformat(), "latency_ms": latency_ms,
@@ -177,7 +183,6 @@ def run_record(*, key: str, placement: ProbeLocation, scheduled_for: datetime, s
         "steps": storable(steps), "evidence": storable(evidence), "cleanup": cleanup,
         "artifacts": [spool.artifact_state(row) for row in artifacts if getattr(row, "unsynced", False)],
     }
-    return spool.run_store_durably(payload)
 
 
 def artifact_record(*, run_key: str, probe_id: int, account: Account, artifact: CreatedArtifact) -> Artifact:

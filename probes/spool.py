@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime
@@ -107,20 +108,37 @@ def unsaved_run(payload: dict) -> Run:
     return Run(**_fields(payload))
 
 
+def _key(value) -> str:
+    return str(uuid.UUID(str(value)))  # one spelling, as the database gives it back
+
+
 def run_store(payload: dict) -> Run:
     """Store a run once (the key is unique) with the ledger writes it could not make, and evaluate it."""
-    from probes.evaluation import run_evaluate
+    try:
+        return runs_store([payload])[0]
+    except IntegrityError:
+        return Run.objects.get(key=payload["key"])  # stored meanwhile, by another delivery of the same run
 
+
+def runs_store(payloads: list[dict]) -> list[Run]:
+    """Store runs in one transaction, each once (by key), with the ledger writes they could not
+    make, and evaluate the new ones together (probes.evaluation.runs_evaluate). Returns the runs in
+    the order given, those stored earlier (by an earlier delivery, or before a drop) as they are.
+    Raises IntegrityError when another process stored one of them meanwhile: nothing is stored then."""
+    from probes.evaluation import runs_evaluate
+
+    key = lambda payload: _key(payload["key"])  # noqa: E731
+    unique = list({key(p): p for p in payloads}.values())
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                run = Run.objects.create(**_fields(payload))
-        except IntegrityError:
-            return Run.objects.get(key=payload["key"])  # stored earlier: by an earlier delivery, or before a drop
-        for state in payload.get("artifacts", ()):
-            artifact_restore(run_key=payload["key"], state=state)
-        run_evaluate(run)
-    return run
+        stored = {_key(r.key): r for r in Run.objects.filter(key__in=[key(p) for p in unique])}
+        new = [p for p in unique if key(p) not in stored]
+        runs = Run.objects.bulk_create([Run(**_fields(p)) for p in new])
+        for payload in new:
+            for state in payload.get("artifacts", ()):
+                artifact_restore(run_key=payload["key"], state=state)
+        runs_evaluate(runs)
+    stored.update((_key(r.key), r) for r in runs)
+    return [stored[key(p)] for p in payloads]
 
 
 def run_store_durably(payload: dict) -> Run:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import shared_task, signals
 from django.conf import settings
@@ -15,12 +15,12 @@ log = logging.getLogger(__name__)
 
 def _send_run(placement: ProbeLocation, run_key: str, scheduled_for: datetime) -> None:
     probe = placement.probe
-    # The run must start within one interval or not at all; its hard limit covers action + cleanup
-    # + the wait for an unreachable database (the run is on disk by then: probes.spool).
+    # The run must start within one interval of its slot or not at all; its hard limit covers
+    # action + cleanup + the wait for an unreachable database (the run is on disk by then: probes.spool).
     run_probe.apply_async(
         args=[placement.id, run_key, scheduled_for.isoformat()],
         queue=placement.location.queue,
-        expires=float(probe.interval_s),
+        expires=scheduled_for + timedelta(seconds=probe.interval_s),
         soft_time_limit=probe.timeout_s * 2 + 10 + settings.VIGIE_DB_RETRY_SECONDS,
         time_limit=probe.timeout_s * 2 + 20 + settings.VIGIE_DB_RETRY_SECONDS,
     )
@@ -28,7 +28,8 @@ def _send_run(placement: ProbeLocation, run_key: str, scheduled_for: datetime) -
 
 @shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
 def dispatch_due() -> int:
-    sent = dispatch.dispatch_due(enqueue=_send_run)
+    # Sends each run at its slot until just before beat starts the next of these.
+    sent = dispatch.dispatch_until(enqueue=_send_run, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
     # The scheduler's sign of life, read by the watchdog loop in every worker (probes.heartbeat).
     heartbeat.heartbeat_beat(heartbeat.SCHEDULER, detail=f"{sent} run(s) sent")
     return sent

@@ -2,7 +2,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_postrun, task_prerun, worker_init, worker_ready, worker_shutdown
 from kombu.transport import TRANSPORT_ALIASES
 
 # filesystem:// (the embedded default) is kombu's transport with atomic writes; see statuspage/broker.py.
@@ -28,3 +28,23 @@ def _watchdog_stop(**_) -> None:
     from probes.heartbeat import loop_stop
 
     loop_stop()
+
+
+@worker_init.connect
+def _batching_start(**_) -> None:
+    # A worker stores the runs that finish together in one transaction (probes.recorder).
+    from probes import recorder
+
+    recorder.enable()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _connections_tidy(task=None, **_) -> None:
+    # Django's rule for a request, per task: a connection past CONN_MAX_AGE or left broken by an
+    # error is closed, a good one is kept. (Celery would otherwise close it after every task — a new
+    # connection per run — except every CELERY_DB_REUSE_MAX tasks, see settings.)
+    from django.db import close_old_connections
+
+    if not getattr(getattr(task, "request", None), "is_eager", False):  # run in the caller's thread
+        close_old_connections()

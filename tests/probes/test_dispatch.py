@@ -94,3 +94,38 @@ def test_two_dispatchers_at_once_claim_each_placement_exactly_once(monkeypatch):
         thread.join(30)
     assert not errors, errors
     assert sorted(sent) == sorted(p.id for p in placements)  # all sent, none twice
+
+
+@pytest.mark.django_db
+def test_a_dispatch_pass_sends_each_run_when_its_slot_comes_not_at_the_next_pass():
+    placements = _placements(8)
+    now = timezone.now()
+    slots = {p.id: now + timedelta(seconds=0.2 + 0.1 * i) for i, p in enumerate(placements)}
+    for placement in placements:
+        ProbeLocation.objects.filter(id=placement.id).update(next_run_at=slots[placement.id])
+    sent = {}
+    assert dispatch.dispatch_until(enqueue=lambda p, key, at: sent.setdefault(p.id, (at, timezone.now())),
+                                   seconds=1.2, tick=0.02) == 8
+    for placement_id, (slot, at) in sent.items():
+        assert slot == slots[placement_id]
+        assert slot <= at < slot + timedelta(seconds=0.15), (slot, at)  # within a tick or so, not a pass late
+
+
+@pytest.mark.django_db
+def test_a_placement_far_behind_runs_its_latest_slot_and_moves_past_now():
+    [placement, *_] = _placements(4)
+    now = timezone.now()
+    ProbeLocation.objects.filter(id=placement.id).update(next_run_at=now - timedelta(seconds=95))  # interval 30 s
+    sent = {}
+    dispatch.dispatch_due(enqueue=lambda p, key, at: sent.setdefault(p.id, at), now=now)
+    assert sent[placement.id] == now - timedelta(seconds=5)  # -95, -65, -35 skipped; -5 still runs in time
+    placement.refresh_from_db()
+    assert placement.next_run_at == now + timedelta(seconds=25)
+
+
+@pytest.mark.django_db
+def test_a_pass_sends_every_due_run_however_many_there_are():
+    placements = _placements(40)
+    sent = []
+    assert dispatch.dispatch_due(enqueue=lambda *a: sent.append(a), limit=7) == 40
+    assert len({p.id for p, _, _ in sent}) == 40
