@@ -133,7 +133,7 @@ def engine_trial(*, processes: Processes, env: dict, pool: str, concurrency: int
     names = ["beat", "worker-vigie"]
     processes.start("beat", [*CELERY, "beat", "--loglevel", "WARNING", "--schedule",
                              env["VIGIE_DATA_DIR"] + "/celerybeat-schedule"], env)
-    processes.start("worker-vigie", [*worker, "-Q", "vigie", "-n", "vigie@%h", "--concurrency", "2"], env)
+    processes.start("worker-vigie", [*worker, "-Q", "vigie", "-n", "vigie@%h", "--concurrency", "3"], env)
     for location in locations:
         name = f"worker-{location}"
         processes.start(name, [*worker, "-Q", f"probes.{location}", "-n", f"{location}@%h", "--pool", pool,

@@ -26,7 +26,10 @@ def _send_run(placement: ProbeLocation, run_key: str, scheduled_for: datetime) -
     )
 
 
-@shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
+# Acknowledged on receipt: a pass lost with its worker is replaced by the next a second later, and
+# a long pass still unacknowledged when the broker connection drops makes the worker crash on
+# restoring it (Celery 5.7: "Unrecoverable error: ... no attribute 'hostname'").
+@shared_task(ignore_result=True, acks_late=False, time_limit=60, soft_time_limit=50)
 def dispatch_due() -> int:
     # Sends each run at its slot until just before beat starts the next of these.
     sent = dispatch.dispatch_until(enqueue=_send_run, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))

@@ -51,14 +51,15 @@ class Command(BaseCommand):
         manage = str(settings.BASE_DIR / "manage.py")
         celery = [python, "-m", "celery", "-A", "statuspage"]
         worker = [*celery, "worker", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-                  "--without-heartbeat", "--concurrency", "2"]
+                  "--without-heartbeat"]
         commands: dict[str, list[str]] = {}
         if not no_sandbox:
             commands["sandbox"] = [python, manage, "sandbox", "serve", "--port", env["SANDBOX_PORT"]]
         commands["web"] = [python, manage, "runserver", f"127.0.0.1:{settings.PORT}", "--noreload", "--insecure"]
-        commands["worker-vigie"] = [*worker, "-Q", "vigie", "-n", "vigie@%h"]
+        # Three: the dispatcher holds one for most of each dispatch interval (probes.dispatch).
+        commands["worker-vigie"] = [*worker, "-Q", "vigie", "-n", "vigie@%h", "--concurrency", "3"]
         for name in locations:
-            commands[f"worker-{name}"] = [*worker, "-Q", f"probes.{name}", "-n", f"{name}@%h"]
+            commands[f"worker-{name}"] = [*worker, "-Q", f"probes.{name}", "-n", f"{name}@%h", "--concurrency", "2"]
         schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
         commands["beat"] = [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(schedule)]
 
