@@ -231,7 +231,7 @@ if CACHE_URL.startswith("file"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(DATA_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 5000}}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+    CACHES = {"default": {"BACKEND": "statuspage.redis_cache.RedisCache", "LOCATION": CACHE_URL,
                           "KEY_PREFIX": "vigie"}}
 # Longest a public response is served from the cache when nothing changed: bounds what moves with
 # the clock alone (the "monitoring delayed" notice).

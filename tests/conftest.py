@@ -57,12 +57,17 @@ class LiveSandbox:
 @pytest.fixture(autouse=True)
 def public_cache(settings):
     """Each test starts with an empty public cache, switched off: a test's transaction never
-    commits, so the change announcements that invalidate it never fire. Cache tests turn it on."""
+    commits, so the change announcements that invalidate it never fire. Cache tests turn it on.
+    Each process's copies in memory are emptied too: they outlive a test as they outlive a request."""
     from django.core.cache import cache
 
+    from statuspage.cache import memory
+
     cache.clear()
+    memory.clear()
     settings.VIGIE_PUBLIC_CACHE_SECONDS = 0
     yield cache
+    memory.clear()
     try:
         cache.clear()
     except Exception:  # a test that pointed the cache at a server that is not there

@@ -3,9 +3,11 @@ and the response cache."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime, timedelta, timezone as dt_timezone
 from xml.etree import ElementTree
 
+import lxml.html
 import pytest
 import time_machine
 from django.db import connection
@@ -70,6 +72,21 @@ def test_a_day_with_downtime_is_focusable_and_says_what_happened(client, site):
     assert 'tabindex="0"' in today and "40 min major outage" in today
     assert bar.count('tabindex="0"') == 1  # quiet days are read, not tabbed through
     assert bar.count("no downtime") == 3 and bar.count("no data") == 86
+
+
+def test_each_day_of_a_bar_is_one_item_holding_its_own_words(client, site):
+    # The bar leaves out each </li> (4,500 of them on a page of 50 components): the parsed page
+    # must still have one item per day, each with its words inside it, nothing between them.
+    page = lxml.html.fromstring(get(client, "/"))
+    bars = page.xpath("//ol[@class='bar']")
+    assert len(bars) == 6
+    for bar in bars:
+        days = bar.xpath("./li")
+        assert len(days) == 90 and len(bar) == 90 and not (bar.text or "").strip()
+        for day in days:
+            (words,) = day.xpath("./span")
+            assert re.fullmatch(r"\d{1,2} [A-Z][a-z]{2}: .+", words.text_content())
+            assert not (words.tail or "").strip() and len(day) == 1
 
 
 def test_active_and_upcoming_maintenance_and_recent_past_incidents_show(client, site):
