@@ -1,6 +1,8 @@
-"""The static copy from `publish` serves what the live site serves, links and all."""
+"""The static copy from `publish` serves what the live site serves, links and all, and a rewrite
+renders only the pages whose inputs changed."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import timedelta
@@ -15,8 +17,10 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from probes.evaluation import component_set_status
+from probes.incidents import incident_add_update
 from probes.models import Component, ComponentStatus, Incident, Maintenance
-from statuspage.publish import site_publish, site_urls
+from statuspage import publish
+from statuspage.publish import MANIFEST, site_publish, site_urls
 from statuspage.celery import app as celery_app
 from tests.statuspage.test_pages import FEB_2023, site  # noqa: F401  (the fixture)
 from probes.simulation import simulate_scenario
@@ -128,3 +132,140 @@ def test_a_url_that_fails_leaves_the_previous_copy_whole(history, static_host, m
     with pytest.raises(publish.PublishError, match="nosuchid0000 answered 404"):
         site_publish(out=root)
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing half-new
+
+
+@pytest.fixture
+def requested(monkeypatch):
+    """The URLs publish asks the site for, that is, renders."""
+    asked: list[str] = []
+
+    class Counting(publish.Client):
+        def get(self, path, *args, **kwargs):
+            asked.append(path)
+            return super().get(path, *args, **kwargs)
+
+    monkeypatch.setattr(publish, "Client", Counting)
+    return asked
+
+
+def pages_of(thing) -> set[str]:
+    return {f"incidents/{thing.public_id}.html", f"fr/incidents/{thing.public_id}.html"}
+
+
+def test_an_unchanged_resolved_incident_is_not_rendered_again(history, static_host, requested):
+    root, _ = static_host
+    old = Incident.objects.get(title="Spring outage")
+    upcoming = Maintenance.objects.get()
+    first = site_publish(out=root)
+    before = (root / f"incidents/{old.public_id}.html").read_bytes()
+    requested.clear()
+    again = site_publish(out=root)
+    assert f"/incidents/{old.public_id}" not in requested and f"/fr/incidents/{old.public_id}" not in requested
+    assert not pages_of(old) & set(again) and (root / f"incidents/{old.public_id}.html").read_bytes() == before
+    assert len(requested) == len(again) < len(first) == len(site_urls())
+    # What moves with the clock or with every change is rendered every time, and only that.
+    unresolved = {name for incident in Incident.objects.filter(resolved_at__isnull=True) for name in pages_of(incident)}
+    always = {"index.html", "fr/index.html", "history.html", "fr/history.html", *pages_of(upcoming), *unresolved,
+              *(publish.file_for(url) for url in publish.DOCUMENTS)}
+    assert {name for name in again if not name.startswith(("components/", "fr/components/"))} == always
+    assert {f"components/{c}.html" for c in Component.objects.values_list("public_id", flat=True)} <= set(again)
+
+
+def test_an_update_to_a_resolved_incident_renders_its_pages_and_its_month_again(history, static_host, requested):
+    root, _ = static_host
+    old = Incident.objects.get(title="Spring outage")
+    others = Incident.objects.exclude(id=old.id).filter(resolved_at__isnull=False)
+    assert others.exists()
+    site_publish(out=root)
+    incident_add_update(incident=old, status="postmortem", body="What **we** learnt.", automatic=False)
+    written = set(site_publish(out=root))
+    month = timezone.localtime(old.started_at).strftime("%Y-%m")
+    assert pages_of(old) | {f"history/{month}.html", f"fr/history/{month}.html"} <= written
+    assert not any(pages_of(other) & written for other in others)
+    assert "we</strong> learnt" in (root / f"fr/incidents/{old.public_id}.html").read_text()
+
+
+def test_a_renamed_component_renders_again_the_pages_that_name_it(history, static_host):
+    root, _ = static_host
+    old = Incident.objects.get(title="Spring outage")
+    named = Incident.objects.exclude(id=old.id).filter(resolved_at__isnull=False).first()
+    component = named.components.first()
+    site_publish(out=root)
+    Component.objects.filter(id=component.id).update(name="Posting, renamed")
+    written = set(site_publish(out=root))
+    assert pages_of(named) <= written and not pages_of(old) & written
+    assert "Posting, renamed" in (root / f"incidents/{named.public_id}.html").read_text()
+
+
+def test_a_change_of_the_chrome_or_full_renders_everything(history, static_host, settings, capsys):
+    root, _ = static_host
+    every = len(site_publish(out=root))
+    assert len(site_publish(out=root)) < every
+    settings.VIGIE_PAGE_NAME = "Status of Example"
+    assert len(site_publish(out=root)) == every
+    old = Incident.objects.get(title="Spring outage")
+    assert "Status of Example" in (root / f"fr/incidents/{old.public_id}.html").read_text()
+    assert len(site_publish(out=root)) < every
+    call_command("publish", out=str(root), full=True)
+    assert f"published {every} files to" in capsys.readouterr().out
+
+
+def test_the_static_copy_still_serves_the_live_bytes_after_incremental_rewrites(client, history, static_host):
+    root, base = static_host
+    with time_machine.travel(timezone.now(), tick=False):
+        site_publish(out=root)
+        old = Incident.objects.get(title="Spring outage")
+        incident_add_update(incident=old, status="postmortem", body="Postmortem published.", automatic=False)
+        Component.objects.filter(name="Posting").update(name="Posts")
+        Incident.objects.create(title="Brand new", started_at=timezone.now(), detected_at=timezone.now())
+        site_publish(out=root)
+        written = site_publish(out=root)
+        urls = site_urls()
+        assert len(written) < len(urls)
+        for url in urls:
+            live = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+            static = requests.get(base + url, timeout=5)
+            assert (live.status_code, static.status_code) == (200, 200), url
+            assert static.content == live.content, url
+
+
+def test_a_page_whose_rows_change_while_it_is_rendered_is_rendered_again_next_time(history, static_host,
+                                                                                   monkeypatch):
+    root, _ = static_host
+    old = Incident.objects.get(title="Spring outage")
+
+    class Meddling(publish.Client):
+        def get(self, path, *args, **kwargs):
+            response = super().get(path, *args, **kwargs)
+            if path == f"/incidents/{old.public_id}":  # rendered, then changed before the run ends
+                Incident.objects.filter(id=old.id).update(title="Spring outage (renamed)")
+            return response
+
+    monkeypatch.setattr(publish, "Client", Meddling)
+    site_publish(out=root)
+    assert json.loads((root / MANIFEST).read_text())["pages"][f"incidents/{old.public_id}.html"] is None
+    monkeypatch.undo()
+    assert pages_of(old) <= set(site_publish(out=root))
+    assert "(renamed)" in (root / f"incidents/{old.public_id}.html").read_text()
+    assert not pages_of(old) & set(site_publish(out=root))
+
+
+def test_a_page_replayed_from_the_public_cache_is_not_recorded_as_up_to_date(client, history, static_host,
+                                                                             settings):
+    root, _ = static_host
+    settings.VIGIE_PUBLIC_CACHE_SECONDS = 30
+    old = Incident.objects.get(title="Spring outage")
+    assert client.get(f"/incidents/{old.public_id}").status_code == 200  # now in the cache
+    site_publish(out=root)
+    pages = json.loads((root / MANIFEST).read_text())["pages"]
+    assert pages[f"incidents/{old.public_id}.html"] is None and pages[f"fr/incidents/{old.public_id}.html"]
+
+
+def test_a_copy_from_the_previous_format_is_rendered_again_and_its_leftovers_removed(history, static_host):
+    root, _ = static_host
+    every = len(site_publish(out=root))
+    (root / "incidents/deleted00000.html").write_text("an incident since deleted")
+    names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    (root / MANIFEST).write_text("\n".join(sorted(names)))  # the list the first format kept
+    assert len(site_publish(out=root)) == every
+    assert not (root / "incidents/deleted00000.html").exists()
