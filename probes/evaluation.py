@@ -294,12 +294,14 @@ def runs_evaluate(runs: list[Run]) -> None:
                 continue  # on record and reported to on-call, but not evidence against the platform
             counted.append(run)
             _observe(placement, run)
-        # Only the fields that moved (a successful run moves five or six of them): the statement
-        # Django builds grows with rows × fields.
-        changed = {name for key, p in placements.items()
-                   for name, old in zip(EVALUATED_FIELDS, before[key]) if getattr(p, name) != old}
-        if changed:
-            ProbeLocation.objects.bulk_update(placements.values(), [f for f in EVALUATED_FIELDS if f in changed])
+        # Only the placements and fields that moved (a successful run moves five or six fields).
+        moved = [key for key, p in placements.items()
+                 if any(getattr(p, name) != old for name, old in zip(EVALUATED_FIELDS, before[key]))]
+        changed = {name for key in moved
+                   for name, old in zip(EVALUATED_FIELDS, before[key]) if getattr(placements[key], name) != old}
+        if moved:
+            rollups.rows_write(ProbeLocation, [placements[key] for key in moved],
+                               [f for f in EVALUATED_FIELDS if f in changed])
         if not counted:
             return
         # Each component once, as of the latest run that concerns it.

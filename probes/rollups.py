@@ -180,9 +180,10 @@ def _exactly(key_fields: tuple[str, ...], keys: list[tuple]) -> Q:
     return where
 
 
-def _rows_write(model: type[Model], rows: list[Model], fields: list[str]) -> None:
-    """Write `fields` of `rows` back: one UPDATE by id, executed for every row at once. Cheaper
-    than bulk_update, which builds a CASE expression per row and field, by a factor of four."""
+def rows_write(model: type[Model], rows: list[Model], fields: list[str]) -> None:
+    """Write `fields` of `rows` back: one UPDATE by id, executed for every row at once (psycopg
+    pipelines them). Cheaper than bulk_update, which builds a CASE expression per row and field:
+    for a batch of 160 placements, bulk_update was 60 % of storing and evaluating the batch."""
     columns = [model._meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
     sql = (f"UPDATE {quote(model._meta.db_table)} SET {', '.join(f'{quote(c.column)} = %s' for c in columns)} "
@@ -211,7 +212,7 @@ def _rows_apply(model: type[Model], key_fields: tuple[str, ...], changes: dict[t
             rows.update(_locked(model, key_fields, missing, fields))
         for key in chunk:
             apply(rows[key], changes[key])
-        _rows_write(model, [rows[key] for key in chunk], fields)
+        rows_write(model, [rows[key] for key in chunk], fields)
 
 
 RUN_HOUR_KEY = ("probe_id", "location_id", "hour")
