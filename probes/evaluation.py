@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -20,7 +21,7 @@ from django.utils import timezone
 from probes.events import announce, maintenance_boundary, problem_changed, public_change
 from probes.models import (
     FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange,
-    Location, Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, Probe, ProbeLocation,
+    Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, Probe, ProbeLocation,
     Run,
 )
 
@@ -139,8 +140,29 @@ class Derived:
 
 
 def is_stale(placement: ProbeLocation, now: datetime) -> bool:
-    seen = placement.last_run_at or placement.created_at
-    return now - seen > timedelta(seconds=placement.probe.interval_s * STALE_AFTER_INTERVALS)
+    return _stale(placement.last_run_at, placement.created_at, placement.probe.interval_s, now)
+
+
+def _stale(last_run_at: datetime | None, created_at: datetime, interval_s: int, now: datetime) -> bool:
+    return now - (last_run_at or created_at) > timedelta(seconds=interval_s * STALE_AFTER_INTERVALS)
+
+
+class _Placement(NamedTuple):
+    """What deriving a component's status reads of a placement: a row of values, not three model
+    instances (a batch derives components fed by hundreds of placements)."""
+
+    probe_id: int
+    state: str
+    last_run_at: datetime | None
+    created_at: datetime
+    interval_s: int
+    quorum: int
+    slug: str
+    location: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.slug}@{self.location}"
 
 
 def maintenance_active(component: Component, now: datetime) -> bool:
@@ -160,10 +182,11 @@ def components_derive(components: list[Component], now: datetime) -> dict[int, D
     for component_id, probe_id in Component.probes.through.objects.filter(component_id__in=ids) \
             .values_list("component_id", "probe_id"):
         probes_of[component_id].add(probe_id)
-    placements_of: dict[int, list[ProbeLocation]] = defaultdict(list)
-    for p in (ProbeLocation.objects.filter(probe_id__in=set().union(*probes_of.values()), probe__enabled=True)
-              .select_related("probe", "location").order_by("id")):
-        placements_of[p.probe_id].append(p)
+    placements_of: dict[int, list[_Placement]] = defaultdict(list)
+    for row in (ProbeLocation.objects.filter(probe_id__in=set().union(*probes_of.values()), probe__enabled=True)
+                .order_by("id").values_list("probe_id", "state", "last_run_at", "created_at", "probe__interval_s",
+                                            "probe__quorum", "probe__slug", "location__name")):
+        placements_of[row[0]].append(_Placement(*row))
     in_maintenance = set(Maintenance.components.through.objects.filter(
         component_id__in=ids, maintenance__scheduled_for__lte=now, maintenance__scheduled_until__gt=now,
         maintenance__cancelled=False).values_list("component_id", flat=True))
@@ -172,26 +195,27 @@ def components_derive(components: list[Component], now: datetime) -> dict[int, D
             for c in components}
 
 
-def _derive(component: Component, placements: list[ProbeLocation], now: datetime, *, maintenance: bool) -> Derived:
-    stale = any(p.state == PlacementState.UNKNOWN and is_stale(p, now) for p in placements)
+def _derive(component: Component, placements: list[_Placement], now: datetime, *, maintenance: bool) -> Derived:
+    stale = any(p.state == PlacementState.UNKNOWN and _stale(p.last_run_at, p.created_at, p.interval_s, now)
+                for p in placements)
     if maintenance:
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
     known = [p for p in placements if p.state != PlacementState.UNKNOWN]
     if not known:
         # Nothing measured: keep the last status rather than claim health; `stale` says why.
         return Derived(component.status, stale or bool(placements), "no probe data")
-    by_probe: dict[int, list[ProbeLocation]] = {}
+    by_probe: dict[int, list[_Placement]] = {}
     for p in known:
         by_probe.setdefault(p.probe_id, []).append(p)
     majors, failing_any, degraded = 0, [], []
     for group in by_probe.values():
         failing = [p for p in group if p.state == PlacementState.FAILING]
-        quorum = min(group[0].probe.quorum or len(group) // 2 + 1, len(group))
+        quorum = min(group[0].quorum or len(group) // 2 + 1, len(group))
         if len(failing) >= quorum:
             majors += 1
         failing_any += failing
         degraded += [p for p in group if p.state == PlacementState.DEGRADED]
-    where = lambda ps: ", ".join(sorted({f"{p.probe.slug}@{p.location.name}" for p in ps}))  # noqa: E731
+    where = lambda ps: ", ".join(sorted({p.where for p in ps}))  # noqa: E731
     if majors == len(by_probe):
         return Derived(ComponentStatus.MAJOR, stale, f"failing at quorum: {where(failing_any)}")
     if failing_any:
@@ -335,8 +359,10 @@ def platform_refresh(platform: Platform, now: datetime) -> None:
     with transaction.atomic():
         platform = Platform.objects.select_for_update(of=("self",)).get(id=platform.id)
         ids = Component.objects.filter(probes__platform=platform).values_list("id", flat=True).distinct()
-        for component in Component.objects.select_for_update(of=("self",)).filter(id__in=list(ids)).order_by("id"):
-            component_refresh(component, now)
+        components = list(Component.objects.select_for_update(of=("self",)).filter(id__in=list(ids)).order_by("id"))
+        derived = components_derive(components, now)
+        for component in components:
+            component_refresh(component, now, derived=derived[component.id])
         incidents.incidents_reconcile(platform, now)
 
 
@@ -355,11 +381,13 @@ def watchdog(now: datetime | None = None) -> dict:
 
     now = now or timezone.now()
     went_stale = 0
-    for placement in ProbeLocation.objects.filter(probe__enabled=True).exclude(state=PlacementState.UNKNOWN) \
-            .select_related("probe"):
-        if is_stale(placement, now):
+    # Every 10 s over every placement: values, not model instances (thousands of placements).
+    known = (ProbeLocation.objects.filter(probe__enabled=True).exclude(state=PlacementState.UNKNOWN)
+             .values_list("id", "last_run_at", "created_at", "probe__interval_s"))
+    for placement_id, last_run_at, created_at, interval_s in known:
+        if _stale(last_run_at, created_at, interval_s, now):
             with transaction.atomic():
-                locked = ProbeLocation.objects.select_for_update().select_related("probe").get(id=placement.id)
+                locked = ProbeLocation.objects.select_for_update().select_related("probe").get(id=placement_id)
                 if locked.state != PlacementState.UNKNOWN and is_stale(locked, now):
                     PlacementStateChange.objects.create(
                         placement=locked, old_state=locked.state, new_state=PlacementState.UNKNOWN,
@@ -378,14 +406,16 @@ def watchdog(now: datetime | None = None) -> dict:
     # scheduler's (probes.heartbeat), not one per location.
     scheduler_silent = heartbeat.scheduler_silent(now)
     stale_locations = []
-    for location in Location.objects.filter(placements__probe__enabled=True).distinct():
-        placements = list(location.placements.filter(probe__enabled=True).select_related("probe"))
-        subject = location.name
-        if placements and all(is_stale(p, now) for p in placements):
+    seen_at: dict[str, list[tuple]] = defaultdict(list)
+    for name, *seen in (ProbeLocation.objects.filter(probe__enabled=True)
+                        .values_list("location__name", "last_run_at", "created_at", "probe__interval_s")):
+        seen_at[name].append(seen)
+    for subject, placements in sorted(seen_at.items()):
+        if all(_stale(*seen, now) for seen in placements):
             stale_locations.append(subject)
             if scheduler_silent:
                 continue
-            newest = max((p.last_run_at for p in placements if p.last_run_at), default=None)
+            newest = max((last_run_at for last_run_at, *_ in placements if last_run_at), default=None)
             problem_open(OwnProblem.Kind.STALE_LOCATION, subject,
                          f"no run from {subject} since {newest:%Y-%m-%d %H:%M:%S %Z}" if newest
                          else f"no run from {subject} yet")

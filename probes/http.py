@@ -6,23 +6,31 @@ Tests that must not touch a network mock `requests` here and nowhere else.
 """
 from __future__ import annotations
 
+import heapq
 import html
+import itertools
 import json
+import logging
+import os
 import re
 import ssl
 import threading
 import time
 from http.client import HTTPException
+from http.cookiejar import DefaultCookiePolicy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from urllib3.exceptions import DecodeError, HTTPError, ProtocolError, ReadTimeoutError, SSLError
 
 from probes.errors import ProbeError
 from probes.models import FailureClass
-from probes.netguard import SocketWatch, TargetRefused, guarded_session
+from probes.netguard import SocketWatch, TargetRefused, guarded_session, settings_allowance, watching
+
+log = logging.getLogger(__name__)
 
 RATE_LIMIT_HEADERS = (
     "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",  # Mastodon (ISO reset)
@@ -111,13 +119,84 @@ class HttpResult:
         return {name: self.headers[name] for name in RATE_LIMIT_HEADERS if name in self.headers}
 
 
+class Deadlines:
+    """One thread per process that acts on deadlines as they pass: a request still running at its
+    run's total deadline has its socket cut. One thread for every request in flight, instead of a
+    timer thread started per request."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # the thread does not follow a fork
+
+    def _reset(self) -> None:
+        self._heap: list[list] = []  # [when, seq, action or None once cancelled]
+        self._condition = threading.Condition()
+        self._sequence = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def at(self, when: float, action: Callable[[], None]) -> list:
+        """Call `action` once time.monotonic() passes `when`, unless cancelled; returns the handle."""
+        entry = [when, next(self._sequence), action]
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="vigie-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._condition.notify()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        entry[2] = None  # dropped when it comes up; an action already taken checks for itself
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    if wait is not None and wait <= 0:
+                        action = heapq.heappop(self._heap)[2]
+                        break
+                    self._condition.wait(wait)
+            try:
+                action()
+            except Exception:
+                log.exception("a deadline action failed")
+
+
+DEADLINES = Deadlines()
+_sessions: dict[tuple, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def shared_session(url: str) -> requests.Session:
+    """The guarded session of `url`'s origin shared by every run in this process, so that runs
+    against a platform reuse its connections instead of opening one each (a TCP handshake, and
+    for HTTPS a TLS one, per run). It keeps no cookies: one run must not see another's. Sessions
+    are per allowance too (VIGIE_ALLOW_PRIVATE_TARGETS): a kept connection was checked by the
+    guard under the allowance of its session."""
+    parts = urlsplit(url)
+    key = (os.getpid(), parts.scheme, parts.netloc.lower(), settings_allowance())
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            size = settings.VIGIE_RUNS_IN_FLIGHT
+            session = _sessions[key] = guarded_session(pool_connections=4, pool_maxsize=size)
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        return session
+
+
 @dataclass
 class HttpSeam:
     """A requests session bound to one run: its deadline, its size cap, its secrets to hide.
 
-    The deadline is total: a watchdog cuts the run's sockets when it passes, so a server that
-    drips its headers or body a byte at a time cannot hold a worker past it. Connections go
-    through the SSRF guard (probes.netguard).
+    The deadline is total: when it passes, the socket of the request in flight is cut (Deadlines),
+    so a server that drips its headers or body a byte at a time cannot hold a worker past it.
+    Connections go through the SSRF guard (probes.netguard). The session is the run's own, or one
+    shared by the runs of a process (shared_session).
     """
 
     user_agent: str
@@ -129,8 +208,10 @@ class HttpSeam:
     def __post_init__(self) -> None:
         self._watch = SocketWatch()
         self._cut = False
+        self._active = False
+        self._lock = threading.Lock()
         if self.session is None:
-            self.session = guarded_session(on_socket=self._watch.add)
+            self.session = guarded_session()
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -154,18 +235,20 @@ class HttpSeam:
             sent_headers["Authorization"] = f"Bearer {token}"
         sent_headers.update(headers or {})
         started = time.monotonic()
-        self._cut = False
-        watchdog = threading.Timer(remaining, self._at_deadline)
-        watchdog.daemon = True
-        watchdog.start()
+        with self._lock:
+            self._cut, self._active = False, True
+        at_deadline = DEADLINES.at(self.deadline, self._at_deadline)
         try:
-            response = self.session.request(
-                method, url, data=data, json=json_body, headers=sent_headers,
-                timeout=(min(remaining, 5.0), remaining), allow_redirects=False, stream=True,
-            )
+            with watching(self._watch):
+                response = self.session.request(
+                    method, url, data=data, json=json_body, headers=sent_headers,
+                    timeout=(min(remaining, 5.0), remaining), allow_redirects=False, stream=True,
+                )
             try:
                 body, truncated = self._read_capped(response, method, path)
             finally:
+                # Read to its end, the connection went back to its pool already; otherwise (cut,
+                # truncated) it is closed here.
                 response.close()
             if self._cut:  # the cut socket looked like the end of a body without a length
                 raise ProbeError(FailureClass.TIMEOUT, self._timeout_text(method, path, started))
@@ -177,7 +260,11 @@ class HttpSeam:
         except Exception as exc:
             raise self._classify(exc, method, path, started, urlsplit(url).netloc) from None
         finally:
-            watchdog.cancel()
+            DEADLINES.cancel(at_deadline)
+            with self._lock:
+                # Its socket may serve another run's request next: this run's deadline is not its.
+                self._active = False
+                self._watch.clear()
         kept = {k.lower(): v for k, v in response.headers.items()}
         return HttpResult(method, path, response.status_code, kept, body, _ms(started), truncated)
 
@@ -188,8 +275,10 @@ class HttpSeam:
         return _short(self.redact(str(exc)))
 
     def _at_deadline(self) -> None:
-        self._cut = True
-        self._watch.cut()
+        with self._lock:
+            if self._active:
+                self._cut = True
+                self._watch.cut()
 
     def _timeout_text(self, method: str, path: str, started: float) -> str:
         return f"{method} {path} timed out after {_ms(started)} ms (total deadline)"

@@ -124,6 +124,27 @@ def guarded_connect(host: str, port: int, timeout: object = _DEFAULT_TIMEOUT, *,
     raise error  # type: ignore[misc]
 
 
+# The SocketWatch of the request being made in this thread (HttpSeam sets it): it is told of the
+# socket the request uses, a new one or one kept from an earlier request of a shared session.
+_watching: contextvars.ContextVar["SocketWatch | None"] = contextvars.ContextVar("vigie_socket_watch", default=None)
+
+
+@contextmanager
+def watching(watch: "SocketWatch") -> Iterator[None]:
+    """Within this block, every socket a guarded session connects or reuses is added to `watch`."""
+    token = _watching.set(watch)
+    try:
+        yield
+    finally:
+        _watching.reset(token)
+
+
+def _socket_seen(sock: socket.socket) -> None:
+    watch = _watching.get()
+    if watch is not None:
+        watch.add(sock)
+
+
 class _Guarded:
     """Mixin for urllib3 connections: `_new_conn` goes through the guard; `on_socket` sees each socket."""
 
@@ -146,8 +167,20 @@ class _Guarded:
 
     def connect(self) -> None:
         super().connect()
+        # After TLS: the socket that reads the response.
         if self.on_socket is not None:
-            self.on_socket(self.sock)  # after TLS: the socket that reads the response
+            self.on_socket(self.sock)
+        _socket_seen(self.sock)
+
+
+class _WatchedPool:
+    """Mixin for urllib3 pools: a connection kept from an earlier request is watched too."""
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        if conn.sock is not None:  # None: it connects (and is seen) when the request is sent
+            _socket_seen(conn.sock)
+        return conn
 
 
 class GuardedAdapter(HTTPAdapter):
@@ -160,8 +193,8 @@ class GuardedAdapter(HTTPAdapter):
         http = type("GuardedHTTPConnection", (_Guarded, HTTPConnection), attrs)
         https = type("GuardedHTTPSConnection", (_Guarded, HTTPSConnection), attrs)
         self._pool_classes = {
-            "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http}),
-            "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https}),
+            "http": type("GuardedHTTPConnectionPool", (_WatchedPool, HTTPConnectionPool), {"ConnectionCls": http}),
+            "https": type("GuardedHTTPSConnectionPool", (_WatchedPool, HTTPSConnectionPool), {"ConnectionCls": https}),
         }
         super().__init__(**kwargs)
 
@@ -174,11 +207,12 @@ class GuardedAdapter(HTTPAdapter):
 
 
 def guarded_session(*, allowed: Allowance = settings_allowance,
-                    on_socket: Callable[[socket.socket], None] | None = None) -> requests.Session:
-    """A session that connects only where the guard allows; proxy variables from the environment are ignored."""
+                    on_socket: Callable[[socket.socket], None] | None = None, **adapter_options) -> requests.Session:
+    """A session that connects only where the guard allows; proxy variables from the environment
+    are ignored. `adapter_options` go to requests' HTTPAdapter (pool sizes)."""
     session = requests.Session()
     session.trust_env = False
-    adapter = GuardedAdapter(allowed=allowed, on_socket=on_socket)
+    adapter = GuardedAdapter(allowed=allowed, on_socket=on_socket, **adapter_options)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -192,6 +226,10 @@ class SocketWatch:
 
     def add(self, sock: socket.socket) -> None:
         self._sockets.add(sock)
+
+    def clear(self) -> None:
+        """Forget the sockets seen so far: a shared session's socket goes on to serve other runs."""
+        self._sockets = weakref.WeakSet()
 
     def cut(self) -> None:
         # socket.socket.shutdown, not SSLSocket.shutdown: that one also drops the TLS state under

@@ -3,10 +3,12 @@
 A worker keeps many runs in flight (probes are I/O-bound). Storing each run in its own transaction
 would take its platform's lock, its placement's, its components' and its rollup rows' once per run,
 and every worker would queue on those locks. Here one thread per worker process stores: it takes
-every run finished since its last commit and stores them as one batch (spool.runs_store), so at
-low load a batch is one run and nothing waits, and under load batches grow by themselves with the
-time a commit takes. Each task still waits until its own run is stored before it returns, so a run
-is acknowledged to the broker only once it is on record.
+the runs finished within BATCH_WINDOW_S of the first one waiting and stores them as one batch
+(spool.runs_store). A batch costs about 10 ms of CPU whatever its size, plus 0.4 ms per run
+(PostgreSQL, 50 components): storing whatever finished since the last commit made batches of one
+or two runs at 160 runs/s, and most of a run's cost. The window adds at most that much to the
+time a run takes to reach the page. Each task still waits until its own runs are stored before
+it returns, so a run is acknowledged to the broker only once it is on record.
 
 Whatever the batch cannot do — the database is away, the spool holds older runs, another process
 stored one of the runs meanwhile, a run the evaluation chokes on — it hands back, and each task
@@ -21,6 +23,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -31,7 +34,8 @@ from probes.models import Run
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 100
+BATCH_MAX = 200
+BATCH_WINDOW_S = 0.2
 
 _enabled = False
 _lock = threading.Lock()
@@ -45,11 +49,16 @@ def enable() -> None:
 
 def store(payload: dict) -> Run:
     """Store a finished run: with this worker's batch when batching, else at once (durably)."""
-    if _enabled and not connection.in_atomic_block:
-        run = _this_process().submit(payload)
-        if run is not None:
-            return run
-    return spool.run_store_durably(payload)
+    return store_all([payload])[0]
+
+
+def store_all(payloads: list[dict]) -> list[Run]:
+    """Store finished runs, in the order given: with this worker's batch when batching, else each
+    at once (durably). Returns when every one is stored (or waits in the spool)."""
+    if not (_enabled and payloads and not connection.in_atomic_block):
+        return [spool.run_store_durably(payload) for payload in payloads]
+    return [item.run if item.run is not None else spool.run_store_durably(item.payload)
+            for item in _this_process().submit(payloads)]
 
 
 def _this_process() -> "Recorder":
@@ -76,22 +85,27 @@ class Recorder:
         self.stored = 0
         threading.Thread(target=self._loop, name="vigie-recorder", daemon=True).start()
 
-    def submit(self, payload: dict) -> Run | None:
-        """The stored run, or None when the caller must store it itself."""
-        item = _Item(payload)
-        self._queue.put(item)
+    def submit(self, payloads: list[dict]) -> list[_Item]:
+        """Queue the runs and wait until their batch is done: an item's `run` is the stored run, or
+        None when the caller must store it itself."""
+        items = [_Item(payload) for payload in payloads]
+        for item in items:
+            self._queue.put(item)
         # A batch that hangs (a lock never granted) must not hold the run forever: past this the
         # caller stores it itself; storing is idempotent by key, whichever store comes first.
-        if not item.done.wait(timeout=settings.VIGIE_DB_RETRY_SECONDS + 60):
-            log.warning("run %s waited too long for its batch; storing it alone", payload["key"])
-        return item.run
+        deadline = time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS + 60
+        for item in items:
+            if not item.done.wait(timeout=max(0.0, deadline - time.monotonic())):
+                log.warning("run %s waited too long for its batch; storing it alone", item.payload["key"])
+        return items
 
     def _loop(self) -> None:
         while True:
             batch = [self._queue.get()]
+            closes = time.monotonic() + BATCH_WINDOW_S
             while len(batch) < BATCH_MAX:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, closes - time.monotonic())))
                 except queue.Empty:
                     break
             try:

@@ -1,8 +1,10 @@
 """Executing one run: the adapter performs the action, cleans up, and the run is recorded once."""
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections import defaultdict
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -10,12 +12,12 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from probes import recorder, spool
+from probes import inflight, recorder, spool
 from probes.adapters import UnknownAdapter, adapter_class
 from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
 from probes.crypto import UNREADABLE
 from probes.errors import ProbeError
-from probes.http import HttpSeam, redact
+from probes.http import HttpSeam, redact, shared_session
 from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
 
 log = logging.getLogger(__name__)
@@ -30,10 +32,15 @@ def user_agent(location: str) -> str:
 
 
 def _credentials(platform: Platform) -> dict[str, tuple[Account, Credentials]]:
+    return _credentials_of(platform.accounts.all())
+
+
+def _credentials_of(accounts) -> dict[str, tuple[Account, Credentials]]:
+    """Role → (account, the credentials an adapter gets): a run's own, which it may change."""
     return {
         a.role: (a, Credentials(role=a.role, username=a.username, token=a.token, remote_id=a.remote_id,
                                 fixture_id=a.fixture_id, session=a.session if a.session != UNREADABLE else ""))
-        for a in platform.accounts.all()
+        for a in accounts
     }
 
 
@@ -67,14 +74,68 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
     if existing is not None:
         return existing
     placement = ProbeLocation.objects.select_related("probe__platform", "location").get(id=placement_id)
+    return run_perform(placement=placement, accounts=list(placement.probe.platform.accounts.all()), run_key=run_key,
+                       scheduled_for=scheduled_for)
+
+
+def runs_execute(runs: list[tuple[int, str, datetime]]) -> list[Run]:
+    """Perform the runs of one message (a location's runs due at one moment) side by side, and
+    record each; returns the message's runs on record, in its order. What they need from the database is read once for all
+    (three queries); keys already recorded are not redone. A run whose slot is an interval past
+    by now (the message waited that long) is dropped, and said so, as an expired message is."""
+    keys = [str(key) for _, key, _ in runs]
+    recorded = {str(run.key): run for run in Run.objects.filter(key__in=keys)}
+    pending = [(placement_id, str(key), at) for placement_id, key, at in runs if str(key) not in recorded]
+    placements = ProbeLocation.objects.select_related("probe__platform", "location").in_bulk(
+        {placement_id for placement_id, _, _ in pending})
+    accounts = defaultdict(list)
+    for account in Account.objects.filter(platform_id__in={p.probe.platform_id for p in placements.values()}):
+        accounts[account.platform_id].append(account)
+    now = timezone.now()
+    jobs = []
+    for placement_id, key, at in pending:
+        placement = placements.get(placement_id)
+        if placement is None:
+            log.warning("run %s not performed: its probe location %s no longer exists", key, placement_id)
+            continue
+        if now >= at + timedelta(seconds=placement.probe.interval_s):
+            log.warning("run %s of placement %s (scheduled for %s) expired before a worker could run it; not run",
+                        key, placement_id, at.isoformat())
+            continue
+        jobs.append(functools.partial(_perform_unless_spooled, placement=placement,
+                                      accounts=accounts[placement.probe.platform_id], run_key=key, scheduled_for=at))
+    # The threads are free for other runs once theirs is performed; the runs are stored together.
+    done = inflight.perform_all(jobs)
+    stored = iter(recorder.store_all([outcome for outcome in done if isinstance(outcome, dict)]))
+    for outcome in done:
+        run = outcome if isinstance(outcome, Run) else next(stored)
+        recorded[str(run.key)] = run
+    return [recorded[key] for key in keys if key in recorded]
+
+
+def _perform_unless_spooled(*, run_key: str, **run) -> dict | Run:
+    # A redelivered message: a run of it may wait in this machine's spool, performed already.
+    return spool.spooled_run(run_key) or _perform(run_key=run_key, **run)
+
+
+def run_perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str, scheduled_for: datetime) -> Run:
+    """Perform one run of a placed probe (its probe, platform and location loaded) as the
+    `accounts` of its platform, and record it."""
+    return recorder.store(_perform(placement=placement, accounts=accounts, run_key=run_key,
+                                   scheduled_for=scheduled_for))
+
+
+def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str, scheduled_for: datetime) -> dict:
+    """Perform one run and clean up after it; the run as it is to be stored (run_payload)."""
     probe, platform, location = placement.probe, placement.probe.platform, placement.location
-    accounts = _credentials(platform)
+    accounts = _credentials_of(accounts)
     secrets = [creds.token for _, creds in accounts.values() if creds.token != UNREADABLE]
     http = HttpSeam(
         user_agent=user_agent(location.name),
         deadline=time.monotonic() + probe.timeout_s,
         max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES,
         secrets=secrets,
+        session=shared_session(platform.base_url),
     )
     created: list[tuple[CreatedArtifact, Artifact]] = []
 
@@ -123,7 +184,7 @@ def run_execute(*, placement_id: int, run_key: str, scheduled_for: datetime) -> 
 
     evidence = _evidence(failure, ctx.facts, secrets)
     evidence["cleanup_steps"] = [asdict(s) for s in ctx.steps]
-    return run_record(
+    return run_payload(
         key=run_key, placement=placement, scheduled_for=scheduled_for, started_at=started_at,
         latency_ms=latency_ms, failure=failure, steps=action_steps, evidence=evidence, cleanup=cleanup,
         secrets=secrets, artifacts=[row for _, row in created],
@@ -268,7 +329,8 @@ def cleanup_pending(*, limit: int = 50, min_age: timedelta = timedelta(minutes=1
         accounts = _credentials(platform)
         secrets = [creds.token for _, creds in accounts.values()]
         http = HttpSeam(user_agent=user_agent("cleanup"), deadline=time.monotonic() + 20,
-                        max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES, secrets=secrets)
+                        max_bytes=settings.VIGIE_MAX_RESPONSE_BYTES, secrets=secrets,
+                        session=shared_session(platform.base_url))
         ctx = RunContext(http=http, record_artifact=lambda a: None, run_key=str(row.run_key), script=row.probe.script)
         try:
             adapter = _adapter(platform, accounts, ctx)

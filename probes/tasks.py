@@ -2,28 +2,41 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from celery import shared_task, signals
 from django.conf import settings
 
 from probes import dispatch, evaluation, heartbeat, retention, runner
-from probes.models import ProbeLocation
 
 log = logging.getLogger(__name__)
 
 
-def _send_run(placement: ProbeLocation, run_key: str, scheduled_for: datetime) -> None:
-    probe = placement.probe
-    # The run must start within one interval of its slot or not at all; its hard limit covers
-    # action + cleanup + the wait for an unreachable database (the run is on disk by then: probes.spool).
-    run_probe.apply_async(
-        args=[placement.id, run_key, scheduled_for.isoformat()],
-        queue=placement.location.queue,
-        expires=scheduled_for + timedelta(seconds=probe.interval_s),
-        soft_time_limit=probe.timeout_s * 2 + 10 + settings.VIGIE_DB_RETRY_SECONDS,
-        time_limit=probe.timeout_s * 2 + 20 + settings.VIGIE_DB_RETRY_SECONDS,
-    )
+def _send_runs(runs: list[dispatch.Due]) -> None:
+    """Send the runs a dispatch pass claimed: one message per location (up to VIGIE_RUNS_IN_FLIGHT
+    runs each), whose worker performs them side by side. A message costs the dispatcher, the
+    broker and the worker about as much as a run costs the worker: one per run was most of the
+    engine's CPU."""
+    by_queue: dict[str, list[dispatch.Due]] = defaultdict(list)
+    for run in runs:
+        by_queue[run.placement.location.queue].append(run)
+    size = settings.VIGIE_RUNS_IN_FLIGHT
+    for queue, queued in by_queue.items():
+        for start in range(0, len(queued), size):
+            batch = queued[start:start + size]
+            # Each run must start within one interval of its slot or not at all: the message
+            # expires with the last of them, the worker drops each one past its own. Its hard
+            # limit covers action + cleanup + the wait for an unreachable database (the runs are on
+            # disk by then: probes.spool), the runs side by side.
+            longest = max(run.placement.probe.timeout_s for run in batch)
+            run_batch.apply_async(
+                args=[[[run.placement.id, run.key, run.slot.isoformat()] for run in batch]],
+                queue=queue,
+                expires=max(run.slot + timedelta(seconds=run.placement.probe.interval_s) for run in batch),
+                soft_time_limit=longest * 2 + 10 + settings.VIGIE_DB_RETRY_SECONDS,
+                time_limit=longest * 2 + 20 + settings.VIGIE_DB_RETRY_SECONDS,
+            )
 
 
 # Acknowledged on receipt: a pass lost with its worker is replaced by the next a second later, and
@@ -32,7 +45,7 @@ def _send_run(placement: ProbeLocation, run_key: str, scheduled_for: datetime) -
 @shared_task(ignore_result=True, acks_late=False, time_limit=60, soft_time_limit=50)
 def dispatch_due() -> int:
     # Sends each run at its slot until just before beat starts the next of these.
-    sent = dispatch.dispatch_until(enqueue=_send_run, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
+    sent = dispatch.dispatch_until(enqueue=_send_runs, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
     # The scheduler's sign of life, read by the watchdog loop in every worker (probes.heartbeat).
     heartbeat.heartbeat_beat(heartbeat.SCHEDULER, detail=f"{sent} run(s) sent")
     return sent
@@ -46,16 +59,28 @@ def run_probe(placement_id: int, run_key: str, scheduled_for: str) -> str:
     return f"{run.outcome} {run.failure_class}".strip()
 
 
+@shared_task(ignore_result=True, acks_late=True, time_limit=200 + settings.VIGIE_DB_RETRY_SECONDS,
+             soft_time_limit=190 + settings.VIGIE_DB_RETRY_SECONDS)
+def run_batch(runs: list[list]) -> str:
+    """The runs of one location due at one moment: [[placement id, run key, slot], …]."""
+    recorded = runner.runs_execute([(placement_id, key, datetime.fromisoformat(slot)) for placement_id, key, slot in runs])
+    return f"{len(recorded)} of {len(runs)} run(s) recorded"
+
+
 @signals.task_revoked.connect
 def run_expired(sender=None, request=None, expired: bool = False, **_) -> None:
     """A run that reaches a worker after its slot (its worker died holding it, and the broker gave
     it back after the visibility timeout) is dropped, not run late: say so, it is not silent.
     What the dead worker's attempt created is in the artifact ledger, cleaned by cleanup_pending."""
-    if expired and getattr(sender, "name", None) == run_probe.name:
-        args = list(getattr(request, "args", None) or []) + [None, None, None]
+    name = getattr(sender, "name", None)
+    if not expired or name not in (run_probe.name, run_batch.name):
+        return
+    args = list(getattr(request, "args", None) or [])
+    runs = (args[0] if args and isinstance(args[0], list) else []) if name == run_batch.name else [args]
+    for placement_id, key, slot in ((list(run) + [None, None, None])[:3] for run in runs):
         log.warning("run %s of placement %s (scheduled for %s) expired before a worker could run it; "
                     "not run. Its worker may have died: anything it created is cleaned by cleanup_pending",
-                    args[1], args[0], args[2])
+                    key, placement_id, slot)
 
 
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)

@@ -32,9 +32,11 @@ def _watchdog_stop(**_) -> None:
 
 @worker_init.connect
 def _batching_start(**_) -> None:
-    # A worker stores the runs that finish together in one transaction (probes.recorder).
-    from probes import recorder
+    # A worker performs the runs of a message side by side (probes.inflight) and stores the runs
+    # that finish together in one transaction (probes.recorder).
+    from probes import inflight, recorder
 
+    inflight.enable()
     recorder.enable()
 
 

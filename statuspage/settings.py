@@ -255,6 +255,10 @@ VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=
 # run recorded on the same machine (probes/spool.py). The run_probe time limit includes it.
 VIGIE_DB_RETRY_SECONDS = env_int("VIGIE_DB_RETRY_SECONDS", 120, minimum=0, maximum=600)
 RUN_SPOOL_DIR = DATA_DIR / "spool"
+# Runs a worker process keeps in flight at once (probes/inflight.py): the runs due at a location at
+# one moment arrive as one message and are performed side by side, up to this many per process.
+# Each run waits on the platform, not the CPU; it is also the size of each platform's connection pool.
+VIGIE_RUNS_IN_FLIGHT = env_int("VIGIE_RUNS_IN_FLIGHT", 32, minimum=1, maximum=1000)
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8001, minimum=1, maximum=65535)
 
 LOG_LEVEL = env_str("VIGIE_LOG_LEVEL", "INFO").upper()

@@ -40,10 +40,10 @@ def _placements(count: int) -> list[ProbeLocation]:
 def test_a_dispatch_sends_each_due_placement_and_moves_it_one_interval_on():
     placements = _placements(8)
     sent = []
-    assert dispatch.dispatch_due(enqueue=lambda p, key, at: sent.append((p.id, key, at))) == 8
+    assert dispatch.dispatch_due(enqueue=lambda runs: sent.extend((p.id, key, at) for p, key, at in runs)) == 8
     assert sorted(p for p, _, _ in sent) == sorted(p.id for p in placements)
     assert len({key for _, key, _ in sent}) == 8  # every run has its own idempotency key
-    assert dispatch.dispatch_due(enqueue=lambda *a: sent.append(a)) == 0  # nothing due any more
+    assert dispatch.dispatch_due(enqueue=sent.extend) == 0  # nothing due any more
     for placement in placements:
         placement.refresh_from_db()
         assert placement.next_run_at > timezone.now()
@@ -53,7 +53,7 @@ def test_a_dispatch_sends_each_due_placement_and_moves_it_one_interval_on():
 def test_a_disabled_probe_is_not_dispatched():
     _placements(4)
     Probe.objects.update(enabled=False)
-    assert dispatch.dispatch_due(enqueue=lambda *a: None) == 0
+    assert dispatch.dispatch_due(enqueue=lambda runs: None) == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,9 +75,9 @@ def test_two_dispatchers_at_once_claim_each_placement_exactly_once(monkeypatch):
     lock = threading.Lock()
     errors: list[BaseException] = []
 
-    def enqueue(placement, key, at):
+    def enqueue(runs):
         with lock:
-            sent.append(placement.id)
+            sent.extend(placement.id for placement, _, _ in runs)
 
     def dispatcher():
         try:
@@ -104,7 +104,7 @@ def test_a_dispatch_pass_sends_each_run_when_its_slot_comes_not_at_the_next_pass
     for placement in placements:
         ProbeLocation.objects.filter(id=placement.id).update(next_run_at=slots[placement.id])
     sent = {}
-    assert dispatch.dispatch_until(enqueue=lambda p, key, at: sent.setdefault(p.id, (at, timezone.now())),
+    assert dispatch.dispatch_until(enqueue=lambda runs: [sent.setdefault(p.id, (at, timezone.now())) for p, _, at in runs],
                                    seconds=1.2, tick=0.02) == 8
     for placement_id, (slot, at) in sent.items():
         assert slot == slots[placement_id]
@@ -117,7 +117,7 @@ def test_a_placement_far_behind_runs_its_latest_slot_and_moves_past_now():
     now = timezone.now()
     ProbeLocation.objects.filter(id=placement.id).update(next_run_at=now - timedelta(seconds=95))  # interval 30 s
     sent = {}
-    dispatch.dispatch_due(enqueue=lambda p, key, at: sent.setdefault(p.id, at), now=now)
+    dispatch.dispatch_due(enqueue=lambda runs: [sent.setdefault(p.id, at) for p, _, at in runs], now=now)
     assert sent[placement.id] == now - timedelta(seconds=5)  # -95, -65, -35 skipped; -5 still runs in time
     placement.refresh_from_db()
     assert placement.next_run_at == now + timedelta(seconds=25)
@@ -127,5 +127,5 @@ def test_a_placement_far_behind_runs_its_latest_slot_and_moves_past_now():
 def test_a_pass_sends_every_due_run_however_many_there_are():
     placements = _placements(40)
     sent = []
-    assert dispatch.dispatch_due(enqueue=lambda *a: sent.append(a), limit=7) == 40
+    assert dispatch.dispatch_due(enqueue=sent.extend, limit=7) == 40
     assert len({p.id for p, _, _ in sent}) == 40

@@ -74,7 +74,7 @@ def test_a_worker_runs_dispatched_probes_from_each_location_once(platform, sandb
     sandbox.fault("quota_exceeded", "post", location=locations[1].name)
     worker_for([location.queue for location in locations])
 
-    assert dispatch.dispatch_due(enqueue=tasks._send_run) == 2
+    assert dispatch.dispatch_due(enqueue=tasks._send_runs) == 2
     # The same run sent again (a redelivery) must not be stored twice.
     placement = ProbeLocation.objects.get(probe=post, location=locations[0])
     key = str(uuid.uuid4())
