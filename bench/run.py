@@ -345,7 +345,7 @@ class Bench:
         self.pages_database.create()
         env = {**self.env(), "DATABASE_URL": self.pages_database.url}
         out = subprocess.run([PYTHON, "bench/public_pages.py", "--components", str(self.args.components),
-                              "--days", f"1,{self.args.history_days}", "--url", "/", "--url", "/api/v2/summary.json",
+                              "--days", f"1,90,{self.args.history_days}", "--url", "/", "--url", "/api/v2/summary.json",
                               "--repeat", str(self.args.render_repeat), "--database-url", self.pages_database.url,
                               "--json"], env=env, capture_output=True, text=True, cwd=services.ROOT)
         self.pages_database.drop()

@@ -1,12 +1,16 @@
 """Template filters of the public pages: status words, percentages, durations, language links, Markdown."""
 from __future__ import annotations
 
+import functools
+from datetime import date
+
 import markdown as markdown_lib
 import nh3
 from django import template
-from django.utils.html import linebreaks
+from django.utils.formats import date_format
+from django.utils.html import conditional_escape, escape, linebreaks
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import get_language, gettext_lazy as _, pgettext_lazy
+from django.utils.translation import get_language, gettext, gettext_lazy as _, pgettext_lazy
 
 from probes.incidents import format_duration_seconds
 from statuspage.i18n import PREFIXED, has_twin
@@ -84,6 +88,60 @@ def percent(ratio: float | None) -> str:
 @register.filter
 def seconds(value: float) -> str:
     return format_duration_seconds(value)
+
+
+@functools.lru_cache(maxsize=16)
+def _bar_words(language: str) -> dict[str, str]:
+    """The words of the uptime bar in `language` (the msgids the bar's template had)."""
+    return {"label": gettext("%(name)s: %(uptime)s uptime over 90 days, one day per item"),
+            "nodata": gettext("no data"), "none": gettext("no downtime"),
+            "major_s": gettext("%(d)s major outage"), "partial_s": gettext("%(d)s partial outage"),
+            "degraded_s": gettext("%(d)s degraded"), "maintenance_s": gettext("%(d)s maintenance")}
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_label(day: date, language: str) -> str:
+    return conditional_escape(date_format(day, "j M"))
+
+
+@register.simple_tag(takes_context=True)
+def uptime_bar(context, component) -> SafeString:
+    """A component's uptime bar (component.bar, probes.uptime): an <ol> with one item per day, each
+    holding its words (date, uptime, downtime by kind, maintenance, links to its incidents), for
+    screen readers and for the tooltip. Written here rather than in a template: the 4,500 cells of
+    a page of 50 components were nine tenths of its render time in Django's template language.
+    Each </li> is left out (HTML closes an <li> at the next one or at </ol>; the DOM is the same):
+    22 KB less on that page."""
+    language = get_language()
+    words = _bar_words(language)
+    prefix = escape(context.get("lang_prefix", ""))
+    bar = component.bar
+    label = words["label"] % {"name": conditional_escape(component.name), "uptime": conditional_escape(percent(bar.uptime))}
+    out = [f'<ol class="bar" aria-label="{label}">']
+    for day in bar.days:
+        level, down = day.level, day.down_s
+        out.append("<li")
+        if level != "up":
+            out.append(f' class="{level}"')
+        if down or day.incidents:
+            out.append(' tabindex="0"')
+        out.append(f"><span>{_day_label(day.date, language)}: ")
+        if level == "nodata":
+            out.append(words["nodata"])
+        elif not down and not day.degraded_s:
+            out.append(words["none"])
+        else:
+            out.append(conditional_escape(percent(day.uptime)))
+            for name in ("major_s", "partial_s", "degraded_s"):
+                if getattr(day, name):
+                    out.append(" · " + words[name] % {"d": conditional_escape(seconds(getattr(day, name)))})
+        if day.maintenance_s:
+            out.append(" · " + words["maintenance_s"] % {"d": conditional_escape(seconds(day.maintenance_s))})
+        for public_id, title in day.incidents:
+            out.append(f' · <a href="{prefix}/incidents/{escape(public_id)}">{escape(title)}</a>')
+        out.append("</span>")
+    out.append("</ol>")
+    return mark_safe("".join(out))
 
 
 @register.simple_tag(takes_context=True)
