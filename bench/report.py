@@ -108,7 +108,11 @@ def report(results: dict, args: argparse.Namespace) -> None:
           "in the window. Not Vigie's, for context: PG CPU ms/run (the whole server, exited backends included), PG "
           "conn/run (connections opened to the bench database), sandbox CPU ms/run")
         if done:
-            best = max(done, key=lambda t: t["runs_per_s"])
+            # The pool an operator would pick: of those that kept up with the load offered (95 %),
+            # the one that spends the least CPU on it; if none kept up, the fastest.
+            kept_up = [t for t in done if t["runs_per_s"] >= 0.95 * t["offered_per_s"]]
+            best = min(kept_up, key=lambda t: t["cpu_ms_per_run"] or 0) if kept_up else \
+                max(done, key=lambda t: t["runs_per_s"])
             label = f"{best['pool']} × {best['concurrency']}"
             targets.append((f"engine ({label}): ≥ {TARGETS['runs_per_s']} runs/s sustained",
                             f"{best['runs_per_s']:.0f} runs/s", best["runs_per_s"] >= TARGETS["runs_per_s"]))

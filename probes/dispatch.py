@@ -39,7 +39,7 @@ def next_slot(previous: datetime, interval: timedelta, now: datetime) -> datetim
     return slot
 
 
-def dispatch_until(*, enqueue: Enqueue, seconds: float, tick: float = 0.05) -> int:
+def dispatch_until(*, enqueue: Enqueue, seconds: float, tick: float = 0.1) -> int:
     """Send each run when its slot comes, for `seconds`: beat starts this every dispatch interval,
     and it polls every `tick` seconds (sooner when the next slot is sooner), so a run starts
     within a tick of its slot rather than up to a whole dispatch interval late. One indexed query

@@ -35,7 +35,7 @@ from probes.models import Run
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 200
-BATCH_WINDOW_S = 0.2
+BATCH_WINDOW_S = 0.3
 
 _enabled = False
 _lock = threading.Lock()
