@@ -72,7 +72,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sandbox-delay-ms", type=int, default=100)
     parser.add_argument("--dispatch-every", type=int, default=1,
                         help="VIGIE_DISPATCH_EVERY for the engine (default 1 s; Vigie's default is 2)")
-    parser.add_argument("--render-repeat", type=int, help="renders per URL in section 3 (default 20; --quick 5)")
+    parser.add_argument("--render-repeat", type=int, help="renders per URL in section 3 (default 60; --quick 5)")
     parser.add_argument("--skip", default="", help="sections to skip, comma-separated: reads,engine,history,detection")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
                         help="the PostgreSQL server (a private database is created on it and dropped after)")
@@ -89,7 +89,7 @@ def parse_args() -> argparse.Namespace:
     quick = args.quick
     defaults = {"runs": (10_000_000, 100_000), "connections": (64, 4), "wrk_threads": (2, 1), "seconds": (5, 2),
                 "engine_rate": (320, 20), "engine_pools": ("prefork:4,threads:8,threads:16,threads:32", "threads:4"),
-                "engine_warmup": (15, 8), "engine_window": (30, 8), "render_repeat": (20, 5)}
+                "engine_warmup": (15, 8), "engine_window": (30, 8), "render_repeat": (60, 5)}
     for name, (full, small) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)

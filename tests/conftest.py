@@ -61,13 +61,13 @@ def public_cache(settings):
     Each process's copies in memory are emptied too: they outlive a test as they outlive a request."""
     from django.core.cache import cache
 
-    from statuspage.cache import memory
+    from statuspage.cache import process_forget
 
     cache.clear()
-    memory.clear()
+    process_forget()
     settings.VIGIE_PUBLIC_CACHE_SECONDS = 0
     yield cache
-    memory.clear()
+    process_forget()
     try:
         cache.clear()
     except Exception:  # a test that pointed the cache at a server that is not there

@@ -1,6 +1,7 @@
 """Each process's copies in memory: a read between two changes asks the shared cache for the
-version alone, a change made in any process is served at once, and only a few pages are kept.
-Run against the configured cache backend (the file cache, or Redis in CI's second leg)."""
+version alone, and at most every VERSION_CHECK_S; a change made in this process is served at once,
+one made in another within VERSION_CHECK_S; only a few pages are kept. Run against the configured
+cache backend (the file cache, or Redis in CI's second leg)."""
 from __future__ import annotations
 
 import threading
@@ -34,9 +35,12 @@ class SharedCacheSpy:
 
 @pytest.fixture
 def shared(public_cache, settings, monkeypatch) -> SharedCacheSpy:
+    """The shared cache, spied on. The version is read on every request here (VERSION_CHECK_S 0),
+    except in the tests of that check, which set it back."""
     settings.VIGIE_PUBLIC_CACHE_SECONDS = LIFETIME
     spy = SharedCacheSpy(public_cache)
     monkeypatch.setattr(public, "cache", spy)
+    monkeypatch.setattr(public, "VERSION_CHECK_S", 0)
     return spy
 
 
@@ -62,9 +66,18 @@ def page():
     return get
 
 
-def another_process(monkeypatch) -> None:
-    """From here on, this test's requests come from a process with nothing in memory yet."""
+def another_process(monkeypatch) -> tuple:
+    """From here on, this test's requests come from a process with nothing in memory yet; returns
+    what this one kept, to come back to it."""
+    mine = (public.memory, public._seen)
     monkeypatch.setattr(public, "memory", Memory())
+    monkeypatch.setattr(public, "_seen", public._Seen())
+    return mine
+
+
+def back_to(kept: tuple, monkeypatch) -> None:
+    monkeypatch.setattr(public, "memory", kept[0])
+    monkeypatch.setattr(public, "_seen", kept[1])
 
 
 def test_a_read_between_two_changes_asks_the_shared_cache_for_the_version_alone(shared, page):
@@ -85,11 +98,10 @@ def test_a_change_made_in_another_process_is_served_at_once(shared, page, public
 
 def test_a_copy_another_process_rendered_is_fetched_once_then_kept(shared, page, public_cache, monkeypatch):
     assert page() == ("miss", "render 1")
-    mine = public.memory
     public_changed()
-    another_process(monkeypatch)
+    mine = another_process(monkeypatch)
     assert page() == ("miss", "render 2")  # rendered over there, kept in the shared cache
-    monkeypatch.setattr(public, "memory", mine)  # back in this process, render 1 in memory
+    back_to(mine, monkeypatch)  # back in this process, render 1 in memory
     shared.reads.clear()
     assert page() == ("hit", "render 2")
     assert any(key.startswith("vigie:resp:") for key in shared.reads)
@@ -155,6 +167,33 @@ def test_the_least_recently_used_page_goes_first():
     memory.get("a")
     memory.put("c", 1, kept)
     assert memory.get("b") is None and memory.get("a") and memory.get("c") and len(memory) == 2
+
+
+def test_between_two_version_checks_a_read_asks_the_shared_cache_nothing(shared, page, monkeypatch):
+    monkeypatch.setattr(public, "VERSION_CHECK_S", 0.3)
+    assert page() == ("miss", "render 1")
+    shared.reads.clear()
+    assert page() == ("hit", "render 1")
+    assert shared.reads == []
+    time.sleep(0.35)
+    assert page() == ("hit", "render 1")
+    assert shared.reads == [VERSION_KEY]
+
+
+def test_a_change_made_in_another_process_shows_within_the_version_check(shared, page, public_cache, monkeypatch):
+    monkeypatch.setattr(public, "VERSION_CHECK_S", 0.3)
+    assert page() == ("miss", "render 1")
+    public_cache.incr(VERSION_KEY)  # another process's change: only the shared version moves
+    assert page() == ("hit", "render 1")  # not seen yet: this process read the version just now
+    time.sleep(0.35)
+    assert page() == ("miss", "render 2")
+
+
+def test_a_change_made_in_this_process_shows_at_once(shared, page, monkeypatch):
+    monkeypatch.setattr(public, "VERSION_CHECK_S", 30)
+    assert page() == ("miss", "render 1")
+    public_changed()
+    assert page() == ("miss", "render 2")
 
 
 def test_memory_is_not_served_when_the_cache_server_is_down(shared, page, settings):
