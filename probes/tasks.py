@@ -54,6 +54,7 @@ def dispatch_due() -> int:
 @shared_task(ignore_result=True, acks_late=True, time_limit=200 + settings.VIGIE_DB_RETRY_SECONDS,
              soft_time_limit=190 + settings.VIGIE_DB_RETRY_SECONDS)
 def run_probe(placement_id: int, run_key: str, scheduled_for: str) -> str:
+    """One run alone: what the dispatcher sent before run_batch (messages queued across an upgrade)."""
     run = runner.run_execute(placement_id=placement_id, run_key=run_key,
                              scheduled_for=datetime.fromisoformat(scheduled_for))
     return f"{run.outcome} {run.failure_class}".strip()

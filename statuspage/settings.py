@@ -161,7 +161,7 @@ CELERY_BROKER_URL = env_url(
     schemes=("filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"),
 )
 # A task taken by a worker that then died (kill -9, machine lost) goes back to its queue this long
-# after it was taken. Keep it above the longest task time limit (run_probe's: 200 s plus
+# after it was taken. Keep it above the longest task time limit (a run message's: 200 s at most, plus
 # VIGIE_DB_RETRY_SECONDS) and the longest retry countdown (about 10 min), or a task still running,
 # or waiting for its countdown, would run twice.
 BROKER_VISIBILITY_TIMEOUT = env_int("VIGIE_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1, maximum=86_400)
@@ -252,7 +252,7 @@ VIGIE_RUN_RETENTION_DAYS = env_int("VIGIE_RUN_RETENTION_DAYS", 30, minimum=1, ma
 VIGIE_INCIDENT_CONFIRM_RUNS = env_int("VIGIE_INCIDENT_CONFIRM_RUNS", 2, minimum=0, maximum=20)
 # A run has happened on the platform before it is stored: with the database unreachable then, it
 # waits in RUN_SPOOL_DIR (local disk) and is retried with backoff this long, then stored by the next
-# run recorded on the same machine (probes/spool.py). The run_probe time limit includes it.
+# run recorded on the same machine (probes/spool.py). A run message's time limit includes it.
 VIGIE_DB_RETRY_SECONDS = env_int("VIGIE_DB_RETRY_SECONDS", 120, minimum=0, maximum=600)
 RUN_SPOOL_DIR = DATA_DIR / "spool"
 # Runs a worker process keeps in flight at once (probes/inflight.py): the runs due at a location at
