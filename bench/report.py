@@ -130,10 +130,11 @@ def report(results: dict, args: argparse.Namespace) -> None:
     if history:
         p(f"\n3. History — {history['components']} components, {history['database']}, median of {history['repeat']} "
           "renders in a fresh process after seeding, uncached (cached: a hit in the file cache)")
-        p(f"   {'url':<22} {'days':>5} {'incidents':>9} {'queries':>7} {'render ms':>9} {'cached ms':>9} {'bytes':>9}")
+        p(f"   {'url':<22} {'days':>5} {'incidents':>9} {'queries':>7} {'render ms':>9} {'fastest':>7} {'cached ms':>9} "
+          f"{'bytes':>9}")
         for row in history["rows"]:
             p(f"   {row['url']:<22} {row['days']:>5} {row['incidents']:>9} {row['queries']:>7} {row['render_ms']:>9.1f} "
-              f"{row['cached_ms']:>9.2f} {row['bytes']:>9,}")
+              f"{row.get('render_min_ms', float('nan')):>7.1f} {row['cached_ms']:>9.2f} {row['bytes']:>9,}")
         by_url: dict[str, list[dict]] = {}
         for row in history["rows"]:
             by_url.setdefault(row["url"], []).append(row)

@@ -480,6 +480,16 @@ class Incident(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [
+            # The 50 most recent incidents (incidents.json, the feeds, a month of /history): read
+            # from the index's end, however many years of incidents there are.
+            models.Index(fields=["-started_at"], name="incident_recent"),
+            # Unresolved incidents, newest first (/, summary.json, unresolved.json): the few open ones.
+            models.Index(fields=["-started_at"], name="incident_unresolved",
+                         condition=models.Q(status__in=["investigating", "identified", "monitoring"])),
+            # Incidents resolved since T (/'s last 14 days, the uptime bars' 90-day window).
+            models.Index(fields=["resolved_at"], name="incident_resolved"),
+        ]
         constraints = [
             # One open automatic incident per platform: correlation joins it, never a second one.
             models.UniqueConstraint(fields=["platform"], condition=models.Q(automatic=True, resolved_at__isnull=True),
