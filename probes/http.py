@@ -172,6 +172,17 @@ _sessions: dict[tuple, requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
+def _sessions_after_fork() -> None:
+    # A forked pool process opens its own connections; a lock held by another thread at the fork
+    # would never be released in the child.
+    global _sessions_lock
+    _sessions.clear()
+    _sessions_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_sessions_after_fork)
+
+
 def shared_session(url: str) -> requests.Session:
     """The guarded session of `url`'s origin shared by every run in this process, so that runs
     against a platform reuse its connections instead of opening one each (a TCP handshake, and
@@ -179,7 +190,7 @@ def shared_session(url: str) -> requests.Session:
     are per allowance too (VIGIE_ALLOW_PRIVATE_TARGETS): a kept connection was checked by the
     guard under the allowance of its session."""
     parts = urlsplit(url)
-    key = (os.getpid(), parts.scheme, parts.netloc.lower(), settings_allowance())
+    key = (parts.scheme, parts.netloc.lower(), settings_allowance())
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:

@@ -31,6 +31,15 @@ _pool: ThreadPoolExecutor | None = None
 _pool_pid: int | None = None
 
 
+def _after_fork() -> None:
+    # A lock held by another thread at the fork would never be released in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def enable() -> None:
     global _enabled
     _enabled = True
