@@ -40,6 +40,13 @@ WAIT_FOR_RENDER_S = 5.0
 # most polled, a few more. At most this many times the largest page (285 KB for `/` with 50
 # components): a few MB per process.
 MEMORY_ENTRIES = 12
+# What the front (below) keys its copies by: everything of a GET without a query string that
+# Django's middleware reads to decide its response (the host it validates, the scheme behind a
+# proxy, the language cookie and Accept-Language that may redirect to a twin).
+FRONT_KEYS = ("PATH_INFO", "SCRIPT_NAME", "HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME", "SERVER_PORT",
+              "wsgi.url_scheme", "HTTP_X_FORWARDED_PROTO", "HTTP_COOKIE", "HTTP_ACCEPT_LANGUAGE")
+FRONT_ENTRIES = 32
+FRONT_NOTE = "vigie.cache.hit"  # set in the WSGI environ by `cached` on a hit: (version, expires at)
 # cache.add is atomic on Redis (SET NX) but not on the file cache of the embedded default (it
 # checks, then writes): within a process, threads take this lock around it as well.
 _ADD_LOCK = threading.Lock()
@@ -177,6 +184,7 @@ def cached(view):
         now = time.time()
         local = memory.get(where)
         if local is not None and local[0] == version and now < local[1].stored_at + lifetime:
+            request.META[FRONT_NOTE] = (version, local[1].stored_at + lifetime)
             return _replay(local[1], "hit")
         # "resp", not the earlier "page": entries are Kept tuples now, which a process of the
         # release before (during a rolling deploy) could not read, nor this one its entries.
@@ -185,6 +193,7 @@ def cached(view):
             hit = cache.get(key)
             if hit is not None:
                 memory.put(where, version, hit)
+                request.META[FRONT_NOTE] = (version, hit.stored_at + lifetime)
                 return _replay(hit, "hit")
             with _ADD_LOCK:
                 rendering = not cache.add(lock_key, 1, timeout=RENDER_LOCK_S)
@@ -245,3 +254,52 @@ def _render(view, request, args, kwargs, keys: tuple[str, int, str, str, str], l
             cache.delete(lock_key)
         except Exception:
             pass
+
+
+class Replay(NamedTuple):
+    """A whole response as Django's middleware finished it: what the front sends again."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    expires_at: float  # time.time(), as Kept.stored_at + the lifetime
+
+
+def front(app):
+    """Wrap the WSGI application so that a GET Django has just answered from the cache is answered
+    again, as long as the public version and the copy's lifetime hold, without Django: the same
+    status, headers and bytes, but not the request object, nine middleware and the URL resolver
+    again (three quarters of a cached request's CPU under gunicorn). Only what `cached` served as
+    a hit is kept (never a render, a redirect, an error, or a response setting a cookie), keyed by
+    the path and every header the middleware reads (FRONT_KEYS); anything else — a query string,
+    HEAD, another method — goes to Django as before."""
+    entries = Memory(FRONT_ENTRIES)
+
+    def application(environ, start_response):
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+            return app(environ, start_response)
+        key = tuple(environ.get(name, "") for name in FRONT_KEYS)
+        entry = entries.get(key)
+        if entry is not None:
+            version, replay = entry
+            if time.time() < replay.expires_at and version == public_version():
+                start_response(replay.status, replay.headers)
+                return [replay.body]
+        answered = []
+
+        def start(status, headers, exc_info=None):
+            answered.append((status, headers))
+            return start_response(status, headers, exc_info)
+
+        result = app(environ, start)
+        note = environ.get(FRONT_NOTE)
+        if (note is not None and answered and answered[-1][0].startswith("200 ")
+                and getattr(result, "streaming", True) is False
+                and not any(name.lower() == "set-cookie" for name, _ in answered[-1][1])):
+            status, headers = answered[-1]
+            entries.put(key, note[0], Replay(status, list(headers), result.content, note[1]))
+        return result
+
+    application.entries = entries
+    return application
+

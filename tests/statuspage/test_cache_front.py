@@ -1,0 +1,132 @@
+"""The front of the WSGI application (statuspage.cache.front): a GET that Django has just answered
+from the public cache is answered again without Django — the same status, headers and bytes —
+until the public version changes or the copy's lifetime ends; any request Django might answer
+differently still goes to Django. Through Django's real WSGI handler and middleware."""
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+import time_machine
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+
+from statuspage.cache import front, public_changed
+
+pytestmark = pytest.mark.django_db
+LIFETIME = 30
+
+
+class Site:
+    """The site as a WSGI server sees it, noting which requests reached Django."""
+
+    def __init__(self):
+        self.django = WSGIHandler()
+        self.reached_django = 0
+        self.app = front(self._counting)
+
+    def _counting(self, environ, start_response):
+        self.reached_django += 1
+        return self.django(environ, start_response)
+
+    def request(self, path: str = "/", method: str = "GET", query: str = "", **headers) -> tuple[str, dict, bytes]:
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+            "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "testserver", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(), "wsgi.version": (1, 0),
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        }
+        environ.update({name: value for name, value in headers.items()})
+        answered = {}
+
+        def start_response(status, response_headers, exc_info=None):
+            answered["status"], answered["headers"] = status, dict(response_headers)
+
+        result = self.app(environ, start_response)
+        body = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+        return answered["status"], answered["headers"], body
+
+
+@pytest.fixture
+def site(public_cache, settings):
+    settings.VIGIE_PUBLIC_CACHE_SECONDS = LIFETIME
+    # As Django's test client does: the test's transaction must outlive each request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield Site()
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def test_a_page_django_served_from_the_cache_is_served_again_without_django(site):
+    rendered = site.request("/")
+    assert rendered[1]["X-Cache"] == "miss"  # a render is never kept by the front
+    from_cache = site.request("/")
+    assert from_cache[1]["X-Cache"] == "hit" and site.reached_django == 2
+    again = site.request("/")
+    assert site.reached_django == 2
+    assert again == from_cache
+    assert again[1]["Content-Security-Policy"] and again[1]["X-Frame-Options"] == "DENY"
+    assert b"</html>" in again[2]
+
+
+def test_a_public_change_goes_back_to_django(site):
+    for _ in range(3):
+        site.request("/api/v2/summary.json")
+    assert site.reached_django == 2
+    public_changed()
+    site.request("/api/v2/summary.json")
+    assert site.reached_django == 3
+
+
+def test_a_copy_is_not_served_past_its_lifetime(site):
+    with time_machine.travel(time.time(), tick=True) as clock:
+        site.request("/")
+        site.request("/")
+        site.request("/")
+        assert site.reached_django == 2
+        clock.shift(LIFETIME + 1)
+        site.request("/")
+        assert site.reached_django == 3
+
+
+@pytest.mark.parametrize("request_args, expected_status", [
+    ({"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9"}, "302"),  # a French reader is sent to /fr/
+    ({"HTTP_COOKIE": "vigie_language=fr"}, "302"),  # so is one who chose French
+    ({"query": "hl=en"}, "200"),  # the language switch sets its cookie
+    ({"method": "HEAD"}, "200"),
+    ({"HTTP_HOST": "evil.example"}, "400"),  # a host Django refuses
+    ({"HTTP_X_FORWARDED_PROTO": "https"}, "200"),
+])
+def test_a_request_django_may_answer_differently_goes_to_django(site, request_args, expected_status):
+    site.request("/")
+    kept = site.request("/")
+    assert kept[1]["X-Cache"] == "hit"
+    status, headers, body = site.request("/", **request_args)
+    assert site.reached_django == 3
+    assert status.startswith(expected_status)
+    if expected_status == "302":
+        assert headers["Location"] == "/fr/"
+
+
+def test_a_response_that_sets_a_cookie_is_never_kept(site):
+    for _ in range(3):
+        status, headers, _ = site.request("/", HTTP_COOKIE="x=1", query="")
+    assert site.reached_django == 2  # kept: no cookie set
+    site.request("/", query="hl=en")
+    site.request("/", query="hl=en")
+    assert site.reached_django == 4  # a query string is never answered by the front
+
+
+def test_only_a_few_requests_are_kept(site):
+    from statuspage.cache import FRONT_ENTRIES
+
+    for n in range(FRONT_ENTRIES + 5):
+        site.request("/", HTTP_ACCEPT_LANGUAGE=f"en;q=0.{n % 10}, de;q=0.{n // 10}")
+        site.request("/", HTTP_ACCEPT_LANGUAGE=f"en;q=0.{n % 10}, de;q=0.{n // 10}")
+    assert len(site.app.entries) == FRONT_ENTRIES
