@@ -409,7 +409,9 @@ def wrk(url: str, *, connections: int, threads: int, seconds: float, headers: di
 
 def py_spy_start(py_spy: str, *, pid: int, seconds: float, out: Path) -> subprocess.Popen:
     """Sample a process and its children for `seconds` into collapsed stacks (py-spy's raw format,
-    one "frame;frame;… count" line per stack), without pausing it."""
-    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "100",
+    one "frame;frame;… count" line per stack), without pausing it. Only the thread holding the GIL
+    is sampled (--gil): where the CPU goes, not the threads waiting on a socket."""
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
+                             "--rate", "100",
                              "--duration", str(max(1, int(seconds))), "--format", "raw", "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from probes.events import announce, maintenance_boundary, problem_changed, public_change
@@ -153,8 +154,10 @@ class _Placement(NamedTuple):
 
     probe_id: int
     state: str
-    last_run_at: datetime | None
-    created_at: datetime
+    # Only for a placement in UNKNOWN, the only state whose staleness is asked: when it last ran
+    # (or was created). None otherwise: parsing two timestamps of every placement of every
+    # component a batch touches was a tenth of storing and evaluating the batch.
+    unknown_since: datetime | None
     interval_s: int
     quorum: int
     slug: str
@@ -184,7 +187,9 @@ def components_derive(components: list[Component], now: datetime) -> dict[int, D
         probes_of[component_id].add(probe_id)
     placements_of: dict[int, list[_Placement]] = defaultdict(list)
     for row in (ProbeLocation.objects.filter(probe_id__in=set().union(*probes_of.values()), probe__enabled=True)
-                .order_by("id").values_list("probe_id", "state", "last_run_at", "created_at", "probe__interval_s",
+                .annotate(unknown_since=Case(When(state=PlacementState.UNKNOWN,
+                                                  then=Coalesce("last_run_at", "created_at"))))
+                .order_by("id").values_list("probe_id", "state", "unknown_since", "probe__interval_s",
                                             "probe__quorum", "probe__slug", "location__name")):
         placements_of[row[0]].append(_Placement(*row))
     in_maintenance = set(Maintenance.components.through.objects.filter(
@@ -196,7 +201,7 @@ def components_derive(components: list[Component], now: datetime) -> dict[int, D
 
 
 def _derive(component: Component, placements: list[_Placement], now: datetime, *, maintenance: bool) -> Derived:
-    stale = any(p.state == PlacementState.UNKNOWN and _stale(p.last_run_at, p.created_at, p.interval_s, now)
+    stale = any(p.state == PlacementState.UNKNOWN and _stale(None, p.unknown_since, p.interval_s, now)
                 for p in placements)
     if maintenance:
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")

@@ -92,6 +92,9 @@ def runs_execute(runs: list[tuple[int, str, datetime]]) -> list[Run]:
     for account in Account.objects.filter(platform_id__in={p.probe.platform_id for p in placements.values()}):
         accounts[account.platform_id].append(account)
     now = timezone.now()
+    # A redelivered message may have runs in this machine's spool, performed already; one look at
+    # the spool's folder spares every run its own when it is empty, as it nearly always is.
+    perform = _perform_unless_spooled if spool.spool_pending() else _perform
     jobs = []
     for placement_id, key, at in pending:
         placement = placements.get(placement_id)
@@ -102,7 +105,7 @@ def runs_execute(runs: list[tuple[int, str, datetime]]) -> list[Run]:
             log.warning("run %s of placement %s (scheduled for %s) expired before a worker could run it; not run",
                         key, placement_id, at.isoformat())
             continue
-        jobs.append(functools.partial(_perform_unless_spooled, placement=placement,
+        jobs.append(functools.partial(perform, placement=placement,
                                       accounts=accounts[placement.probe.platform_id], run_key=key, scheduled_for=at))
     # The threads are free for other runs once theirs is performed; the runs are stored together.
     done = inflight.perform_all(jobs)
