@@ -20,7 +20,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # Benchmarks (issue 7): starts its own PostgreSQL database, Redis db numbers, sandbox, gunicorn, nginx and
-# workers (installs nginx and wrk with apt-get if missing), seeds 10 M runs, prints a table; about 10
+# workers (installs nginx and wrk with apt-get if missing), seeds 10 M runs, prints a table; about 15
 # minutes. `make bench BENCH_ARGS=--quick` for a smoke run; `--help` lists every knob.
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)

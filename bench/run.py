@@ -15,7 +15,7 @@ history and 10 million runs, then measures, with bounded loads on 127.0.0.1:
 Everything it started is stopped and the database dropped at the end, on Ctrl-C or an error too.
 The targets of issue 7 are printed beside the figures; nothing asserts them.
 
-    make bench                              # the full run (10 M runs, 64 connections): ~10 minutes
+    make bench                              # the full run (10 M runs, 64 connections): ~15 minutes
     make bench BENCH_ARGS="--quick"         # 100 k runs, 4 connections, short windows: a smoke run
     .venv/bin/python bench/run.py --help    # every knob
 """
