@@ -13,7 +13,6 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext, gettext_lazy as _, pgettext_lazy
 
 from probes.incidents import format_duration_seconds
-from probes.uptime import Day
 from statuspage.i18n import PREFIXED, has_twin
 
 register = template.Library()
@@ -120,42 +119,29 @@ def uptime_bar(context, component) -> SafeString:
     label = words["label"] % {"name": conditional_escape(component.name), "uptime": conditional_escape(percent(bar.uptime))}
     out = [f'<ol class="bar" aria-label="{label}">']
     for day in bar.days:
-        out.append(_bar_cell(language, prefix, day.date, day.observed_s, day.major_s, day.partial_s, day.degraded_s,
-                             day.maintenance_s, tuple(day.incidents)))
+        level, down = day.level, day.down_s
+        out.append("<li")
+        if level != "up":
+            out.append(f' class="{level}"')
+        if down or day.incidents:
+            out.append(' tabindex="0"')
+        out.append(f"><span>{_day_label(day.date, language)}: ")
+        if level == "nodata":
+            out.append(words["nodata"])
+        elif not down and not day.degraded_s:
+            out.append(words["none"])
+        else:
+            out.append(conditional_escape(percent(day.uptime)))
+            for name in ("major_s", "partial_s", "degraded_s"):
+                if getattr(day, name):
+                    out.append(" · " + words[name] % {"d": conditional_escape(seconds(getattr(day, name)))})
+        if day.maintenance_s:
+            out.append(" · " + words["maintenance_s"] % {"d": conditional_escape(seconds(day.maintenance_s))})
+        for public_id, title in day.incidents:
+            out.append(f' · <a href="{prefix}/incidents/{escape(public_id)}">{escape(title)}</a>')
+        out.append("</span>")
     out.append("</ol>")
     return mark_safe("".join(out))
-
-
-# Every day of a bar but today's is the same from one render to the next (until a change reaches
-# back into it): a process re-rendering the page after each public change draws those cells once.
-# Keyed by everything a cell shows; 4,500 cells on a page of 50 components, in two languages.
-@functools.lru_cache(maxsize=10_000)
-def _bar_cell(language: str, prefix: str, when: date, observed_s: float, major_s: float, partial_s: float,
-              degraded_s: float, maintenance_s: float, incidents: tuple[tuple[str, str], ...]) -> str:
-    day = Day(when, observed_s, major_s, partial_s, degraded_s, maintenance_s, incidents)
-    words = _bar_words(language)
-    level, down = day.level, day.down_s
-    out = ["<li"]
-    if level != "up":
-        out.append(f' class="{level}"')
-    if down or incidents:
-        out.append(' tabindex="0"')
-    out.append(f"><span>{_day_label(when, language)}: ")
-    if level == "nodata":
-        out.append(words["nodata"])
-    elif not down and not degraded_s:
-        out.append(words["none"])
-    else:
-        out.append(conditional_escape(percent(day.uptime)))
-        for name, value in (("major_s", major_s), ("partial_s", partial_s), ("degraded_s", degraded_s)):
-            if value:
-                out.append(" · " + words[name] % {"d": conditional_escape(seconds(value))})
-    if maintenance_s:
-        out.append(" · " + words["maintenance_s"] % {"d": conditional_escape(seconds(maintenance_s))})
-    for public_id, title in incidents:
-        out.append(f' · <a href="{prefix}/incidents/{escape(public_id)}">{escape(title)}</a>')
-    out.append("</span>")
-    return "".join(out)
 
 
 @register.simple_tag(takes_context=True)
