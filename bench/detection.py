@@ -30,7 +30,7 @@ def main() -> None:
     os.environ["VIGIE_DATA_DIR"] = tempfile.mkdtemp(prefix="vigie-bench-")
     atexit.register(shutil.rmtree, os.environ["VIGIE_DATA_DIR"], ignore_errors=True)
     os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigie.settings")
     import django
 
     django.setup()

@@ -8,7 +8,7 @@ By default on a throwaway SQLite database; --database-url names a scratch databa
 emptied: `make bench` passes a private PostgreSQL one). With --json it prints one JSON object.
 
 Each history is seeded by this process and measured by a fresh one, as a web worker renders: with
-only what it loaded at start in memory (frozen for the garbage collector, as statuspage/wsgi.py
+only what it loaded at start in memory (frozen for the garbage collector, as vigie/wsgi.py
 does), not the hundreds of thousands of objects that seeding a year leaves behind, which made the
 collector's passes, not the page, most of what a render in the seeding process cost.
 """
@@ -39,7 +39,7 @@ def setup(database_url: str | None, data_dir: str) -> None:
         os.environ.pop(name, None)
     if database_url:
         os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statuspage.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigie.settings")
     os.environ["VIGIE_ALLOWED_HOSTS"] = "testserver"
     import django
 

@@ -41,7 +41,7 @@ def main() -> None:
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
     os.environ["VIGIE_PUBLIC_CACHE_SECONDS"] = "0"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "statuspage.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "vigie.settings"
     import django
 
     django.setup()
@@ -49,7 +49,7 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from probes.incidents import incident_add_update
+    from detection.incidents import incident_add_update
     from probes.models import Component, Incident, IncidentComponent, IncidentUpdate
     from probes.simulation import demo_layout, wipe
     from statuspage.publish import page_inputs, site_publish, site_urls

@@ -118,7 +118,7 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIE_", "SANDBOX_", "DATABASE_URL",
                                                                           "CELERY_"))}
         env.update({
-            "DJANGO_SETTINGS_MODULE": "statuspage.settings",
+            "DJANGO_SETTINGS_MODULE": "vigie.settings",
             "DATABASE_URL": self.database.url,
             "CELERY_BROKER_URL": self.broker_url,
             "VIGIE_CACHE_URL": self.cache_url,
@@ -182,7 +182,7 @@ class Bench:
     # --- 1. public reads ------------------------------------------------------------------------
     def web_start(self) -> None:
         a = self.args
-        command = [PYTHON, "-m", "gunicorn", "statuspage.wsgi:application", "--bind",
+        command = [PYTHON, "-m", "gunicorn", "vigie.wsgi:application", "--bind",
                    f"127.0.0.1:{self.ports['web']}", "--workers", str(a.gunicorn_workers), "--worker-class",
                    a.gunicorn_class, "--log-level", "warning", "--keep-alive", "5", "--backlog", "2048"]
         if a.gunicorn_class == "gthread":

@@ -12,7 +12,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import domain
-        from probes.events import incident_updated, maintenance_boundary, problem_changed
+        from detection.events import incident_updated, maintenance_boundary, problem_changed
 
         def guarded(make):
             # A notification that cannot be made must not fail the evaluation that announced it.

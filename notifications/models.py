@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from probes.crypto import EncryptedTextField
+from platforms.crypto import EncryptedTextField
 from probes.models import Component, new_public_id
 
 MAX_ERROR = 500

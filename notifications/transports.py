@@ -23,7 +23,7 @@ from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
 from notifications.models import Delivery, Event
-from probes.netguard import (
+from platforms.netguard import (
     EVERYWHERE, SocketWatch, TargetRefused, guarded_session, guarded_context, no_allowance, settings_allowance,
 )
 

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db import models
 from django.utils import timezone
 
-from probes import evaluation, incidents
+from detection import evaluation, incidents
 from probes.models import (
     Account, Artifact, Component, ComponentStatusChange, Incident, IncidentUpdate, Location, Maintenance, OwnProblem,
     Platform, Probe, ProbeLocation, Run,

@@ -5,7 +5,7 @@ message side by side (probes.runner.runs_execute), up to VIGIE_RUNS_IN_FLIGHT pe
 pool is made on first use in each process (a forked pool process makes its own: threads do not
 follow a fork). Its threads keep their database connection from one run to the next, tidied by
 Django's rules (CONN_MAX_AGE, a connection an error left broken) before each run, as Celery does
-before each task (statuspage/celery.py).
+before each task (vigie/celery.py).
 
 Only Celery workers use the pool (`enable`, on `worker_init`). Anywhere else — a management
 command, a test inside its transaction — the runs are performed one after the other in the

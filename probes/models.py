@@ -12,7 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
-from probes.crypto import EncryptedTextField
+from platforms.crypto import EncryptedTextField
 
 SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,63}$", "Use 1-64 lowercase letters, digits, '-' or '_'.")
 
@@ -64,7 +64,7 @@ STATUS_SEVERITY = {
     ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3,
 }
 OUTAGE_STATUSES = (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
-# A second of partial outage counts as this much downtime (probes.uptime states the formula).
+# A second of partial outage counts as this much downtime (detection.uptime states the formula).
 PARTIAL_WEIGHT = 0.3
 
 
@@ -120,7 +120,7 @@ class Platform(models.Model):
 
     name = models.CharField(max_length=100)
     slug = models.CharField(max_length=64, unique=True, validators=[SLUG])
-    kind = models.CharField(max_length=32, help_text="Adapter kind, see probes.adapters.REGISTRY.")
+    kind = models.CharField(max_length=32, help_text="Adapter kind, see platforms.adapters.REGISTRY.")
     base_url = models.URLField(max_length=300)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -175,7 +175,7 @@ class Probe(models.Model):
     enabled = models.BooleanField(default=True)
     locations = models.ManyToManyField(Location, through="ProbeLocation", related_name="probes")
     # Scripted HTTP probes (platform kind "http"): steps, assertions, extractions and cleanup steps,
-    # validated by probes.adapters.scripted.script_problems. Empty for every other kind.
+    # validated by platforms.adapters.scripted.script_problems. Empty for every other kind.
     script = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
@@ -191,7 +191,7 @@ class ProbeLocation(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    # The evaluated state (see probes.evaluation): hysteresis counters and the evidence times
+    # The evaluated state (see detection.evaluation): hysteresis counters and the evidence times
     # an incident's start, detection and end are read from.
     state = models.CharField(max_length=16, choices=PlacementState.choices, default=PlacementState.UNKNOWN)
     state_since = models.DateTimeField(null=True, blank=True)
@@ -285,13 +285,13 @@ class Artifact(models.Model):
 
 
 class RunCounts(models.Model):
-    """Counters of runs shared by every rollup (probes.rollups): they add up exactly, so a day is
+    """Counters of runs shared by every rollup (detection.rollups): they add up exactly, so a day is
     the sum of its hours and a component the sum of its probes' places."""
 
     runs = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
     by_class = models.JSONField(default=dict, help_text="Failure class → count.")
-    # Bucket index (probes.rollups.bucket_of) → count; buckets merge exactly across hours and places.
+    # Bucket index (detection.rollups.bucket_of) → count; buckets merge exactly across hours and places.
     latency = models.JSONField(default=dict)
 
     class Meta:
@@ -390,7 +390,7 @@ class ComponentStatusChange(models.Model):
 
 
 class StatusSeconds(models.Model):
-    """Seconds a component spent in each status, counted from its status changes (probes.rollups);
+    """Seconds a component spent in each status, counted from its status changes (detection.rollups);
     operational is what is left of `observed_s`. Only time since the component was created is
     observed, and only closed intervals are here: the current one is added when read."""
 
@@ -405,7 +405,7 @@ class StatusSeconds(models.Model):
 
     @property
     def down_s(self) -> float:
-        """Weighted downtime, the numerator of probes.uptime's formula."""
+        """Weighted downtime, the numerator of detection.uptime's formula."""
         return self.major_s + PARTIAL_WEIGHT * self.partial_s
 
 

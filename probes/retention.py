@@ -1,6 +1,6 @@
 """Retention: raw runs are kept for VIGIE_RUN_RETENTION_DAYS, then deleted in small batches.
 
-What outlives them: the hourly and daily rollups (probes.rollups, which name no run), status and
+What outlives them: the hourly and daily rollups (detection.rollups, which name no run), status and
 state changes (the changes keep their times and reasons; their link to the run becomes empty),
 incidents and their evidence.
 Each batch is its own short transaction, so deleting a month of runs never holds long locks.

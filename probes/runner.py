@@ -13,11 +13,11 @@ from django.db import connection
 from django.utils import timezone
 
 from probes import inflight, recorder, spool
-from probes.adapters import UnknownAdapter, adapter_class
-from probes.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
-from probes.crypto import UNREADABLE
-from probes.errors import ProbeError
-from probes.http import HttpSeam, redact, shared_session
+from platforms.adapters import UnknownAdapter, adapter_class
+from platforms.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
+from platforms.crypto import UNREADABLE
+from platforms.errors import ProbeError
+from platforms.http import HttpSeam, redact, shared_session
 from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import time_machine
 
-from probes.errors import ProbeError
+from platforms.errors import ProbeError
 from probes.models import ProbeLocation, Run
 from probes.runner import run_record
 
@@ -112,7 +112,7 @@ def history_fill(*, days: int, now: datetime, seed: int = 1, outages_per_week: f
         Component, ComponentStatus, ComponentStatusChange, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
         RunHour,
     )
-    from probes.rollups import bucket_of, hour_of, rollups_rebuild
+    from detection.rollups import bucket_of, hour_of, rollups_rebuild
 
     rng = random.Random(seed)
     start = now - timedelta(days=days)

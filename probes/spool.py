@@ -122,10 +122,10 @@ def run_store(payload: dict) -> Run:
 
 def runs_store(payloads: list[dict]) -> list[Run]:
     """Store runs in one transaction, each once (by key), with the ledger writes they could not
-    make, and evaluate the new ones together (probes.evaluation.runs_evaluate). Returns the runs in
+    make, and evaluate the new ones together (detection.evaluation.runs_evaluate). Returns the runs in
     the order given, those stored earlier (by an earlier delivery, or before a drop) as they are.
     Raises IntegrityError when another process stored one of them meanwhile: nothing is stored then."""
-    from probes.evaluation import runs_evaluate
+    from detection.evaluation import runs_evaluate
 
     key = lambda payload: _key(payload["key"])  # noqa: E731
     unique = list({key(p): p for p in payloads}.values())

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from celery import shared_task, signals
 from django.conf import settings
 
-from probes import dispatch, evaluation, heartbeat, retention, runner
+from probes import dispatch, retention, runner
+from detection import evaluation, heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _send_runs(runs: list[dispatch.Due]) -> None:
 def dispatch_due() -> int:
     # Sends each run at its slot until just before beat starts the next of these.
     sent = dispatch.dispatch_until(enqueue=_send_runs, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
-    # The scheduler's sign of life, read by the watchdog loop in every worker (probes.heartbeat).
+    # The scheduler's sign of life, read by the watchdog loop in every worker (detection.heartbeat).
     heartbeat.heartbeat_beat(heartbeat.SCHEDULER, detail=f"{sent} run(s) sent")
     return sent
 

@@ -1,4 +1,3 @@
-"""Vigie's Django project: settings, the Celery app, and everything web-facing."""
-from statuspage.celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""Publish: the public status page, its Statuspage v2 JSON, feeds, badges, the static copy and the
+public cache, and API tokens. May import detection, probes and platforms; never oncall,
+notifications or vigie."""

@@ -8,7 +8,7 @@ class StatuspageConfig(AppConfig):
 
     def ready(self) -> None:
         from probes import models
-        from probes.events import public_change, public_changed
+        from detection.events import public_change, public_changed
         from statuspage.cache import public_changed as invalidate
 
         public_changed.connect(invalidate, dispatch_uid="statuspage-cache")

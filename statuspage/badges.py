@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from probes.models import Component
-from probes.uptime import ratio, uptime_bars
+from detection.uptime import ratio, uptime_bars
 from statuspage import selectors, v2
 from statuspage.cache import cached
 

@@ -1,7 +1,7 @@
 """The public site's response cache: each page and document is rendered once per public change.
 
 A version number kept in the shared cache names the public state. Every change the public can see
-(probes.events.public_changed, sent after its transaction commits) bumps it, so the next request
+(detection.events.public_changed, sent after its transaction commits) bumps it, so the next request
 renders afresh and every process sees the same version. A short lifetime bounds what moves with
 the clock alone (the "monitoring delayed" notice). When VIGIE_PUBLISH_DIR is set, a change also
 queues a rewrite of the static copy, coalesced so that a burst of changes makes one rewrite.
@@ -9,7 +9,7 @@ queues a rewrite of the static copy, coalesced so that a burst of changes makes 
 Each process also keeps the last copy of a few pages in its own memory, so that a request between
 two changes reads only the small version number from the shared cache, not the whole page (a third
 of a request's time on the 285 KB status page of 50 components). In front of Django (`front`,
-wrapped around the WSGI application in statuspage/wsgi.py), a GET Django has just served as such a
+wrapped around the WSGI application in vigie/wsgi.py), a GET Django has just served as such a
 hit is served again, byte for byte, until the version or the copy's lifetime changes.
 """
 from __future__ import annotations
@@ -137,7 +137,7 @@ def public_version() -> int | None:
 
 
 def public_changed(**_signal) -> None:
-    """Receiver of probes.events.public_changed: make every cached response old.
+    """Receiver of detection.events.public_changed: make every cached response old.
 
     Neither the cache server nor the broker being away may fail the change that caused this (it
     has committed): each failure is logged, cached responses then age out within

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from probes.evaluation import STALE_AFTER_INTERVALS
-from probes.heartbeat import scheduler_silent
+from detection.evaluation import STALE_AFTER_INTERVALS
+from detection.heartbeat import scheduler_silent
 from probes.models import Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, Maintenance
 
 # Statuspage returns "the 50 most recent" incidents and maintenances.

@@ -10,10 +10,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from probes.incidents import format_duration, format_duration_seconds
+from detection.incidents import format_duration, format_duration_seconds
 from probes.models import Component, Incident, Maintenance
-from probes.rollups import latency_series
-from probes.uptime import uptime_bars
+from detection.rollups import latency_series
+from detection.uptime import uptime_bars
 from statuspage import charts, selectors, v2
 from statuspage.cache import cached
 

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.utils.timezone
 import notifications.models
-import probes.crypto
+import platforms.crypto
 import probes.models
 from django.db import migrations, models
 
@@ -23,8 +23,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100)),
                 ('kind', models.CharField(choices=[('apprise', 'Apprise URL (Slack, Discord, Teams, Telegram, email, PagerDuty, Opsgenie…)'), ('webhook', 'Webhook signed with HMAC-SHA256')], max_length=16)),
-                ('url', probes.crypto.EncryptedTextField(help_text="An Apprise URL (e.g. slack://…, tgram://…) or the webhook's https:// URL.")),
-                ('secret', probes.crypto.EncryptedTextField(blank=True, default=notifications.models.new_secret, help_text='Webhooks: the HMAC signing secret.')),
+                ('url', platforms.crypto.EncryptedTextField(help_text="An Apprise URL (e.g. slack://…, tgram://…) or the webhook's https:// URL.")),
+                ('secret', platforms.crypto.EncryptedTextField(blank=True, default=notifications.models.new_secret, help_text='Webhooks: the HMAC signing secret.')),
                 ('event_kinds', models.JSONField(blank=True, default=list, help_text='Event kinds to send; empty for all.')),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 ('kind', models.CharField(choices=[('email', 'Email'), ('webhook', 'Webhook')], max_length=16)),
                 ('email', models.EmailField(blank=True, max_length=254)),
                 ('url', models.URLField(blank=True, max_length=500)),
-                ('secret', probes.crypto.EncryptedTextField(blank=True, help_text='Webhooks: optional HMAC signing secret.')),
+                ('secret', platforms.crypto.EncryptedTextField(blank=True, help_text='Webhooks: optional HMAC signing secret.')),
                 ('confirm_hash', models.CharField(max_length=64, unique=True)),
                 ('unsubscribe_hash', models.CharField(max_length=64, unique=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import probes.crypto
+import platforms.crypto
 import probes.models
 import uuid
 from django.db import migrations, models
@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100)),
                 ('slug', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_-]{0,63}$', "Use 1-64 lowercase letters, digits, '-' or '_'.")])),
-                ('kind', models.CharField(help_text='Adapter kind, see probes.adapters.REGISTRY.', max_length=32)),
+                ('kind', models.CharField(help_text='Adapter kind, see platforms.adapters.REGISTRY.', max_length=32)),
                 ('base_url', models.URLField(max_length=300)),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
@@ -160,7 +160,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('role', models.CharField(choices=[('prober', 'Prober'), ('partner', 'Partner')], max_length=16)),
                 ('username', models.CharField(max_length=100)),
-                ('token', probes.crypto.EncryptedTextField(help_text='Stored encrypted; never shown again.')),
+                ('token', platforms.crypto.EncryptedTextField(help_text='Stored encrypted; never shown again.')),
                 ('remote_id', models.CharField(blank=True, max_length=100)),
                 ('fixture_id', models.CharField(blank=True, max_length=200)),
                 ('platform', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='accounts', to='probes.platform')),

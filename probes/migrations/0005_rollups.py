@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 def backfill(apps, schema_editor):
     """The new rollups and Component.status_since, from the rows already there: the run counters
-    from RunHour, the status seconds from the status changes (probes.rollups.rollups_rebuild)."""
-    from probes.rollups import rollups_rebuild
+    from RunHour, the status seconds from the status changes (detection.rollups.rollups_rebuild)."""
+    from detection.rollups import rollups_rebuild
 
     rollups_rebuild(apps)
 

@@ -12,7 +12,7 @@ from django.utils.html import conditional_escape, escape, linebreaks
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext, gettext_lazy as _, pgettext_lazy
 
-from probes.incidents import format_duration_seconds
+from detection.incidents import format_duration_seconds
 from statuspage.i18n import PREFIXED, has_twin
 
 register = template.Library()
@@ -106,7 +106,7 @@ def _day_label(day: date, language: str) -> str:
 
 @register.simple_tag(takes_context=True)
 def uptime_bar(context, component) -> SafeString:
-    """A component's uptime bar (component.bar, probes.uptime): an <ol> with one item per day, each
+    """A component's uptime bar (component.bar, detection.uptime): an <ol> with one item per day, each
     holding its words (date, uptime, downtime by kind, maintenance, links to its incidents), for
     screen readers and for the tooltip. Written here rather than in a template: the 4,500 cells of
     a page of 50 components were nine tenths of its render time in Django's template language.

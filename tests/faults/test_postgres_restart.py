@@ -349,7 +349,7 @@ def test_runs_made_while_postgresql_restarts_are_stored_once_in_order_and_evalua
     env = {k: v for k, v in os.environ.items() if k not in shared}
     env.update(DATABASE_URL=cluster.url, VIGIE_DATA_DIR=str(data_dir), VIGIE_DB_RETRY_SECONDS="40",
                VIGIE_ALLOW_PRIVATE_TARGETS="loopback", VIGIE_LOG_LEVEL="ERROR",
-               DJANGO_SETTINGS_MODULE="statuspage.settings")
+               DJANGO_SETTINGS_MODULE="vigie.settings")
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=120)
     process = subprocess.Popen(

@@ -1,5 +1,5 @@
 """Scheduler down, for real: celery beat is killed with SIGKILL while real workers run probes, and
-the watchdog loop inside the workers (probes.heartbeat), which does not go through beat, tells
+the watchdog loop inside the workers (detection.heartbeat), which does not go through beat, tells
 on-call and makes the public page say monitoring is delayed; when beat is back, it resolves."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 
 from notifications.models import Channel, Delivery, EventKind
-from probes.heartbeat import SCHEDULER, silent_after
+from detection.heartbeat import SCHEDULER, silent_after
 from probes.models import Heartbeat, Location, OwnProblem, PlacementState, ProbeLocation, Run
 from tests.faults.figures import figure
 from tests.conftest import make_probe
@@ -27,7 +27,7 @@ DELAYED = "Our monitoring has stopped sending its probes"
 
 
 class Beat:
-    """A real `celery -A statuspage beat`, with its schedule file in a temporary folder."""
+    """A real `celery -A vigie beat`, with its schedule file in a temporary folder."""
 
     def __init__(self, schedule) -> None:
         self.schedule = schedule

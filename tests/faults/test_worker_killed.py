@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from probes import runner, tasks
 from probes.models import Artifact, FailureClass, Incident, Location, Probe, ProbeLocation, Run
-from statuspage.celery import app
+from vigie.celery import app
 from tests.faults.figures import figure
 from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN, make_probe
 from tests.faults.processes import children, processes, redis_server_installed, wait_for  # noqa: F401 (fixtures)

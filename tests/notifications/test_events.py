@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from notifications import domain
 from notifications.models import Channel, Delivery, Event, EventKind
-from probes import evaluation, incidents
-from probes.events import incident_updated
+from detection import evaluation, incidents
+from detection.events import incident_updated
 from probes.models import IncidentStatus, Maintenance, OwnProblem
 from tests.notifications.conftest import make_incident
 

@@ -32,7 +32,7 @@ def test_an_smtp_url_sets_host_port_user_password_and_tls(tmp_path):
     assert result.returncode == 0, result.stderr
 
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                           text=True, timeout=60, env={**os.environ, "VIGIE_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "statuspage.settings",
+                           text=True, timeout=60, env={**os.environ, "VIGIE_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "vigie.settings",
                                         **env})
     assert shown.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "mail.example.org", "2525",
                                     "ops@example.org", "p/ss", "True", "False"]

@@ -8,7 +8,7 @@ from django.core import mail
 
 from notifications import domain, tasks
 from notifications.models import Delivery, Event, Subscriber
-from probes import incidents
+from detection import incidents
 from probes.models import IncidentStatus
 from tests.notifications.conftest import make_incident, verify
 

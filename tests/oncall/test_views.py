@@ -173,8 +173,8 @@ def test_the_dashboard_query_count_does_not_grow_with_probes_or_runs(staff_clien
 
 def test_an_update_posted_on_the_dashboard_appears_on_the_public_incident_page(staff_client, client, demo,
                                                                                 monkeypatch):
-    from probes import incidents
-    from statuspage.oncall import views
+    from detection import incidents
+    from oncall import views
 
     incident = open_incident()
     calls = []

@@ -9,10 +9,10 @@ import pytest
 import requests
 import responses
 
-from probes.adapters.base import Credentials, RunContext
-from probes.adapters.mastodon import MastodonAdapter, classify
-from probes.errors import ProbeError
-from probes.http import HttpResult, HttpSeam
+from platforms.adapters.base import Credentials, RunContext
+from platforms.adapters.mastodon import MastodonAdapter, classify
+from platforms.errors import ProbeError
+from platforms.http import HttpResult, HttpSeam
 from probes.models import FailureClass
 from tests.cassettes import interactions, recorded, replay
 

@@ -12,8 +12,8 @@ import requests
 from django.db import connection
 from django.utils import timezone
 
-from probes.adapters.base import CreatedArtifact, RunContext
-from probes.http import HttpSeam
+from platforms.adapters.base import CreatedArtifact, RunContext
+from platforms.http import HttpSeam
 from probes.models import Account, Artifact, ProbeLocation, Run
 from probes.runner import _adapter, _credentials, artifact_cleanup, artifact_record, cleanup_pending, run_execute
 from tests.conftest import PROBER_TOKEN, make_probe

@@ -13,8 +13,8 @@ from django.db import connection
 from django.utils import timezone
 
 from notifications.models import Channel, Delivery, Event
-from probes.adapters import REGISTRY
-from probes.config import ConfigError, config_apply, config_load, config_read
+from platforms.adapters import REGISTRY
+from oncall.config import ConfigError, config_apply, config_load, config_read
 from probes.models import Account, Component, ComponentGroup, Location, Probe, ProbeLocation, Run
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import yaml
 from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from probes.config import (ACCOUNT_KEYS, CHANNEL_KEYS, COMPONENT_KEYS, LOCATION_KEYS, PLATFORM_KEYS, PROBE_KEYS,
+from oncall.config import (ACCOUNT_KEYS, CHANNEL_KEYS, COMPONENT_KEYS, LOCATION_KEYS, PLATFORM_KEYS, PROBE_KEYS,
                            SECTIONS, ConfigError, config_apply, config_load)
 from probes.models import Action, Component, Probe, ProbeLocation
 

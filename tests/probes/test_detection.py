@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 
-from probes.evaluation import watchdog
+from detection.evaluation import watchdog
 from probes.models import (
     Component, ComponentStatus, ComponentStatusChange, Impact, Incident, IncidentStatus, Location, Maintenance,
     OwnProblem, PlacementState, Platform, Probe, ProbeLocation,

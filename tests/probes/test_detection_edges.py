@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 
-from probes.evaluation import watchdog
+from detection.evaluation import watchdog
 from probes.models import (
     Account, Artifact, Component, ComponentStatus, Incident, IncidentStatus, Maintenance, OwnProblem,
     PlacementState, Platform, Probe, ProbeLocation,

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from probes.evaluation import run_evaluate
+from detection.evaluation import run_evaluate
 from probes.models import Component, ComponentStatus, Incident, IncidentStatus, IncidentUpdate, ProbeLocation
 from probes.simulation import demo_layout, record_run
 

@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifications.models import Event, EventKind
-from probes import evaluation, tasks
-from probes.heartbeat import SCHEDULER, heartbeat_beat, scheduler_check, scheduler_silent
+from detection import evaluation
+from probes import tasks
+from detection.heartbeat import SCHEDULER, heartbeat_beat, scheduler_check, scheduler_silent
 from probes.models import Heartbeat, Location, OwnProblem, Platform, Probe, ProbeLocation
 from probes.simulation import demo_layout, record_run
 

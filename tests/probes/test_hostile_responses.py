@@ -15,8 +15,8 @@ from collections import defaultdict
 import pytest
 from django.utils import timezone
 
-from probes.errors import ProbeError
-from probes.http import HttpSeam
+from platforms.errors import ProbeError
+from platforms.http import HttpSeam
 from probes.models import Account, FailureClass, Outcome, Platform, ProbeLocation
 from probes.runner import run_execute
 from tests.conftest import make_probe

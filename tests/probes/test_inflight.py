@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from probes import inflight, recorder, tasks
 from probes.dispatch import Due
-from probes.errors import ProbeError
-from probes.http import Deadlines, HttpSeam, shared_session
+from platforms.errors import ProbeError
+from platforms.http import Deadlines, HttpSeam, shared_session
 from probes.models import Location, Outcome, Probe, ProbeLocation, Run
 from probes.runner import runs_execute
 from tests.conftest import make_probe

@@ -18,10 +18,10 @@ import pytest
 import responses
 from django.utils import timezone
 
-from probes.adapters.base import Credentials, RunContext
-from probes.adapters.mastodon import MastodonAdapter
-from probes.errors import ProbeError
-from probes.http import HttpSeam
+from platforms.adapters.base import Credentials, RunContext
+from platforms.adapters.mastodon import MastodonAdapter
+from platforms.errors import ProbeError
+from platforms.http import HttpSeam
 from probes.models import Account, Artifact, FailureClass, Location, Outcome, Platform, Run
 from probes.runner import run_execute
 from tests.cassettes import interactions, recorded, replay

@@ -17,7 +17,7 @@ import requests
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from probes.config import config_load
+from oncall.config import config_load
 from probes.management.commands.platform import OAuthApp, kept_app_save
 from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN
 

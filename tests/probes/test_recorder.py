@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from probes import recorder, spool
-from probes.errors import ProbeError
+from platforms.errors import ProbeError
 from probes.models import Component, ProbeLocation, Run, RunHour
 from probes.runner import run_payload
 from probes.simulation import demo_layout

@@ -11,7 +11,7 @@ from probes.models import (
     Component, ComponentDay, ComponentHour, ComponentStatusChange, Location, Platform, Probe, Run, RunDay, RunHour,
 )
 from probes.retention import runs_prune
-from probes.rollups import rollup_add
+from detection.rollups import rollup_add
 
 
 def make_runs(probe: Probe, location: Location, ages_days: list[float]) -> list[Run]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from probes.models import ProbeLocation, RunHour
-from probes.rollups import BUCKETS_PER_DOUBLING, bucket_of, bucket_upper_ms, latency_series, percentile
+from detection.rollups import BUCKETS_PER_DOUBLING, bucket_of, bucket_upper_ms, latency_series, percentile
 from probes.simulation import demo_layout, record_run
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=dt_timezone.utc)

@@ -16,13 +16,13 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from probes.evaluation import component_set_status
+from detection.evaluation import component_set_status
 from probes.models import (
     Component, ComponentDay, ComponentHour, ComponentStatus, ComponentStatusChange, Location, Outcome, Platform,
     Probe, ProbeLocation, Run, RunDay, RunHour,
 )
-from probes.rollups import bucket_of, rollups_add, rollups_rebuild
-from probes.uptime import Day, uptime_bars
+from detection.rollups import bucket_of, rollups_add, rollups_rebuild
+from detection.uptime import Day, uptime_bars
 
 T0 = datetime(2026, 10, 23, 7, 30, tzinfo=dt_timezone.utc)  # two days before Paris leaves summer time
 STATUSES = [ComponentStatus.OPERATIONAL, ComponentStatus.DEGRADED, ComponentStatus.PARTIAL, ComponentStatus.MAJOR,

@@ -10,8 +10,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from probes.adapters.base import CreatedArtifact
-from probes.adapters.scripted import json_path, script_problems
+from platforms.adapters.base import CreatedArtifact
+from platforms.adapters.scripted import json_path, script_problems
 from probes.models import Account, Artifact, Platform, Probe, ProbeLocation, Run
 from probes.runner import artifact_record, cleanup_pending, run_execute
 from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN
@@ -217,7 +217,7 @@ components:
 
 
 def test_a_scripted_probe_in_the_configuration_is_checked_and_applied_as_written(db, monkeypatch):
-    from probes.config import config_apply, config_load
+    from oncall.config import config_apply, config_load
 
     monkeypatch.setenv("NOTES_TOKEN", "notes-secret-token")
     data = config_load(SCRIPTED_CONFIG, source="notes.yaml")
@@ -230,7 +230,7 @@ def test_a_scripted_probe_in_the_configuration_is_checked_and_applied_as_written
 
 
 def test_a_bad_step_in_the_configuration_names_its_line(monkeypatch):
-    from probes.config import ConfigError, config_load
+    from oncall.config import ConfigError, config_load
 
     monkeypatch.setenv("NOTES_TOKEN", "notes-secret-token")
     bad = SCRIPTED_CONFIG.replace("url: /api/notes\n", "url: api/notes\n").replace("${note_id}", "${nope}")

@@ -13,10 +13,10 @@ from django.utils import timezone
 from notifications import domain
 from notifications.models import Channel, Delivery, EventKind
 from notifications.transports import TransportError, WebhookTransport
-from probes.errors import ProbeError
-from probes.http import HttpSeam
+from platforms.errors import ProbeError
+from platforms.http import HttpSeam
 from probes.models import Account, FailureClass, Outcome, Platform, ProbeLocation
-from probes.netguard import parse_allowance, refusal
+from platforms.netguard import parse_allowance, refusal
 from probes.runner import run_execute
 from tests.conftest import make_probe
 from tests.test_settings import start

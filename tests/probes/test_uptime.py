@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from probes.evaluation import component_set_status
+from detection.evaluation import component_set_status
 from probes.models import Component, ComponentStatus, Incident, IncidentComponent
-from probes.uptime import PARTIAL_WEIGHT, uptime_bars
+from detection.uptime import PARTIAL_WEIGHT, uptime_bars
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
 DAY = 86400

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 from django.utils import timezone
 
-from probes.evaluation import platform_refresh
+from detection.evaluation import platform_refresh
 from probes.models import Component, ComponentGroup, Incident, Maintenance
 from probes.scenarios import SCENARIOS
 from probes.simulation import demo_layout, simulate_scenario

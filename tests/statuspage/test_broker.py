@@ -5,7 +5,7 @@ import os
 
 from kombu import Connection
 
-from statuspage import broker
+from vigie import broker
 
 
 def test_a_message_appears_in_the_queue_folder_only_once_complete(tmp_path, monkeypatch):
@@ -22,7 +22,7 @@ def test_a_message_appears_in_the_queue_folder_only_once_complete(tmp_path, monk
     monkeypatch.setattr(broker, "str_to_bytes", spying)
     options = {"data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
                "processed_folder": str(folders["processed"]), "control_folder": str(folders["control"])}
-    with Connection(transport="statuspage.broker:Transport", transport_options=options) as connection:
+    with Connection(transport="vigie.broker:Transport", transport_options=options) as connection:
         queue = connection.SimpleQueue("probes.atlanta")
         queue.put({"run": 1})
         queue.put({"run": 2})
@@ -35,7 +35,7 @@ def test_a_message_appears_in_the_queue_folder_only_once_complete(tmp_path, monk
 
 
 def test_the_embedded_default_uses_it():
-    import statuspage.celery  # noqa: F401  (registers the transport)
+    import vigie.celery  # noqa: F401  (registers the transport)
     from kombu.transport import resolve_transport
 
     assert resolve_transport("filesystem") is broker.Transport

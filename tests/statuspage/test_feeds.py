@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 from lxml import etree
 
-from probes.incidents import incident_set_status
+from detection.incidents import incident_set_status
 from probes.models import Incident, IncidentUpdate, Maintenance
 from tests.statuspage.conftest import T0
 

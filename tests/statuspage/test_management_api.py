@@ -288,7 +288,7 @@ def test_runs_come_in_pages_with_a_capped_size(reader, layout):
     assert (page["count"], len(page["results"])) == (13, 5) and page["next"]
     assert len(reader.get("/api/v1/runs/", {"page_size": 5, "page": 3}).json()["results"]) == 3
     assert reader.get("/api/v1/runs/", {"page_size": 10_000}).status_code == 200
-    from statuspage.management_api.pagination import Pagination
+    from oncall.management_api.pagination import Pagination
     assert Pagination.max_page_size == 500
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from probes.models import Account, Component, ComponentGroup, Incident, Location, Maintenance, Platform, Probe, Run
 from statuspage.models import apitoken_create
-from statuspage.wsgi import application
+from vigie.wsgi import application
 
 # CI runs the same examples every time; VIGIE_FUZZ_RANDOM=1 explores new ones.
 DERANDOMIZE = not os.environ.get("VIGIE_FUZZ_RANDOM")

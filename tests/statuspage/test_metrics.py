@@ -17,13 +17,13 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from probes.evaluation import component_set_status
+from detection.evaluation import component_set_status
 from probes.models import (
     Component, ComponentStatus, Incident, IncidentStatus, OwnProblem, ProbeLocation, RunHour,
 )
-from probes.rollups import bucket_of
+from detection.rollups import bucket_of
 from probes.simulation import demo_layout, record_run
-from statuspage.metrics import LATENCY_BOUNDS_S, latency_buckets
+from oncall.metrics import LATENCY_BOUNDS_S, latency_buckets
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=dt_timezone.utc)

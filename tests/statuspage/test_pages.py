@@ -14,8 +14,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from probes.evaluation import component_set_status
-from probes.incidents import incident_add_update
+from detection.evaluation import component_set_status
+from detection.incidents import incident_add_update
 from probes.models import Component, ComponentGroup, ComponentStatus, Incident, Maintenance, ProbeLocation
 from probes.scenarios import SCENARIOS
 from probes.simulation import demo_layout, history_fill, record_run, simulate_scenario

@@ -16,12 +16,12 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from probes.evaluation import component_set_status
-from probes.incidents import incident_add_update
+from detection.evaluation import component_set_status
+from detection.incidents import incident_add_update
 from probes.models import Component, ComponentStatus, Incident, Maintenance
 from statuspage import publish
 from statuspage.publish import MANIFEST, site_publish, site_urls
-from statuspage.celery import app as celery_app
+from vigie.celery import app as celery_app
 from tests.statuspage.test_pages import FEB_2023, site  # noqa: F401  (the fixture)
 from probes.simulation import simulate_scenario
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.conf import settings
 
-from statuspage.redis_cache import RedisCache
+from vigie.redis_cache import RedisCache
 
 
 def test_every_call_gets_the_same_client():

@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from probes.incidents import incident_add_update, incident_open_manual, incident_write_postmortem
+from detection.incidents import incident_add_update, incident_open_manual, incident_write_postmortem
 from probes.models import Account, Component, Incident, Location, Maintenance, Platform, Probe, ProbeLocation
 from probes.simulation import record_run
 from statuspage.models import apitoken_create

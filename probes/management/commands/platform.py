@@ -21,9 +21,9 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from probes.errors import ProbeError
-from probes.http import HttpResult, HttpSeam
-from probes.netguard import LOOPBACK_NETWORKS, parse_allowance
+from platforms.errors import ProbeError
+from platforms.http import HttpResult, HttpSeam
+from platforms.netguard import LOOPBACK_NETWORKS, parse_allowance
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 DEFAULT_SCOPES = "read write follow"

@@ -22,10 +22,10 @@ import responses
 from django.db import connection
 from django.utils import timezone
 
-from probes.adapters import adapter_class
-from probes.adapters.bluesky import CLEANUP_NOTE, BlueskyAdapter, classify
-from probes.budget import own_usage, schedule_problems
-from probes.http import HttpResult
+from platforms.adapters import adapter_class
+from platforms.adapters.bluesky import CLEANUP_NOTE, BlueskyAdapter, classify
+from detection.budget import own_usage, schedule_problems
+from platforms.http import HttpResult
 from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
 from probes.runner import cleanup_pending, run_execute
 from tests.conftest import make_probe

@@ -2,7 +2,7 @@
 
 The recordings (tests/fixtures/recorded/x, 2021-2022, api.twitter.com, gzip bodies kept as sent)
 are all successes: every failure below is built from X's documented error formats (problem+json
-and the v1.1 `errors[].code` table quoted in probes/adapters/x.py), since no refusal was recorded.
+and the v1.1 `errors[].code` table quoted in platforms/adapters/x.py), since no refusal was recorded.
 """
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ import pytest
 import responses
 from django.utils import timezone as dj_timezone
 
-from probes.adapters import REGISTRY, adapter_class
-from probes.adapters.base import CreatedArtifact, Credentials, RunContext
-from probes.adapters.x import XAdapter, classify
-from probes.budget import SELF_INFLICTED_SHARE, schedule_problems
-from probes.config import ConfigError, config_load
-from probes.errors import ProbeError
-from probes.http import HttpResult, HttpSeam
+from platforms.adapters import REGISTRY, adapter_class
+from platforms.adapters.base import CreatedArtifact, Credentials, RunContext
+from platforms.adapters.x import XAdapter, classify
+from detection.budget import SELF_INFLICTED_SHARE, schedule_problems
+from oncall.config import ConfigError, config_load
+from platforms.errors import ProbeError
+from platforms.http import HttpResult, HttpSeam
 from probes.models import Account, Artifact, FailureClass, Location, Platform, ProbeLocation, Run
 from probes.runner import cleanup_pending, run_execute
 from tests.cassettes import interactions
@@ -111,7 +111,7 @@ def me_ok(rsps: responses.RequestsMock, status: int = 200) -> None:
 
 # --- the registry and configuration ---------------------------------------------------------
 def test_kind_x_is_registered_and_resolves_to_the_adapter():
-    assert REGISTRY["x"] == "probes.adapters.x.XAdapter"
+    assert REGISTRY["x"] == "platforms.adapters.x.XAdapter"
     assert adapter_class("x") is XAdapter
 
 

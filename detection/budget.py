@@ -1,0 +1,116 @@
+"""Vigie's own writes against each platform's documented limits.
+
+A quota or rate-limit refusal while Vigie's own usage is far below the limit is the platform's
+doing (the Feb-2023 pattern); one that Vigie's own probing explains is a probe budget problem for
+on-call, not a platform incident. The same numbers let `config check` refuse a schedule that would
+exceed the limits before it runs.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from platforms.adapters import UnknownAdapter, adapter_class
+from platforms.adapters.base import WriteLimit
+from probes.models import Account, Artifact, FailureClass, OwnProblem, Platform, Run
+
+# Own usage at or above this share of a limit explains a refusal.
+SELF_INFLICTED_SHARE = 0.8
+
+
+def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -> list[tuple[WriteLimit, int]]:
+    usage = []
+    for rule in limits:
+        since = now - rule.period
+        rows = Artifact.objects.filter(account=account, kind__in=rule.kinds)
+        if rule.counts == "created":
+            used = rows.filter(created_at__gte=since).count()
+        elif rule.counts == "points":
+            used = (rows.filter(created_at__gte=since).count() * rule.cost[0]
+                    + rows.filter(cleaned_at__gte=since).count() * rule.cost[1])
+        else:
+            used = rows.filter(cleaned_at__gte=since).count()
+        usage.append((rule, used))
+    return usage
+
+
+def run_is_self_inflicted(run: Run, platform: Platform) -> bool:
+    """True (and on-call told) when the run's quota or rate refusal is explained by Vigie's own
+    writes: the limits of the families the refused action writes, for the accounts it writes with."""
+    from detection.evaluation import problem_open
+
+    if run.failure_class not in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED):
+        return False
+    explained = _explanations(platform, actions=[run.probe.action], now=run.finished_at)
+    if not explained:
+        return False
+    run.evidence = {**run.evidence, "self_inflicted": True, "own_usage": explained}
+    Run.objects.filter(id=run.id).update(evidence=run.evidence)
+    problem_open(OwnProblem.Kind.PROBE_BUDGET, platform.slug,
+                 f"{run.failure_class} on {platform.name} explained by Vigie's own writes: " + "; ".join(explained))
+    return True
+
+
+def _explanations(platform: Platform, *, actions: list[str], now: datetime) -> list[str]:
+    try:
+        adapter = adapter_class(platform.kind)
+    except UnknownAdapter:
+        return []
+    accounts = {a.role: a for a in platform.accounts.all()}
+    explained = []
+    for action in actions:
+        for role, families in adapter.writes_per_run.get(action, {}).items():
+            account = accounts.get(role)
+            rules = tuple(r for r in adapter.write_limits if r.family in families)
+            if account is None or not rules:
+                continue
+            for rule, used in own_usage(account, rules, now):
+                if used >= rule.limit * SELF_INFLICTED_SHARE:
+                    explained.append(f"{account.username}: {used} of {rule.limit} {rule.family} per "
+                                     f"{_human(rule.period)}")
+    return sorted(set(explained))
+
+
+def problems_recheck(now: datetime) -> None:
+    """Close probe budget problems once Vigie's own usage is back under the share."""
+    for problem in OwnProblem.objects.filter(kind=OwnProblem.Kind.PROBE_BUDGET, resolved_at__isnull=True):
+        platform = Platform.objects.filter(slug=problem.subject).first()
+        actions = list(platform.probes.values_list("action", flat=True).distinct()) if platform else []
+        if platform is None or not _explanations(platform, actions=actions, now=now):
+            OwnProblem.objects.filter(id=problem.id).update(resolved_at=now)
+
+
+def schedule_problems(platform_kind: str, probes: list[dict]) -> list[str]:
+    """What a planned schedule would write per account and family, against the documented limits.
+    `probes` items: {"slug", "action", "interval", "locations": [..]}."""
+    try:
+        adapter = adapter_class(platform_kind)
+    except UnknownAdapter:
+        return []
+    planned: dict[tuple[str, str], float] = {}
+    for rule in adapter.write_limits:
+        for probe in probes:
+            per_run = adapter.writes_per_run.get(probe["action"], {})
+            for role, families in per_run.items():
+                writes = families.get(rule.family, 0)
+                if writes:
+                    runs = rule.period.total_seconds() / probe["interval"] * max(1, len(probe["locations"]))
+                    planned[(role, rule.family)] = planned.get((role, rule.family), 0) + writes * runs
+    problems = []
+    for rule in adapter.write_limits:
+        for (role, family), count in sorted(planned.items()):
+            # Refused from the share on: above it, the platform's own refusals would be taken
+            # for Vigie's and an outage like February 2023's would be missed.
+            if family == rule.family and count >= rule.limit * SELF_INFLICTED_SHARE:
+                problems.append(f"the {role} account would make {count:.0f} writes per {_human(rule.period)} "
+                                f"counted as {family}, {SELF_INFLICTED_SHARE:.0%} or more of the platform's limit of "
+                                f"{rule.limit}: lengthen intervals or use fewer locations")
+    return problems
+
+
+def _human(period: timedelta) -> str:
+    seconds = int(period.total_seconds())
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return "24 h" if hours == 24 else f"{hours} h"
+    return f"{seconds // 60} min"
+

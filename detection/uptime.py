@@ -1,0 +1,133 @@
+"""Uptime from the component status rollups: per day, per component, over the last 90 days.
+
+The formula (stated on the public page too): for each day,
+
+    uptime = 1 − (major outage seconds + 0.3 × partial outage seconds) / (observed seconds − maintenance seconds)
+
+where "observed" starts when the component was created. Degraded performance counts as up
+(Instatus, incident.io); maintenance counts neither way. Days are calendar days in the page's time
+zone. The seconds come from the daily rollups (detection.rollups), which hold every interval a status
+change has closed, plus the current status since `Component.status_since`, spread here. Two
+queries whatever the length of history: the days inside the window and the incidents that overlap it.
+"""
+from __future__ import annotations
+
+import functools
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from probes.models import PARTIAL_WEIGHT, Component, ComponentDay, IncidentComponent
+from detection.rollups import SECONDS_FIELDS, add_status_seconds, midnights, page_zone
+
+DAYS = 90
+# Weighted downtime of a day → the colour level of its cell (also said in words, never colour alone).
+LEVELS = ((0, "up"), (30 * 60, "minor"), (4 * 3600, "partial"))  # above the last: "major"
+
+
+# Slots, and no list of incidents until a day has one: a page of 50 components makes 4,500 of
+# these, and what each allocates is what the garbage collector then walks, several times a render.
+@dataclass(slots=True)
+class Day:
+    date: date
+    observed_s: float = 0.0
+    major_s: float = 0.0
+    partial_s: float = 0.0
+    degraded_s: float = 0.0
+    maintenance_s: float = 0.0
+    incidents: list[tuple[str, str]] | tuple = ()  # (public id, title)
+
+    @property
+    def counted_s(self) -> float:
+        return max(0.0, self.observed_s - self.maintenance_s)
+
+    @property
+    def down_s(self) -> float:
+        return self.major_s + PARTIAL_WEIGHT * self.partial_s
+
+    @property
+    def uptime(self) -> float | None:
+        return 1 - min(self.down_s, self.counted_s) / self.counted_s if self.counted_s else None
+
+    @property
+    def level(self) -> str:
+        if self.observed_s == 0:
+            return "nodata"
+        for limit, name in LEVELS:
+            if self.down_s <= limit:
+                return name
+        return "major"
+
+
+@dataclass
+class UptimeBar:
+    days: list[Day]
+
+    @functools.cached_property
+    def uptime(self) -> float | None:  # read twice per bar on the page: its label and its legend
+        return ratio(self.days)
+
+
+def ratio(days: list[Day]) -> float | None:
+    counted = sum(d.counted_s for d in days)
+    return 1 - min(sum(d.down_s for d in days), counted) / counted if counted else None
+
+
+def uptime_bars(components: list[Component], *, now: datetime | None = None, days: int = DAYS) -> dict[int, UptimeBar]:
+    """Component id → its bar of `days` days ending today (page time zone)."""
+    now = now or timezone.now()
+    zone = page_zone()
+    today = timezone.localtime(now, zone).date()
+    first = today - timedelta(days=days - 1)
+    bounds = midnights(first, days, zone)
+    ids = [c.id for c in components]
+
+    stored: dict[int, dict[date, tuple]] = defaultdict(dict)
+    for component_id, day, *seconds in (ComponentDay.objects.filter(component_id__in=ids, day__gte=first,
+                                                                     day__lte=today)
+                                        .values_list("component_id", "day", *SECONDS_FIELDS)):
+        stored[component_id][day] = seconds
+    dates = [first + timedelta(days=i) for i in range(days)]
+    bars = {}
+    for component in components:
+        # Day's fields after the date are SECONDS_FIELDS, in that order.
+        rows = stored.get(component.id, {})
+        cells = [Day(d, *rows[d]) if d in rows else Day(d) for d in dates]
+        # The current status, since its last change (or since the component exists): not in the
+        # rollups until it changes again.
+        begin = max(bounds[0], component.created_at, component.status_since or component.created_at)
+        if now > begin:
+            _spread(cells, bounds, begin, now, component.status)
+        bars[component.id] = UptimeBar(cells)
+
+    for component_id, public_id, title, started, resolved in (
+            IncidentComponent.objects.filter(component_id__in=ids, incident__started_at__lt=now)
+            .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gte=bounds[0]))
+            .order_by("incident__started_at")
+            .values_list("component_id", "incident__public_id", "incident__title", "incident__started_at",
+                         "incident__resolved_at")):
+        end = resolved or now
+        cells = bars[component_id].days
+        # From the day it started (or the window's first), the days it overlaps: one resolved at
+        # midnight is not on the next day. Only days while watched.
+        for i in range(max(0, bisect_right(bounds, started) - 1), days):
+            if not (started < bounds[i + 1] and (end > bounds[i] or started >= bounds[i])):
+                break
+            if cells[i].observed_s:
+                cells[i].incidents = [*cells[i].incidents, (public_id, title)]
+    return bars
+
+
+def _spread(cells: list[Day], bounds: list[datetime], begin: datetime, end: datetime, state: str) -> None:
+    """Add the interval [begin, end) in `state` to the days it overlaps (the same overlaps, to the
+    float, as detection.rollups.status_pieces computes for the days it stores)."""
+    for i in range(max(0, bisect_right(bounds, begin) - 1), len(cells)):
+        if bounds[i] >= end:
+            break
+        overlap = (min(end, bounds[i + 1]) - max(begin, bounds[i])).total_seconds()
+        if overlap > 0:
+            add_status_seconds(cells[i], state, overlap)

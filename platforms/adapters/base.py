@@ -1,0 +1,156 @@
+"""The adapter contract: how a platform kind performs each action and undoes what it created."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+from datetime import datetime, timedelta, timezone as dt_timezone
+from typing import Any, Callable, ClassVar
+
+from platforms.errors import ProbeError
+from platforms.http import HttpResult, HttpSeam, url_path
+from probes.models import FailureClass
+
+
+# A 429 whose window resets further away than this is a spent allowance (a daily or 3-hourly
+# quota: the Feb-2023 refusals), not short-term request throttling.
+QUOTA_RESET_AFTER = timedelta(hours=1)
+
+
+def reset_is_far(result: HttpResult, header: str, now: datetime | None = None) -> bool:
+    """Whether the reset time in `header` is more than QUOTA_RESET_AFTER away. Platforms write it
+    as an ISO time (Mastodon), a Unix time (X, Bluesky) or seconds from now (Retry-After)."""
+    value = result.headers.get(header, "").strip()
+    now = now or datetime.now(dt_timezone.utc)
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None:
+        if not math.isfinite(number):
+            return False
+        wait = number - now.timestamp() if number > 10**9 else number
+        return wait > QUOTA_RESET_AFTER.total_seconds()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (when if when.tzinfo else when.replace(tzinfo=dt_timezone.utc)) - now > QUOTA_RESET_AFTER
+
+
+@dataclass(frozen=True)
+class WriteLimit:
+    """A documented per-account write limit: `limit` writes per `period`, counting artifacts of
+    `kinds` when created (`counts="created"`) or when removed (`counts="cleaned"`)."""
+
+    family: str
+    limit: int
+    period: timedelta
+    kinds: tuple[str, ...]
+    counts: str = "created"
+    # With counts="points" (AT Protocol), created and removed artifacts share one budget of points:
+    # what one created and one removed artifact cost.
+    cost: tuple[int, int] = (1, 1)
+
+
+@dataclass
+class Credentials:
+    """A test account as an adapter sees it; `remote_id` is learnt once and saved by the runner."""
+
+    role: str
+    username: str
+    token: str = field(repr=False)
+    remote_id: str = ""
+    fixture_id: str = ""
+    # A kept platform session (Account.session), for platforms that log in rarely and refresh.
+    session: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class CreatedArtifact:
+    """Something an action made on the platform, to be undone by `BaseAdapter.cleanup`."""
+
+    kind: str  # probes.models.Artifact.Kind
+    remote_id: str
+    role: str  # which account owns it: "prober" or "partner"
+
+
+@dataclass
+class Step:
+    name: str
+    method: str
+    path: str
+    status: int | None
+    ms: int
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class RunContext:
+    """What an adapter needs from the runner: the HTTP seam, a step log, and the artifact ledger.
+
+    `record_artifact` writes to the database at once: a created artifact is on record before
+    cleanup is even tried, so a crash between the two still leaves it to be cleaned later.
+    """
+
+    http: HttpSeam
+    record_artifact: Callable[[CreatedArtifact], None]
+    run_key: str
+    steps: list[Step] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # evidence worth keeping beyond steps
+    script: dict[str, Any] = field(default_factory=dict)  # the probe's steps, for scripted HTTP probes
+
+    def call(self, name: str, method: str, url: str, **kwargs: Any) -> HttpResult:
+        """One HTTP request as a named step; a transport failure is logged as a failed step."""
+        try:
+            result = self.http.request(method, url, **kwargs)
+        except ProbeError as exc:
+            self.steps.append(Step(name, method, url_path(url), None, 0, False, exc.message))
+            raise
+        self.steps.append(Step(name, method, result.path, result.status, result.elapsed_ms, 200 <= result.status < 300))
+        return result
+
+
+class BaseAdapter:
+    """A platform kind. Subclasses set `kind` and `actions` and implement `execute` and `undo`.
+
+    `execute(action)` performs the action, calls `ctx.record_artifact` for each thing it creates
+    as soon as it exists, and raises ProbeError (with the failure class) when the action fails.
+    `undo(artifact)` removes one artifact and raises ProbeError if it could not.
+    """
+
+    kind: ClassVar[str] = ""
+    actions: ClassVar[frozenset[str]] = frozenset()
+    # False for kinds that can watch an API without a test account (scripted HTTP probes).
+    needs_prober: ClassVar[bool] = True
+    # The platform's documented per-account write limits, and what one run of each action writes
+    # per account role and limit family: Vigie's own budget is checked against them.
+    write_limits: ClassVar[tuple[WriteLimit, ...]] = ()
+    writes_per_run: ClassVar[dict[str, dict[str, dict[str, int]]]] = {}
+
+    def __init__(self, *, base_url: str, prober: Credentials, partner: Credentials | None,
+                 ctx: RunContext) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.prober = prober
+        self.partner = partner
+        self.ctx = ctx
+
+    def execute(self, action: str) -> None:
+        if action not in self.actions:
+            raise ProbeError(FailureClass.UNEXPECTED, f"{self.kind} cannot perform {action!r}", permanent=True)
+        getattr(self, f"action_{action}")()
+
+    def undo(self, artifact: CreatedArtifact) -> None:
+        raise NotImplementedError
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def account(self, role: str) -> Credentials:
+        if role == "partner":
+            if self.partner is None:
+                raise ProbeError(FailureClass.AUTH, "this action needs a partner account; none is configured",
+                                 permanent=True)
+            return self.partner
+        return self.prober
+

@@ -1,0 +1,258 @@
+"""Mastodon-compatible adapter (also watches the bundled sandbox) over the client REST API.
+
+Failure classes come from status codes, rate-limit headers and diagnostic reads, never from the
+error text: Mastodon localizes its messages per request.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from platforms.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
+from platforms.errors import ProbeError
+from platforms.http import HttpResult
+from probes.models import Action, Artifact, FailureClass
+
+DEFAULT_MAX_CHARACTERS = 500
+MAX_TESTABLE_CHARACTERS = 100_000
+
+
+def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
+    """The failure class a response alone shows, or None for success. 503 on a write and 403 need
+    a diagnostic read to tell read-only from server error and auth from refusal: see `_refusal`."""
+    status = result.status
+    if 200 <= status < 300:
+        return None
+    if status == 401:
+        return FailureClass.AUTH
+    if status == 429:
+        far = reset_is_far(result, "x-ratelimit-reset", now)  # Mastodon's buckets are 5 minutes
+        return FailureClass.QUOTA_EXCEEDED if far else FailureClass.RATE_LIMITED
+    if 300 <= status < 400:
+        return FailureClass.UNEXPECTED
+    if status >= 500:
+        return FailureClass.SERVER_ERROR
+    return FailureClass.REJECTED
+
+
+STATUS_KINDS = (Artifact.Kind.STATUS, Artifact.Kind.REBLOG, Artifact.Kind.DIRECT_MESSAGE)
+# Mastodon's own numbers (app/lib/rate_limiter.rb, config/initializers/rack_attack.rb): statuses
+# (reblogs are statuses) 300 per 3 h, deletes and unreblogs share 30 per 30 min, follows 400 per day.
+MASTODON_WRITE_LIMITS = (
+    WriteLimit("statuses", 300, timedelta(hours=3), STATUS_KINDS, "created"),
+    WriteLimit("deletes", 30, timedelta(minutes=30), STATUS_KINDS, "cleaned"),
+    WriteLimit("follows", 400, timedelta(hours=24), (Artifact.Kind.FOLLOW,), "created"),
+)
+MASTODON_WRITES_PER_RUN = {
+    Action.POST: {"prober": {"statuses": 1, "deletes": 1}},
+    Action.REPOST: {"prober": {"statuses": 1, "deletes": 1}},
+    Action.FOLLOW: {"prober": {"follows": 1}},
+    Action.DM: {"prober": {"statuses": 1, "deletes": 1}},
+}
+
+
+class MastodonAdapter(BaseAdapter):
+    kind = "mastodon"
+    actions = frozenset({Action.POST, Action.REPOST, Action.FOLLOW, Action.DM, Action.READ, Action.LIMITS})
+    write_limits = MASTODON_WRITE_LIMITS
+    writes_per_run = MASTODON_WRITES_PER_RUN
+
+    # --- actions ---------------------------------------------------------------------------
+    def action_post(self) -> None:
+        status = self._create_status("create status", "prober", self._text("post"), "unlisted", kind=Artifact.Kind.STATUS)
+        read = self.ctx.call("read back", "GET", self.url(f"/api/v1/statuses/{status['id']}"), token=self.prober.token)
+        if read.status == 404:
+            raise ProbeError(FailureClass.INVARIANT, "the post was accepted but cannot be read back", result=read)
+        self._expect(read, write=False)
+
+    def action_repost(self) -> None:
+        # The prober reposts the partner's long-lived target post (made once, kept), so reposting
+        # is tested on someone else's post without posting anything.
+        partner = self.account("partner")
+        target_id = partner.fixture_id or self._make_repost_target(partner)
+        result = self.ctx.call("reblog", "POST", self.url(f"/api/v1/statuses/{target_id}/reblog"),
+                               token=self.prober.token, data={"visibility": "unlisted"})
+        if result.status == 404 and partner.fixture_id:  # the target was deleted: make a new one
+            target_id = self._make_repost_target(partner)
+            result = self.ctx.call("reblog", "POST", self.url(f"/api/v1/statuses/{target_id}/reblog"),
+                                   token=self.prober.token, data={"visibility": "unlisted"})
+        data = self._expect_json(result, write=True)
+        # Mastodon answers with the new reblog status; some servers answer with the original
+        # marked `reblogged: true`. Either way the undo is an unreblog of the original.
+        if not (isinstance(data.get("reblog"), dict) or data.get("reblogged") is True):
+            raise ProbeError(FailureClass.UNEXPECTED, "reblog answered without a reblog", result=result)
+        self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.REBLOG, str(target_id), "prober"))
+
+    def _make_repost_target(self, partner) -> str:
+        text = ("Vigie availability probe: the test account's repost target. Probes repost and un-repost "
+                "this post; it stays so that reposting can be tested without posting.")
+        result = self.ctx.call("make repost target", "POST", self.url("/api/v1/statuses"), token=partner.token,
+                               data={"status": text, "visibility": "unlisted"},
+                               headers={"Idempotency-Key": f"{self.ctx.run_key}-repost-target"})
+        data = self._expect_json(result, write=True)
+        if not data.get("id"):
+            raise ProbeError(FailureClass.UNEXPECTED, "the repost target has no id", result=result)
+        partner.fixture_id = str(data["id"])
+        self.ctx.facts.setdefault("learnt_fixture_ids", {})[partner.role] = partner.fixture_id
+        return partner.fixture_id
+
+    def action_follow(self) -> None:
+        partner_id = self._remote_id("partner")
+        result = self.ctx.call("follow", "POST", self.url(f"/api/v1/accounts/{partner_id}/follow"),
+                               token=self.prober.token)
+        data = self._expect_json(result, write=True)
+        if data.get("following") is not True and data.get("requested") is not True:
+            raise ProbeError(FailureClass.INVARIANT, "follow answered 2xx but the relationship is not following",
+                             result=result)
+        self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.FOLLOW, partner_id, "prober"))
+
+    def action_dm(self) -> None:
+        partner = self.account("partner")
+        text = f"@{partner.username} {self._text('direct message')}"
+        status = self._create_status("send", "prober", text, "direct", kind=Artifact.Kind.DIRECT_MESSAGE)
+        result = self.ctx.call("recipient reads", "GET", self.url("/api/v1/conversations"), token=partner.token)
+        conversations = self._expect_json(result, write=False, shape=list)
+        delivered = any(
+            isinstance(c, dict) and isinstance(c.get("last_status"), dict) and c["last_status"].get("id") == status["id"]
+            for c in conversations
+        )
+        if not delivered:
+            # A newer message in the same conversation (another location probing at the same
+            # moment) hides ours from `last_status`: ask for ours by id, as the recipient.
+            result = self.ctx.call("recipient opens", "GET", self.url(f"/api/v1/statuses/{status['id']}"),
+                                   token=partner.token)
+            if result.status == 404:
+                raise ProbeError(FailureClass.INVARIANT, "the message was accepted but the recipient cannot see it",
+                                 result=result)
+            self._expect(result, write=False)
+
+    def action_read(self) -> None:
+        result = self.ctx.call("home timeline", "GET", self.url("/api/v1/timelines/home?limit=20"), token=self.prober.token)
+        self._expect_json(result, write=False, shape=list)
+
+    def action_limits(self) -> None:
+        result = self.ctx.call("instance", "GET", self.url("/api/v2/instance"))
+        instance = self._expect_json(result, write=False)
+        raw = ((instance.get("configuration") or {}).get("statuses") or {}).get("max_characters")
+        try:
+            limit = int(raw) if raw is not None else DEFAULT_MAX_CHARACTERS
+        except (TypeError, ValueError):
+            limit = 0
+        if not 1 <= limit <= MAX_TESTABLE_CHARACTERS:
+            # A limit we cannot test without building an absurd post: say so rather than guess.
+            self.ctx.facts["limit_untested"] = f"the instance announces max_characters={str(raw)[:40]!r}"
+            return
+        self.ctx.facts["max_characters"] = limit
+        text = ("Vigie limit check " * (int(limit) // 18 + 2))[: int(limit) + 1]
+        # Followers-only: if the platform wrongly accepts it, hardly anyone sees it before cleanup.
+        result = self.ctx.call("over-long post", "POST", self.url("/api/v1/statuses"), token=self.prober.token,
+                               data={"status": text, "visibility": "private"},
+                               headers={"Idempotency-Key": f"{self.ctx.run_key}-limits"})
+        if 200 <= result.status < 300:
+            data = self._expect_json(result, write=True)
+            if data.get("id"):
+                self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.STATUS, str(data["id"]), "prober"))
+            raise ProbeError(FailureClass.INVARIANT,
+                             f"a post of {limit + 1} characters was accepted over the limit of {limit}", result=result)
+        # 422 (Mastodon) or 400 (Takahē) is the refusal we want. A write refused for another reason
+        # (quota, rate limit, read-only) did not publish the post either: the limit held, though
+        # untested; the evidence says so, and the posting probe reports the refusal itself.
+        if result.status in (400, 422):
+            return
+        try:
+            self._expect(result, write=True)
+        except ProbeError as exc:
+            if exc.failure_class in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED,
+                                     FailureClass.READ_ONLY, FailureClass.REJECTED):
+                self.ctx.facts["limit_untested"] = f"the over-long post was refused with {result.status} " \
+                                                   f"({exc.failure_class}) before its length was checked"
+                return
+            raise
+        raise ProbeError(FailureClass.UNEXPECTED, f"an over-long post answered {result.status}", result=result)
+
+    # --- cleanup -----------------------------------------------------------------------------
+    def undo(self, artifact: CreatedArtifact) -> None:
+        token = self.account(artifact.role).token
+        if artifact.kind in (Artifact.Kind.STATUS, Artifact.Kind.DIRECT_MESSAGE):
+            result = self.ctx.call("delete", "DELETE", self.url(f"/api/v1/statuses/{artifact.remote_id}"), token=token)
+        elif artifact.kind == Artifact.Kind.REBLOG:
+            result = self.ctx.call("unreblog", "POST", self.url(f"/api/v1/statuses/{artifact.remote_id}/unreblog"),
+                                   token=token)
+        elif artifact.kind == Artifact.Kind.FOLLOW:
+            result = self.ctx.call("unfollow", "POST", self.url(f"/api/v1/accounts/{artifact.remote_id}/unfollow"),
+                                   token=token)
+        else:
+            raise ProbeError(FailureClass.UNEXPECTED, f"cannot undo a {artifact.kind}", permanent=True)
+        # Gone already (404) is as good as removed: cleanup is idempotent.
+        if result.status != 404:
+            self._expect(result, write=True)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _text(self, what: str) -> str:
+        return f"Vigie availability probe ({what}) {self.ctx.run_key[:8]}: this is automated and removed at once."
+
+    def _create_status(self, step: str, role: str, text: str, visibility: str, *, kind: str) -> dict[str, Any]:
+        account = self.account(role)
+        result = self.ctx.call(step, "POST", self.url("/api/v1/statuses"), token=account.token,
+                               data={"status": text, "visibility": visibility},
+                               headers={"Idempotency-Key": f"{self.ctx.run_key}-{step}"})
+        data = self._expect_json(result, write=True)
+        if not data.get("id"):
+            raise ProbeError(FailureClass.UNEXPECTED, f"{step}: the status has no id", result=result)
+        self.ctx.record_artifact(CreatedArtifact(kind, str(data["id"]), role))
+        return data
+
+    def _remote_id(self, role: str) -> str:
+        account = self.account(role)
+        if not account.remote_id:
+            result = self.ctx.call(f"whoami ({role})", "GET", self.url("/api/v1/accounts/verify_credentials"),
+                                   token=account.token)
+            data = self._expect_json(result, write=False)
+            if not data.get("id"):
+                raise ProbeError(FailureClass.UNEXPECTED, "verify_credentials has no id", result=result)
+            account.remote_id = str(data["id"])
+            self.ctx.facts.setdefault("learnt_remote_ids", {})[role] = account.remote_id
+        return account.remote_id
+
+    def _expect_json(self, result: HttpResult, *, write: bool, shape: type = dict) -> Any:
+        self._expect(result, write=write)
+        data = result.json()
+        if not isinstance(data, shape):
+            raise ProbeError(FailureClass.UNEXPECTED,
+                             f"{result.method} {result.path} answered a JSON {type(data).__name__}, "
+                             f"expected {shape.__name__}", result=result)
+        return data
+
+    def _expect(self, result: HttpResult, *, write: bool) -> None:
+        failure = classify(result)
+        if failure is None:
+            return
+        if write and (result.status == 403 or result.status in (502, 503, 504)):
+            failure = self._refusal(result)
+        text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
+        raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {text}", result=result,
+                         permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
+
+    def _refusal(self, result: HttpResult) -> str:
+        """A write refused with 403 or 50x: a diagnostic read tells what kind of refusal it is.
+
+        503 to a write while an authenticated read works is a read-only platform; if the read fails
+        too it is a server error. 403 to a write while the account can still read is a refusal of
+        the action; if the read is refused too, the account itself is locked out (auth).
+        """
+        try:
+            probe = self.ctx.call("diagnostic read", "GET", self.url("/api/v1/accounts/verify_credentials"),
+                                  token=self.prober.token)
+        except ProbeError:
+            return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
+        reads_work = 200 <= probe.status < 300
+        if result.status == 403:
+            return FailureClass.REJECTED if reads_work else FailureClass.AUTH
+        return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
+
+
+class SandboxAdapter(MastodonAdapter):
+    """The bundled sandbox: the Mastodon adapter, with the sandbox's own (generous) default limits."""
+
+    kind = "sandbox"
+    write_limits = tuple(WriteLimit(r.family, 1_000_000, r.period, r.kinds, r.counts) for r in MASTODON_WRITE_LIMITS)

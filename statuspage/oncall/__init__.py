@@ -1,1 +1,0 @@
-"""The on-call dashboard at /oncall/: staff only, refreshed in place, usable without JavaScript."""
