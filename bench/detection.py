@@ -37,7 +37,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from probes.models import Incident
+    from detection.models import Incident
     from probes.scenarios import SCENARIOS
     from probes.simulation import demo_layout, simulate_scenario, wipe
 

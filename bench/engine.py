@@ -38,7 +38,8 @@ class EngineResult:
 def load_probes_create(*, rate: float, interval_s: int = LOAD_INTERVAL_S) -> int:
     """Enough read probes at every location, spread over the platforms and components, to offer
     `rate` runs per second. Returns the number of placements."""
-    from probes.models import Component, Location, Platform, Probe, ProbeLocation
+    from detection.models import Component
+    from probes.models import Location, Platform, Probe, ProbeLocation
 
     locations = list(Location.objects.all())
     platforms = list(Platform.objects.order_by("id"))

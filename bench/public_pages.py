@@ -49,7 +49,8 @@ def setup(database_url: str | None, data_dir: str) -> None:
 def seed(days: int, components: int) -> None:
     from django.utils import timezone
 
-    from probes.models import Component, Probe
+    from detection.models import Component
+    from probes.models import Probe
     from probes.simulation import demo_layout, history_fill, wipe
 
     now = timezone.now()
@@ -69,7 +70,7 @@ def measure_all(urls: list[str], repeat: int) -> list[dict]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from probes.models import Component, Incident
+    from detection.models import Component, Incident
 
     client = Client()
     client.get("/")  # what a worker loads on its first request (the URLconf, templates)

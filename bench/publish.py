@@ -50,7 +50,7 @@ def main() -> None:
     from django.utils import timezone
 
     from detection.incidents import incident_add_update
-    from probes.models import Component, Incident, IncidentComponent, IncidentUpdate
+    from detection.models import Component, Incident, IncidentComponent, IncidentUpdate
     from probes.simulation import demo_layout, wipe
     from statuspage.publish import page_inputs, site_publish, site_urls
 

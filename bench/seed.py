@@ -23,7 +23,8 @@ def layout_create(*, now: datetime, platforms: int, components: int, sandbox_url
                   partner_token: str) -> None:
     """`platforms` sandbox platforms, each with its components, one read probe per component at
     every location, placements that have existed for more than the year of history."""
-    from probes.models import Account, Component, ComponentGroup, Location, Platform, Probe, ProbeLocation
+    from probes.models import Account, Location, Platform, Probe, ProbeLocation
+    from detection.models import Component, ComponentGroup
 
     created_at = now - timedelta(days=400)
     places = [Location.objects.create(name=name, created_at=created_at) for name in LOCATIONS]

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from platforms.adapters import UnknownAdapter, adapter_class
 from platforms.adapters.base import WriteLimit
-from probes.models import Account, Artifact, FailureClass, OwnProblem, Platform, Run
+from probes.models import Account, Artifact, FailureClass, Platform, Run
+from detection.models import OwnProblem
 
 # Own usage at or above this share of a limit explains a refusal.
 SELF_INFLICTED_SHARE = 0.8

@@ -21,9 +21,12 @@ from django.utils import timezone
 
 from detection.events import announce, maintenance_boundary, problem_changed, public_change
 from probes.models import (
-    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange,
-    Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, Probe, ProbeLocation,
+    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, Outcome, PlacementState, Platform, Probe, ProbeLocation,
     Run,
+)
+from detection.models import (
+    OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange, Maintenance, OwnProblem,
+    PlacementStateChange,
 )
 
 # No run for this many intervals and a placement is no longer known to be anything.

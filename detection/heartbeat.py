@@ -29,7 +29,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from detection.events import public_change
-from probes.models import Heartbeat, OwnProblem
+from probes.models import Heartbeat
+from detection.models import OwnProblem
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from detection.events import announce, incident_updated, public_change
-from probes.models import (
-    Account, Action, Component, ComponentStatus, FailureClass, Impact, Incident, IncidentComponent, IncidentStatus,
-    IncidentUpdate, OUTAGE_STATUSES, PlacementState, Platform, ProbeLocation, Run, STATUS_SEVERITY,
+from probes.models import Account, Action, FailureClass, PlacementState, Platform, ProbeLocation, Run
+from detection.models import (
+    Component, ComponentStatus, Impact, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
+    OUTAGE_STATUSES, STATUS_SEVERITY,
 )
 
 SEVERITY = STATUS_SEVERITY

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from probes.models import PARTIAL_WEIGHT, Component, ComponentDay, IncidentComponent
+from detection.models import PARTIAL_WEIGHT, Component, ComponentDay, IncidentComponent
 from detection.rollups import SECONDS_FIELDS, add_status_seconds, midnights, page_zone
 
 DAYS = 90

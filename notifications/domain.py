@@ -24,7 +24,7 @@ from django.utils import timezone
 from notifications.models import (
     MAX_ERROR, PUBLIC_KINDS, Channel, ComponentRef, Delivery, Event, EventKind, EventPayload, Subscriber,
 )
-from probes.models import Component, IncidentStatus, IncidentUpdate, Maintenance, OwnProblem
+from detection.models import Component, IncidentStatus, IncidentUpdate, Maintenance, OwnProblem
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def problem_notify(*, problem_id: int) -> Event | None:
     payload: EventPayload = {
         "title": str(problem), "status": "resolved" if resolved else "open",
         "body": f"Resolved: {problem.detail}" if resolved else problem.detail,
-        "url": _link("/admin/probes/ownproblem/"),
+        "url": _link("/admin/detection/ownproblem/"),
         "components": [], "occurred_at": (problem.resolved_at or problem.opened_at).isoformat(),
     }
     return event_record(key=key, kind=EventKind.PROBLEM_RESOLVED if resolved else EventKind.PROBLEM_OPENED,

@@ -14,7 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from platforms.crypto import EncryptedTextField
-from probes.models import Component, new_public_id
+from detection.models import Component
+from probes.models import new_public_id
 
 MAX_ERROR = 500
 

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from notifications import domain
-from probes.models import Component
+from detection.models import Component
 from statuspage.security import client_ip, rate_limit_hit
 
 

@@ -20,7 +20,8 @@ from notifications.models import Channel, EventKind
 from platforms.adapters import REGISTRY
 from platforms.adapters.scripted import script_issues
 from oncall.configreader import ConfigError, FieldPath, Problem, Reader, parse, quote
-from probes.models import Account, Action, Component, ComponentGroup, Location, Platform, Probe, ProbeLocation
+from probes.models import Account, Action, Location, Platform, Probe, ProbeLocation
+from detection.models import Component, ComponentGroup
 
 __all__ = ["ConfigError", "Problem", "config_apply", "config_load", "config_read"]
 

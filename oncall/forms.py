@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django import forms
 
-from probes.models import Component, Impact, IncidentStatus, Maintenance
+from detection.models import Component, Impact, IncidentStatus, Maintenance
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 

@@ -27,9 +27,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from detection.evaluation import is_stale
-from probes.models import (
-    ComponentStatus, Impact, Incident, Location, OwnProblem, Probe, ProbeLocation, RunHour,
-)
+from detection.models import ComponentStatus, Impact, Incident, OwnProblem
+from probes.models import Location, Probe, ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_upper_ms
 from statuspage import selectors
 

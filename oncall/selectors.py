@@ -14,10 +14,8 @@ from django.db.models.functions import RowNumber
 from platforms.adapters import UnknownAdapter, adapter_class
 from detection.budget import SELF_INFLICTED_SHARE, own_usage
 from detection.incidents import format_duration_seconds
-from probes.models import (
-    Component, Incident, IncidentComponent, Location, Maintenance, Outcome, OwnProblem, PlacementState, Platform,
-    Probe, ProbeLocation, Run,
-)
+from detection.models import Component, Incident, IncidentComponent, Maintenance, OwnProblem
+from probes.models import Location, Outcome, PlacementState, Platform, Probe, ProbeLocation, Run
 from detection.uptime import ratio, uptime_bars
 
 RUNS_PER_CELL = 10

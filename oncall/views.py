@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from detection import evaluation
 from detection.incidents import incident_set_impact, incident_set_status, incident_write_postmortem
-from probes.models import Incident, IncidentStatus
+from detection.models import Incident, IncidentStatus
 from oncall import selectors
 from oncall.forms import ImpactForm, IncidentUpdateForm, MaintenanceForm, PostmortemForm, ResolveForm
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from urllib3.exceptions import DecodeError, HTTPError, ProtocolError, ReadTimeoutError, SSLError
 
 from platforms.errors import ProbeError
-from probes.models import FailureClass
+from platforms.vocabulary import FailureClass
 from platforms.netguard import SocketWatch, TargetRefused, guarded_session, settings_allowance, watching
 
 log = logging.getLogger(__name__)

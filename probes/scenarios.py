@@ -197,7 +197,7 @@ def _round_to_slots(seconds: float, interval_s: float) -> float:
 
 def scenario_report(played: Played) -> list[dict]:
     """What the scenario caused: each incident (or, with none, the components' worst statuses)."""
-    from probes.models import ComponentStatusChange, Incident
+    from detection.models import ComponentStatusChange, Incident
 
     rows = []
     injected = (played.fault_until - played.fault_from).total_seconds()

@@ -75,7 +75,8 @@ def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datet
     """The demo's shape in the database: one platform, a probe and a component per action."""
     from django.utils import timezone
 
-    from probes.models import Component, Location, Platform, Probe
+    from detection.models import Component
+    from probes.models import Location, Platform, Probe
 
     created_at = created_at or timezone.now() - timedelta(days=1)
     platform = Platform.objects.create(name="Sandbox", slug="sandbox", kind="sandbox", base_url="http://127.0.0.1:9")
@@ -91,7 +92,8 @@ def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datet
 
 def wipe() -> None:
     """Remove everything the simulation made (for benchmarks that loop; tests roll back instead)."""
-    from probes.models import Component, Incident, Location, Platform, Probe
+    from detection.models import Component, Incident
+    from probes.models import Location, Platform, Probe
 
     Incident.objects.all().delete()
     Run.objects.all().delete()
@@ -108,10 +110,11 @@ def history_fill(*, days: int, now: datetime, seed: int = 1, outages_per_week: f
     same shape, the path is not."""
     import random
 
-    from probes.models import (
-        Component, ComponentStatus, ComponentStatusChange, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
-        RunHour,
+    from detection.models import (
+        Component, ComponentStatus, ComponentStatusChange, Incident, IncidentComponent, IncidentStatus,
+        IncidentUpdate,
     )
+    from probes.models import RunHour
     from detection.rollups import bucket_of, hour_of, rollups_rebuild
 
     rng = random.Random(seed)

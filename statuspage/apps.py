@@ -7,7 +7,7 @@ class StatuspageConfig(AppConfig):
     name = "statuspage"
 
     def ready(self) -> None:
-        from probes import models
+        from detection import models
         from detection.events import public_change, public_changed
         from statuspage.cache import public_changed as invalidate
 

@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from probes.models import Component
+from detection.models import Component
 from detection.uptime import ratio, uptime_bars
 from statuspage import selectors, v2
 from statuspage.cache import cached

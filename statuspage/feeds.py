@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.utils import feedgenerator, timezone
 
-from probes.models import Incident, Maintenance
+from detection.models import Incident, Maintenance
 from statuspage import v2
 from statuspage.templatetags.status import markdown_html
 

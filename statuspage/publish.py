@@ -37,7 +37,7 @@ from django.template.loader import get_template
 from django.test import Client
 from django.utils import timezone
 
-from probes.models import Component, Incident, IncidentComponent, IncidentUpdate, Maintenance
+from detection.models import Component, Incident, IncidentComponent, IncidentUpdate, Maintenance
 from statuspage.i18n import PREFIXED
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from detection.evaluation import STALE_AFTER_INTERVALS
 from detection.heartbeat import scheduler_silent
-from probes.models import Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, Maintenance
+from detection.models import Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, Maintenance
 
 # Statuspage returns "the 50 most recent" incidents and maintenances.
 RECENT = 50

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
-from probes.models import Component, ComponentStatus
+from detection.models import Component, ComponentStatus
 from statuspage.selectors import Section, sections, worst
 
 ComponentStatusName = Literal["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]

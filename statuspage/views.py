@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from detection.incidents import format_duration, format_duration_seconds
-from probes.models import Component, Incident, Maintenance
+from detection.models import Component, Incident, Maintenance
 from detection.rollups import latency_series
 from detection.uptime import uptime_bars
 from statuspage import charts, selectors, v2

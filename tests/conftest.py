@@ -8,7 +8,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from probes.models import Account, Component, Location, Platform, Probe, ProbeLocation
+from probes.models import Account, Location, Platform, Probe, ProbeLocation
+from detection.models import Component
 from sandbox.config import SandboxConfig
 from sandbox.server import make_server
 

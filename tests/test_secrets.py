@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from notifications import tasks as notification_tasks
 from notifications.models import Channel, Delivery
-from probes.models import Account, Component, Incident, Platform, ProbeLocation, Run
+from probes.models import Account, Platform, ProbeLocation, Run
+from detection.models import Component, Incident
 from probes.runner import run_execute
 from statuspage.models import apitoken_create
 from statuspage.publish import site_publish, site_urls

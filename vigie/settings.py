@@ -334,9 +334,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {
-        "ComponentStatus": "probes.models.ComponentStatus",
-        "IncidentStatus": "probes.models.IncidentStatus",
-        "Impact": "probes.models.Impact",
+        "ComponentStatus": "detection.models.ComponentStatus",
+        "IncidentStatus": "detection.models.IncidentStatus",
+        "Impact": "detection.models.Impact",
     },
 }
 

@@ -6,10 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from platforms.adapters import REGISTRY
-from probes.models import (
-    Account, Component, ComponentGroup, Incident, IncidentStatus, IncidentUpdate, Location, Maintenance, Platform,
-    Probe, Run,
-)
+from probes.models import Account, Location, Platform, Probe, Run
+from detection.models import Component, ComponentGroup, Incident, IncidentStatus, IncidentUpdate, Maintenance
 
 # Upper bounds the models leave open; past them a value is a mistake (and overflows some columns).
 MAX_INTERVAL_S = 7 * 24 * 3600

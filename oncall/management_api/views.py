@@ -10,7 +10,8 @@ from rest_framework import mixins, viewsets
 
 from detection import evaluation, incidents
 from detection.incidents import incident_set_status
-from probes.models import Component, ComponentGroup, Incident, IncidentUpdate, Maintenance, Platform, Probe, Run
+from detection.models import Component, ComponentGroup, Incident, IncidentUpdate, Maintenance
+from probes.models import Platform, Probe, Run
 from oncall.management_api import actions
 from oncall.management_api.filters import RunFilter
 from oncall.management_api.serializers import (

@@ -8,7 +8,7 @@ from typing import Any, Callable, ClassVar
 
 from platforms.errors import ProbeError
 from platforms.http import HttpResult, HttpSeam, url_path
-from probes.models import FailureClass
+from platforms.vocabulary import FailureClass
 
 
 # A 429 whose window resets further away than this is a spent allowance (a daily or 3-hourly

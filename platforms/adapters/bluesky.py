@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from platforms.adapters.base import QUOTA_RESET_AFTER, BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
-from probes.models import Action, Artifact, FailureClass
+from platforms.vocabulary import Action, Artifact, FailureClass
 
 CHAT_PROXY = {"atproto-proxy": "did:web:api.bsky.chat#bsky_chat"}
 POST = "app.bsky.feed.post"

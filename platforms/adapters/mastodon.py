@@ -11,7 +11,7 @@ from typing import Any
 from platforms.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
-from probes.models import Action, Artifact, FailureClass
+from platforms.vocabulary import Action, Artifact, FailureClass
 
 DEFAULT_MAX_CHARACTERS = 500
 MAX_TESTABLE_CHARACTERS = 100_000

@@ -39,7 +39,7 @@ from typing import Any
 from platforms.adapters.base import BaseAdapter, CreatedArtifact, reset_is_far
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
-from probes.models import Action, Artifact, FailureClass
+from platforms.vocabulary import Action, Artifact, FailureClass
 
 BUILTINS = ("token", "partner_token", "run_key")
 SECRET_VARIABLES = ("token", "partner_token")

@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 from platforms.adapters.base import BaseAdapter, CreatedArtifact, Credentials, WriteLimit, reset_is_far
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
-from probes.models import Action, Artifact, FailureClass
+from platforms.vocabulary import Action, Artifact, FailureClass
 
 # The weighted limit of a post by an account without X Premium (twitter-text: 280, ASCII weighs 1).
 MAX_CHARACTERS = 280

@@ -12,7 +12,8 @@ import requests
 from django.utils import timezone
 
 from notifications.models import Subscriber
-from probes.models import ComponentStatus, ComponentStatusChange, Incident, Location, Outcome, Run
+from detection.models import ComponentStatus, ComponentStatusChange, Incident
+from probes.models import Location, Outcome, Run
 from tests.faults.figures import figure
 from tests.conftest import make_probe
 from tests.faults.processes import processes, redis_server_installed, wait_for  # noqa: F401 (fixtures)

@@ -58,7 +58,8 @@ def spool_dir(settings, tmp_path):
 def test_runs_waiting_in_the_spool_are_stored_and_evaluated_in_the_order_they_started(platform, locations,
                                                                                       spool_dir):
     from probes import spool
-    from probes.models import PlacementStateChange, ProbeLocation, Run
+    from detection.models import PlacementStateChange
+    from probes.models import ProbeLocation, Run
     from probes.runner import run_record
 
     probe = make_probe(platform, "post", locations[:1], component="Posting")
@@ -238,7 +239,8 @@ def _driver() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from probes.models import Account, Component, Location, Platform, Probe, ProbeLocation
+    from probes.models import Account, Location, Platform, Probe, ProbeLocation
+    from detection.models import Component
     from probes.runner import run_execute
 
     sandbox_url, up_name, down_name = sys.argv[1:4]

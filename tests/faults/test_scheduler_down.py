@@ -16,7 +16,8 @@ from django.conf import settings
 
 from notifications.models import Channel, Delivery, EventKind
 from detection.heartbeat import SCHEDULER, silent_after
-from probes.models import Heartbeat, Location, OwnProblem, PlacementState, ProbeLocation, Run
+from probes.models import Heartbeat, Location, PlacementState, ProbeLocation, Run
+from detection.models import OwnProblem
 from tests.faults.figures import figure
 from tests.conftest import make_probe
 from tests.notifications.conftest import WEBHOOK_SECRET, receiver, verify  # noqa: F401 (a fixture)

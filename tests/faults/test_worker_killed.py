@@ -13,7 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from probes import runner, tasks
-from probes.models import Artifact, FailureClass, Incident, Location, Probe, ProbeLocation, Run
+from probes.models import Artifact, FailureClass, Location, Probe, ProbeLocation, Run
+from detection.models import Incident
 from vigie.celery import app
 from tests.faults.figures import figure
 from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN, make_probe

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from notifications import tasks
 from notifications.models import Channel
-from probes.models import Component, Incident
+from detection.models import Component, Incident
 
 WEBHOOK_SECRET = "whsec-test-5a1f0c9e7b2d4e68"
 

@@ -10,7 +10,7 @@ from notifications import domain
 from notifications.models import Channel, Delivery, Event, EventKind
 from detection import evaluation, incidents
 from detection.events import incident_updated
-from probes.models import IncidentStatus, Maintenance, OwnProblem
+from detection.models import IncidentStatus, Maintenance, OwnProblem
 from tests.notifications.conftest import make_incident
 
 

@@ -9,7 +9,7 @@ from django.core import mail
 from notifications import domain, tasks
 from notifications.models import Delivery, Event, Subscriber
 from detection import incidents
-from probes.models import IncidentStatus
+from detection.models import IncidentStatus
 from tests.notifications.conftest import make_incident, verify
 
 LINK = re.compile(r"http://\S+/subscribe/(confirm|unsubscribe)/\w+")

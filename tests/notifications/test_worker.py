@@ -10,7 +10,7 @@ from django.utils import timezone
 from notifications import tasks
 from notifications.models import Channel, Delivery, Event
 from detection import incidents
-from probes.models import IncidentStatus
+from detection.models import IncidentStatus
 from tests.notifications.conftest import WEBHOOK_SECRET, make_incident, verify
 from tests.probes.test_worker import wait_for, worker_for  # noqa: F401 (a fixture)
 

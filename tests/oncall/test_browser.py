@@ -10,7 +10,8 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from probes.models import Incident, ProbeLocation
+from detection.models import Incident
+from probes.models import ProbeLocation
 from probes.simulation import demo_layout, record_run
 from tests.statuspage.test_browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, _chrome
 

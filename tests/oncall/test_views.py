@@ -9,10 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from probes.models import (
-    Component, ComponentStatus, Impact, Incident, IncidentStatus, IncidentUpdate, Location, Maintenance, PlacementState,
-    Probe, ProbeLocation,
-)
+from detection.models import Component, ComponentStatus, Impact, Incident, IncidentStatus, IncidentUpdate, Maintenance
+from probes.models import Location, PlacementState, Probe, ProbeLocation
 from probes.simulation import demo_layout, record_run
 
 PLATFORM_ERROR = "You are over the daily limit for sending Tweets."
@@ -255,7 +253,7 @@ def test_a_maintenance_that_has_begun_puts_its_components_under_maintenance_at_o
 # --- figures ------------------------------------------------------------------------------------
 
 def test_each_component_has_mttd_mttr_and_uptime_over_7_30_and_90_days(staff_client, demo):
-    from probes.models import IncidentComponent
+    from detection.models import IncidentComponent
 
     posting = Component.objects.get(name="Posting")
     now = timezone.now()

@@ -6,7 +6,8 @@ import re
 import pytest
 from django.utils import timezone
 
-from probes.models import Account, Incident, IncidentStatus, Platform
+from probes.models import Account, Platform
+from detection.models import Incident, IncidentStatus
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def test_a_person_posts_an_update_that_moves_the_incident_and_keeps_the_timeline
         "updates-MAX_NUM_FORMS": "1000",
         "updates-0-status": "identified", "updates-0-body": "The platform's write path is refusing quota.",
     }
-    response = admin_client.post(f"/admin/probes/incident/{incident.id}/change/", form)
+    response = admin_client.post(f"/admin/detection/incident/{incident.id}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     incident.refresh_from_db()
     assert incident.status == IncidentStatus.IDENTIFIED
@@ -36,7 +37,7 @@ def test_a_title_edited_by_a_person_is_kept_from_then_on(admin_client, incident)
     form = {"title": "Posting refused: daily limit", "impact_override": "", "postmortem_body": "",
             "updates-TOTAL_FORMS": "0", "updates-INITIAL_FORMS": "0", "updates-MIN_NUM_FORMS": "0",
             "updates-MAX_NUM_FORMS": "1000"}
-    assert admin_client.post(f"/admin/probes/incident/{incident.id}/change/", form).status_code == 302
+    assert admin_client.post(f"/admin/detection/incident/{incident.id}/change/", form).status_code == 302
     incident.refresh_from_db()
     assert incident.title_locked and incident.title == "Posting refused: daily limit"
 
@@ -51,7 +52,7 @@ def test_an_account_token_is_write_only_in_the_admin(admin_client, db):
 def test_a_maintenance_saved_in_the_admin_shows_at_once(admin_client, db):
     from datetime import timedelta
 
-    from probes.models import Component, Maintenance
+    from detection.models import Component, Maintenance
     from probes.simulation import demo_layout
 
     demo_layout(locations=["atlanta"])
@@ -62,7 +63,7 @@ def test_a_maintenance_saved_in_the_admin_shows_at_once(admin_client, db):
             "scheduled_for_1": (now - timedelta(minutes=1)).strftime("%H:%M:%S"),
             "scheduled_until_0": (now + timedelta(hours=1)).strftime("%Y-%m-%d"),
             "scheduled_until_1": (now + timedelta(hours=1)).strftime("%H:%M:%S")}
-    response = admin_client.post("/admin/probes/maintenance/add/", form)
+    response = admin_client.post("/admin/detection/maintenance/add/", form)
     errors = re.findall(r"errorlist[^>]*>(.*?)</ul>", response.content.decode(), re.S)
     assert response.status_code == 302, errors
     assert Maintenance.objects.get().components.get() == timeline

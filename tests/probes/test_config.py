@@ -15,7 +15,8 @@ from django.utils import timezone
 from notifications.models import Channel, Delivery, Event
 from platforms.adapters import REGISTRY
 from oncall.config import ConfigError, config_apply, config_load, config_read
-from probes.models import Account, Component, ComponentGroup, Location, Probe, ProbeLocation, Run
+from probes.models import Account, Location, Probe, ProbeLocation, Run
+from detection.models import Component, ComponentGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo.yaml"

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from oncall.config import (ACCOUNT_KEYS, CHANNEL_KEYS, COMPONENT_KEYS, LOCATION_KEYS, PLATFORM_KEYS, PROBE_KEYS,
                            SECTIONS, ConfigError, config_apply, config_load)
-from probes.models import Action, Component, Probe, ProbeLocation
+from probes.models import Action, Probe, ProbeLocation
+from detection.models import Component
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
 ENV = {"SANDBOX_PORT": "8001", "SANDBOX_PROBER_TOKEN": "prober-fuzz-token-1", "SANDBOX_PARTNER_TOKEN":

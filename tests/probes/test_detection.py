@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 
 from detection.evaluation import watchdog
-from probes.models import (
-    Component, ComponentStatus, ComponentStatusChange, Impact, Incident, IncidentStatus, Location, Maintenance,
-    OwnProblem, PlacementState, Platform, Probe, ProbeLocation,
+from detection.models import (
+    Component, ComponentStatus, ComponentStatusChange, Impact, Incident, IncidentStatus, Maintenance, OwnProblem,
 )
+from probes.models import Location, PlacementState, Platform, Probe, ProbeLocation
 from probes.scenarios import SCENARIOS
 from probes.simulation import record_run, simulate_scenario
 

@@ -6,10 +6,8 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import pytest
 
 from detection.evaluation import watchdog
-from probes.models import (
-    Account, Artifact, Component, ComponentStatus, Incident, IncidentStatus, Maintenance, OwnProblem,
-    PlacementState, Platform, Probe, ProbeLocation,
-)
+from probes.models import Account, Artifact, PlacementState, Platform, Probe, ProbeLocation
+from detection.models import Component, ComponentStatus, Incident, IncidentStatus, Maintenance, OwnProblem
 from probes.simulation import demo_layout, record_run
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=dt_timezone.utc)

@@ -9,7 +9,8 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from detection.evaluation import run_evaluate
-from probes.models import Component, ComponentStatus, Incident, IncidentStatus, IncidentUpdate, ProbeLocation
+from detection.models import Component, ComponentStatus, Incident, IncidentStatus, IncidentUpdate
+from probes.models import ProbeLocation
 from probes.simulation import demo_layout, record_run
 
 T0 = datetime(2026, 3, 1, tzinfo=dt_timezone.utc)

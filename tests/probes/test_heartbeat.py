@@ -14,7 +14,8 @@ from notifications.models import Event, EventKind
 from detection import evaluation
 from probes import tasks
 from detection.heartbeat import SCHEDULER, heartbeat_beat, scheduler_check, scheduler_silent
-from probes.models import Heartbeat, Location, OwnProblem, Platform, Probe, ProbeLocation
+from probes.models import Heartbeat, Location, Platform, Probe, ProbeLocation
+from detection.models import OwnProblem
 from probes.simulation import demo_layout, record_run
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)

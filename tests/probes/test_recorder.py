@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from probes import recorder, spool
 from platforms.errors import ProbeError
-from probes.models import Component, ProbeLocation, Run, RunHour
+from detection.models import Component
+from probes.models import ProbeLocation, Run, RunHour
 from probes.runner import run_payload
 from probes.simulation import demo_layout
 from tests.probes.test_detection_properties import check_invariants

@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from probes.models import (
-    Component, ComponentDay, ComponentHour, ComponentStatusChange, Location, Platform, Probe, Run, RunDay, RunHour,
-)
+from detection.models import Component, ComponentDay, ComponentHour, ComponentStatusChange
+from probes.models import Location, Platform, Probe, Run, RunDay, RunHour
 from probes.retention import runs_prune
 from detection.rollups import rollup_add
 

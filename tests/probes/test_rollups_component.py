@@ -17,10 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from detection.evaluation import component_set_status
-from probes.models import (
-    Component, ComponentDay, ComponentHour, ComponentStatus, ComponentStatusChange, Location, Outcome, Platform,
-    Probe, ProbeLocation, Run, RunDay, RunHour,
-)
+from detection.models import Component, ComponentDay, ComponentHour, ComponentStatus, ComponentStatusChange
+from probes.models import Location, Outcome, Platform, Probe, ProbeLocation, Run, RunDay, RunHour
 from detection.rollups import bucket_of, rollups_add, rollups_rebuild
 from detection.uptime import Day, uptime_bars
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from detection.evaluation import component_set_status
-from probes.models import Component, ComponentStatus, Incident, IncidentComponent
+from detection.models import Component, ComponentStatus, Incident, IncidentComponent
 from detection.uptime import PARTIAL_WEIGHT, uptime_bars
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)

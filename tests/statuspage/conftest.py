@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from detection.evaluation import platform_refresh
-from probes.models import Component, ComponentGroup, Incident, Maintenance
+from detection.models import Component, ComponentGroup, Incident, Maintenance
 from probes.scenarios import SCENARIOS
 from probes.simulation import demo_layout, simulate_scenario
 

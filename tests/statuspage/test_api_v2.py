@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from probes.models import Component, Incident
+from detection.models import Component, Incident
 from probes.simulation import simulate_scenario
 from tests.statuspage.conftest import FEB_2023, T0
 from tests.statuspage.schemas import DOCUMENTS

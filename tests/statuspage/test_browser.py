@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from probes.models import Component, ComponentGroup, Incident, Maintenance
+from detection.models import Component, ComponentGroup, Incident, Maintenance
 from probes.scenarios import SCENARIOS
 from probes.simulation import demo_layout, history_fill, simulate_scenario
 

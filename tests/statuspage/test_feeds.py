@@ -14,7 +14,7 @@ from django.utils.html import escape
 from lxml import etree
 
 from detection.incidents import incident_set_status
-from probes.models import Incident, IncidentUpdate, Maintenance
+from detection.models import Incident, IncidentUpdate, Maintenance
 from tests.statuspage.conftest import T0
 
 ATOM_SCHEMA = etree.RelaxNG(etree.parse(str(Path(__file__).with_name("atom.rng"))))

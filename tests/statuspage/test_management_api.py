@@ -13,7 +13,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from probes.models import Account, Component, ComponentGroup, Incident, Location, Maintenance, Platform, Probe, Run
+from probes.models import Account, Location, Platform, Probe, Run
+from detection.models import Component, ComponentGroup, Incident, Maintenance
 from statuspage.models import ApiToken, apitoken_create, apitoken_digest, apitoken_revoke
 
 PLANTED = "planted-account-token-9c41e7d2a8"

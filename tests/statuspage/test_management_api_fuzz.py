@@ -12,7 +12,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 
-from probes.models import Account, Component, ComponentGroup, Incident, Location, Maintenance, Platform, Probe, Run
+from probes.models import Account, Location, Platform, Probe, Run
+from detection.models import Component, ComponentGroup, Incident, Maintenance
 from statuspage.models import apitoken_create
 from vigie.wsgi import application
 

@@ -18,9 +18,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from detection.evaluation import component_set_status
-from probes.models import (
-    Component, ComponentStatus, Incident, IncidentStatus, OwnProblem, ProbeLocation, RunHour,
-)
+from detection.models import Component, ComponentStatus, Incident, IncidentStatus, OwnProblem
+from probes.models import ProbeLocation, RunHour
 from detection.rollups import bucket_of
 from probes.simulation import demo_layout, record_run
 from oncall.metrics import LATENCY_BOUNDS_S, latency_buckets

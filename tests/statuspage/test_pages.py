@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from detection.evaluation import component_set_status
 from detection.incidents import incident_add_update
-from probes.models import Component, ComponentGroup, ComponentStatus, Incident, Maintenance, ProbeLocation
+from detection.models import Component, ComponentGroup, ComponentStatus, Incident, Maintenance
+from probes.models import ProbeLocation
 from probes.scenarios import SCENARIOS
 from probes.simulation import demo_layout, history_fill, record_run, simulate_scenario
 

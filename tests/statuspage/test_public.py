@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from detection.evaluation import component_set_status
-from probes.models import Component, ComponentStatus
+from detection.models import Component, ComponentStatus
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 
@@ -69,7 +69,7 @@ def test_the_page_says_when_monitoring_is_delayed(client, components):
 
 def test_the_page_shows_an_active_incident_with_its_latest_update(client, components):
     from detection.incidents import incident_add_update
-    from probes.models import Incident
+    from detection.models import Incident
 
     incident = Incident.objects.create(title="Direct messages failing", started_at=timezone.now(),
                                        detected_at=timezone.now(), automatic=True)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from detection.evaluation import component_set_status
 from detection.incidents import incident_add_update
-from probes.models import Component, ComponentStatus, Incident, Maintenance
+from detection.models import Component, ComponentStatus, Incident, Maintenance
 from statuspage import publish
 from statuspage.publish import MANIFEST, site_publish, site_urls
 from vigie.celery import app as celery_app

@@ -17,7 +17,8 @@ from django.test import Client
 from django.utils import timezone
 
 from detection.incidents import incident_add_update, incident_open_manual, incident_write_postmortem
-from probes.models import Account, Component, Incident, Location, Maintenance, Platform, Probe, ProbeLocation
+from probes.models import Account, Location, Platform, Probe, ProbeLocation
+from detection.models import Component, Incident, Maintenance
 from probes.simulation import record_run
 from statuspage.models import apitoken_create
 from statuspage.publish import site_urls

@@ -10,7 +10,8 @@ import requests
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from probes.models import Incident, Platform, Probe, ProbeLocation
+from detection.models import Incident
+from probes.models import Platform, Probe, ProbeLocation
 from probes.scenarios import SCENARIOS, SandboxControl, scenario_play, scenario_report
 
 

@@ -1,0 +1,47 @@
+"""The words platforms and probes share: actions, failure classes, outcomes, artifact kinds.
+
+Plain choices with no table of their own, so that platform adapters (platforms/) can name them
+without importing the models of a higher layer. probes.models re-exports them.
+"""
+from django.db import models
+
+
+class Action(models.TextChoices):
+    POST = "post", "Post"
+    REPOST = "repost", "Repost"
+    FOLLOW = "follow", "Follow"
+    DM = "dm", "Direct message"
+    READ = "read", "Read timeline"
+    LIMITS = "limits", "Limits enforced"
+
+
+class FailureClass(models.TextChoices):
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    SERVER_ERROR = "server_error"
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    READ_ONLY = "read_only"
+    AUTH = "auth"
+    REJECTED = "rejected"
+    INVARIANT = "invariant"
+    UNEXPECTED = "unexpected"
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class ArtifactKind(models.TextChoices):
+        STATUS = "status"
+        REBLOG = "reblog"
+        FOLLOW = "follow"
+        DIRECT_MESSAGE = "direct_message"
+        SCRIPTED = "scripted"  # what a scripted probe's cleanup step removes; remote_id names the step
+
+
+class Artifact:
+    """What adapters need of probes.models.Artifact without importing it: its kinds."""
+
+    Kind = ArtifactKind
