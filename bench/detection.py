@@ -38,8 +38,8 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     from detection.models import Incident
-    from probes.scenarios import SCENARIOS
-    from probes.simulation import demo_layout, simulate_scenario, wipe
+    from detection.scenarios import SCENARIOS
+    from detection.simulation import demo_layout, simulate_scenario, wipe
 
     start = datetime(2026, 2, 8, 17, 0, tzinfo=timezone.utc)
     results: dict = {"scenarios": [], "flapping": None}

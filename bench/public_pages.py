@@ -51,7 +51,7 @@ def seed(days: int, components: int) -> None:
 
     from detection.models import Component
     from probes.models import Probe
-    from probes.simulation import demo_layout, history_fill, wipe
+    from detection.simulation import demo_layout, history_fill, wipe
 
     now = timezone.now()
     wipe()

@@ -51,7 +51,7 @@ def main() -> None:
 
     from detection.incidents import incident_add_update
     from detection.models import Component, Incident, IncidentComponent, IncidentUpdate
-    from probes.simulation import demo_layout, wipe
+    from detection.simulation import demo_layout, wipe
     from statuspage.publish import page_inputs, site_publish, site_urls
 
     call_command("migrate", verbosity=0)

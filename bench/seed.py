@@ -1,7 +1,7 @@
 """The benchmark's data: platforms, 50 components with a year of status history, and millions of raw
 runs written by one SQL statement per batch (generate_series), not through the ORM.
 
-Runs the ORM for the layout and history (probes.simulation.history_fill, the same rows evaluation
+Runs the ORM for the layout and history (detection.simulation.history_fill, the same rows evaluation
 leaves) and PostgreSQL for the runs: the run table's secondary indexes are dropped first and built
 again after, so ten million rows take minutes.
 """
@@ -49,7 +49,7 @@ def layout_create(*, now: datetime, platforms: int, components: int, sandbox_url
 
 
 def history_create(*, now: datetime, days: int = 365) -> dict:
-    from probes.simulation import history_fill
+    from detection.simulation import history_fill
 
     return history_fill(days=days, now=now, seed=7)
 

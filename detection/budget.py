@@ -37,7 +37,7 @@ def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -
 def run_is_self_inflicted(run: Run, platform: Platform) -> bool:
     """True (and on-call told) when the run's quota or rate refusal is explained by Vigie's own
     writes: the limits of the families the refused action writes, for the accounts it writes with."""
-    from detection.evaluation import problem_open
+    from detection.problems import problem_open
 
     if run.failure_class not in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED):
         return False

@@ -20,6 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from detection.events import announce, maintenance_boundary, problem_changed, public_change
+from detection.problems import problem_open, problem_resolve  # noqa: F401 (also reached from here)
 from probes.models import (
     FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, Outcome, PlacementState, Platform, Probe, ProbeLocation,
     Run,
@@ -446,25 +447,3 @@ def maintenances_announce(now: datetime) -> None:
                                                   scheduled_until__gt=now - timedelta(hours=1)):
         phase = "started" if now < maintenance.scheduled_until else "ended"
         announce(maintenance_boundary, maintenance_id=maintenance.id, phase=phase)
-
-
-def problem_open(kind: str, subject: str, detail: str) -> OwnProblem:
-    problem = OwnProblem.objects.filter(kind=kind, subject=subject, resolved_at__isnull=True).first()
-    if problem:
-        return problem
-    try:
-        with transaction.atomic():
-            problem = OwnProblem.objects.create(kind=kind, subject=subject, detail=detail)
-        announce(problem_changed, problem_id=problem.id)
-        return problem
-    except IntegrityError:  # opened meanwhile by another worker (unique constraint)
-        return OwnProblem.objects.get(kind=kind, subject=subject, resolved_at__isnull=True)
-
-
-def problem_resolve(kind: str, subject: str) -> int:
-    open_ = OwnProblem.objects.filter(Q(kind=kind) & Q(subject=subject) & Q(resolved_at__isnull=True))
-    ids = list(open_.values_list("id", flat=True))
-    resolved = OwnProblem.objects.filter(id__in=ids, resolved_at__isnull=True).update(resolved_at=timezone.now())
-    for problem_id in ids:
-        announce(problem_changed, problem_id=problem_id)
-    return resolved

@@ -29,23 +29,19 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from detection.events import public_change
+from probes.dispatch import SCHEDULER, heartbeat_beat  # noqa: F401 (written by the dispatcher)
 from probes.models import Heartbeat
 from detection.models import OwnProblem
 
 log = logging.getLogger(__name__)
 
-SCHEDULER = "scheduler"
 SILENT_AFTER_INTERVALS = 3
 # While the scheduler is silent, the loop does beat's watchdog and notification retries as often
 # as beat would (vigie.settings: "watchdog" every 10 s, "deliver-due-notifications" every 15 s).
 DUTIES_EVERY_S = 10.0
-
-
-def heartbeat_beat(name: str, *, detail: str = "", now: datetime | None = None) -> None:
-    """Record a sign of life: one UPDATE, and an INSERT the first time only."""
-    now = now or timezone.now()
-    if not Heartbeat.objects.filter(name=name).update(beat_at=now, detail=detail[:200]):
-        Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": now, "detail": detail[:200]})
+# The loop's duties while the scheduler is silent, f(now), added when the apps are ready: evaluation's
+# watchdog (detection/apps.py), then notifications' retries (notifications/apps.py).
+SILENT_DUTIES: list = []
 
 
 def dispatch_every() -> timedelta:
@@ -73,7 +69,7 @@ def scheduler_check(*, now: datetime | None = None, watching_since: datetime | N
     or an old one seen by a watcher started less than three intervals ago (at start-up the
     scheduler gets the same time to beat as at any other moment). Only a fresh heartbeat resolves,
     so a watcher that cannot tell never undoes what another one found."""
-    from detection.evaluation import problem_open, problem_resolve
+    from detection.problems import problem_open, problem_resolve
 
     now = now or timezone.now()
     beat_at = scheduler_last_beat()
@@ -99,12 +95,8 @@ def duties_while_silent(now: datetime | None = None) -> None:
     """What beat's periodic tasks would do for on-call: mark stale placements, announce problems
     and maintenance boundaries, and retry due notifications (here, not through the broker, which
     may be what is down)."""
-    from notifications.domain import deliveries_due, delivery_send
-    from detection.evaluation import watchdog
-
-    watchdog(now)
-    for delivery_id in deliveries_due(now=now):
-        delivery_send(delivery_id=delivery_id)
+    for duty in SILENT_DUTIES:  # evaluation.watchdog (detection/apps.py), then notifications' retries
+        duty(now)
 
 
 class WatchdogLoop(threading.Thread):

@@ -313,7 +313,7 @@ def rollups_rebuild(apps=None) -> dict:
     summarise: run counts from the RunHour rows (an hour counts in the local day it starts in, so
     in a zone whose offset is not whole hours a day's edges are off by part of an hour), status
     seconds from every component's status changes. Migration 0005 runs it with its historical
-    models (`apps`), so it may only use fields that exist there; probes.simulation.history_fill
+    models (`apps`), so it may only use fields that exist there; detection.simulation.history_fill
     and the tests run it with today's."""
     if apps is None:
         from django.apps import apps

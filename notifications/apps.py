@@ -27,3 +27,13 @@ class NotificationsConfig(AppConfig):
         maintenance_boundary.connect(guarded(domain.maintenance_notify), weak=False,
                                      dispatch_uid="notify-maintenance")
         problem_changed.connect(guarded(domain.problem_notify), weak=False, dispatch_uid="notify-problem")
+
+        from detection import heartbeat
+
+        def deliveries_retry(now) -> None:
+            # While the scheduler is silent, its watchdog loop retries due notifications itself.
+            for delivery_id in domain.deliveries_due(now=now):
+                domain.delivery_send(delivery_id=delivery_id)
+
+        if not any(getattr(duty, "__name__", "") == "deliveries_retry" for duty in heartbeat.SILENT_DUTIES):
+            heartbeat.SILENT_DUTIES.append(deliveries_retry)

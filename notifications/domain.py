@@ -8,7 +8,6 @@ carry `Vigie-Delivery` (stable per delivery) so receivers drop that duplicate.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import uuid
@@ -25,6 +24,7 @@ from notifications.models import (
     MAX_ERROR, PUBLIC_KINDS, Channel, ComponentRef, Delivery, Event, EventKind, EventPayload, Subscriber,
 )
 from detection.models import Component, IncidentStatus, IncidentUpdate, Maintenance, OwnProblem
+from notifications.links import _link, _token, subscriber_links, token_hash  # noqa: F401 (used and re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ def event_record(*, key: str, kind: str, payload: EventPayload, components: Iter
             deliveries = _deliveries_make(event, components)
     except IntegrityError:  # made meanwhile by another worker (unique key)
         return None
-    from notifications import tasks
-
+    tasks = _tasks()
     ids = [d.id for d in deliveries]
     # robust: a broker that is down must not fail the change that made the event (which an on-call
     # person may be posting); it is logged, and deliver_due sends the deliveries once it is back.
@@ -81,10 +80,6 @@ def _deliveries_make(event: Event, components: list[Component]) -> list[Delivery
             subscribers = subscribers.filter(components__isnull=True)
         rows += [Delivery(event=event, subscriber=s) for s in subscribers]
     return Delivery.objects.bulk_create(rows)
-
-
-def _link(path: str) -> str:
-    return settings.VIGIE_PUBLIC_URL + path
 
 
 def incident_update_notify(*, update_id: int) -> Event | None:
@@ -212,34 +207,20 @@ def deliveries_due(*, now: datetime | None = None, limit: int = 200) -> list[int
 
 # --- subscribers ---------------------------------------------------------------------------------
 
-def _token(subscriber: Subscriber, purpose: str) -> str:
-    key = (settings.VIGIE_ENCRYPTION_KEY or settings.SECRET_KEY).encode()
-    return hmac.new(key, f"vigie-subscriber:{purpose}:{subscriber.public_id}".encode(), hashlib.sha256).hexdigest()[:40]
+class _tasks:
+    """notifications.tasks by registered name: the tasks import this module, not the other way."""
 
+    def __getattr__(self, name: str):
+        from celery import current_app
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def subscriber_links(*, subscriber: Subscriber) -> dict[str, str]:
-    """The confirm and unsubscribe links. Their tokens are derived from the server key, so a
-    database copy alone cannot unsubscribe anybody; after a key change the stored hashes follow."""
-    confirm, unsubscribe = _token(subscriber, "confirm"), _token(subscriber, "unsubscribe")
-    hashes = {"confirm_hash": token_hash(confirm), "unsubscribe_hash": token_hash(unsubscribe)}
-    if any(getattr(subscriber, k) != v for k, v in hashes.items()):
-        Subscriber.objects.filter(id=subscriber.id).update(**hashes)
-        for k, v in hashes.items():
-            setattr(subscriber, k, v)
-    return {"confirm": _link(reverse("notifications:confirm", args=[confirm])),
-            "unsubscribe": _link(reverse("notifications:unsubscribe", args=[unsubscribe]))}
+        return current_app.tasks[f"notifications.tasks.{name}"]
 
 
 def subscriber_subscribe(*, email: str = "", url: str = "", secret: str = "",
                          components: Iterable[Component] = ()) -> Subscriber:
     """A new subscription. Email waits for confirmation (the confirmation email is enqueued);
     a webhook is active at once."""
-    from notifications import tasks
-
+    tasks = _tasks()
     kind = Subscriber.Kind.EMAIL if email else Subscriber.Kind.WEBHOOK
     email = email.strip().lower()
     existing = Subscriber.objects.filter(kind=Subscriber.Kind.EMAIL, email=email, unsubscribed_at__isnull=True) \

@@ -163,7 +163,7 @@ class WebhookTransport(Transport):
         document = {"id": self.event.key, "type": self.event.kind, "created_at": self.event.created_at.isoformat(),
                     "delivery": str(self.delivery.id), "data": self.event.payload}
         if self.delivery.subscriber_id:
-            from notifications.domain import subscriber_links
+            from notifications.links import subscriber_links
 
             document["unsubscribe_url"] = subscriber_links(subscriber=self.delivery.subscriber)["unsubscribe"]
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
@@ -219,7 +219,7 @@ class EmailTransport(Transport):
     kind = "email"
 
     def send(self) -> None:
-        from notifications.domain import subscriber_links
+        from notifications.links import subscriber_links
 
         subscriber = self.delivery.subscriber
         links = subscriber_links(subscriber=subscriber)

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 from django.db import connection
 from django.utils import timezone
 
-from probes.models import ProbeLocation
+from probes.models import Heartbeat, ProbeLocation
 
 
 class Due(NamedTuple):
@@ -110,3 +110,14 @@ def _claim(claims: list[tuple[int, datetime, datetime]]) -> set[int]:
             return {row[0] for row in cursor.fetchall()}
     return {placement_id for placement_id, seen, following in claims
             if ProbeLocation.objects.filter(id=placement_id, next_run_at=seen).update(next_run_at=following) == 1}
+
+
+# The scheduler's sign of life, written by each dispatch pass and read by detection.heartbeat.
+SCHEDULER = "scheduler"
+
+
+def heartbeat_beat(name: str, *, detail: str = "", now: datetime | None = None) -> None:
+    """Record a sign of life: one UPDATE, and an INSERT the first time only."""
+    now = now or timezone.now()
+    if not Heartbeat.objects.filter(name=name).update(beat_at=now, detail=detail[:200]):
+        Heartbeat.objects.update_or_create(name=name, defaults={"beat_at": now, "detail": detail[:200]})

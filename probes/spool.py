@@ -27,8 +27,13 @@ from typing import Iterator
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.dispatch import Signal
 
 from probes.models import Artifact, Run
+
+# Sent inside the transaction that stores new runs, with `runs`: detection evaluates them there
+# (detection/apps.py), so a run is never stored without being judged. Probes do not import detection.
+runs_stored = Signal()
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +130,6 @@ def runs_store(payloads: list[dict]) -> list[Run]:
     make, and evaluate the new ones together (detection.evaluation.runs_evaluate). Returns the runs in
     the order given, those stored earlier (by an earlier delivery, or before a drop) as they are.
     Raises IntegrityError when another process stored one of them meanwhile: nothing is stored then."""
-    from detection.evaluation import runs_evaluate
-
     key = lambda payload: _key(payload["key"])  # noqa: E731
     unique = list({key(p): p for p in payloads}.values())
     with transaction.atomic():
@@ -136,7 +139,7 @@ def runs_store(payloads: list[dict]) -> list[Run]:
         for payload in new:
             for state in payload.get("artifacts", ()):
                 artifact_restore(run_key=payload["key"], state=state)
-        runs_evaluate(runs)
+        runs_stored.send(sender=Run, runs=runs)  # detection evaluates them (detection/apps.py)
     stored.update((_key(r.key), r) for r in runs)
     return [stored[key(p)] for p in payloads]
 

@@ -9,7 +9,6 @@ from celery import shared_task, signals
 from django.conf import settings
 
 from probes import dispatch, retention, runner
-from detection import evaluation, heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def dispatch_due() -> int:
     # Sends each run at its slot until just before beat starts the next of these.
     sent = dispatch.dispatch_until(enqueue=_send_runs, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
     # The scheduler's sign of life, read by the watchdog loop in every worker (detection.heartbeat).
-    heartbeat.heartbeat_beat(heartbeat.SCHEDULER, detail=f"{sent} run(s) sent")
+    dispatch.heartbeat_beat(dispatch.SCHEDULER, detail=f"{sent} run(s) sent")
     return sent
 
 
@@ -88,11 +87,6 @@ def run_expired(sender=None, request=None, expired: bool = False, **_) -> None:
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
 def cleanup_pending() -> int:
     return runner.cleanup_pending()
-
-
-@shared_task(ignore_result=True, time_limit=60, soft_time_limit=50)
-def watchdog() -> dict:
-    return evaluation.watchdog()
 
 
 @shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)

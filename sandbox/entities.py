@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import iso_ms
 from .text import URL_CHARS, to_html
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .state import SandboxState
+# `state` is a sandbox.state.SandboxState; sandbox.state imports this module, not the other way.
 
 VERSION = "4.3.0+sandbox"
 

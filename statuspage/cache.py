@@ -26,10 +26,11 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
 
+from statuspage.tasks import PUBLISH_PENDING_KEY, publish_static
+
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "vigie:public:version"
-PUBLISH_PENDING_KEY = "vigie:publish:pending"
 PUBLISH_DELAY_S = 2
 KEPT_HEADERS = ("Access-Control-Allow-Origin", "Content-Language", "Vary", "Content-Security-Policy")
 # Longest a process serves pages under the public version it last read, before reading it again:
@@ -153,8 +154,6 @@ def public_changed(**_signal) -> None:
         log.warning("public cache unreachable; cached responses age out on their own", exc_info=True)
         return
     if pending:
-        from statuspage.tasks import publish_static
-
         try:
             publish_static.apply_async(countdown=PUBLISH_DELAY_S)
         except Exception:  # the broker being away (the send fails within a second or two)

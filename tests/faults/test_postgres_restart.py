@@ -93,7 +93,7 @@ def test_a_run_stored_after_a_later_one_never_moves_the_evaluation_backwards(pla
     workers of one location): the earlier run is kept on record and in the rollups, but the state
     machine, already past it, does not go back in time."""
     from probes.models import ProbeLocation, Run, RunHour
-    from probes.simulation import record_run
+    from detection.simulation import record_run
 
     probe = make_probe(platform, "post", locations[:1])
     placement = ProbeLocation.objects.get(probe=probe)

@@ -12,7 +12,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from detection.models import Incident
 from probes.models import ProbeLocation
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 from tests.statuspage.test_browser import CHROMEDRIVER, CHROMIUM, SCREENSHOTS, _chrome
 
 pytestmark = pytest.mark.skipif(

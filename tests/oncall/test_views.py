@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from detection.models import Component, ComponentStatus, Impact, Incident, IncidentStatus, IncidentUpdate, Maintenance
 from probes.models import Location, PlacementState, Probe, ProbeLocation
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 
 PLATFORM_ERROR = "You are over the daily limit for sending Tweets."
 

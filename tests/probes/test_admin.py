@@ -53,7 +53,7 @@ def test_a_maintenance_saved_in_the_admin_shows_at_once(admin_client, db):
     from datetime import timedelta
 
     from detection.models import Component, Maintenance
-    from probes.simulation import demo_layout
+    from detection.simulation import demo_layout
 
     demo_layout(locations=["atlanta"])
     timeline = Component.objects.get(name="Timeline")

@@ -10,8 +10,8 @@ from detection.models import (
     Component, ComponentStatus, ComponentStatusChange, Impact, Incident, IncidentStatus, Maintenance, OwnProblem,
 )
 from probes.models import Location, PlacementState, Platform, Probe, ProbeLocation
-from probes.scenarios import SCENARIOS
-from probes.simulation import record_run, simulate_scenario
+from detection.scenarios import SCENARIOS
+from detection.simulation import record_run, simulate_scenario
 
 T0 = datetime(2026, 2, 8, 17, 0, tzinfo=dt_timezone.utc)
 INTERVAL = 30

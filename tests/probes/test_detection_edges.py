@@ -8,7 +8,7 @@ import pytest
 from detection.evaluation import watchdog
 from probes.models import Account, Artifact, PlacementState, Platform, Probe, ProbeLocation
 from detection.models import Component, ComponentStatus, Incident, IncidentStatus, Maintenance, OwnProblem
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=dt_timezone.utc)
 

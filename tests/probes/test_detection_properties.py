@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from detection.evaluation import run_evaluate
 from detection.models import Component, ComponentStatus, Incident, IncidentStatus, IncidentUpdate
 from probes.models import ProbeLocation
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 
 T0 = datetime(2026, 3, 1, tzinfo=dt_timezone.utc)
 CLASSES = ["", "", "server_error", "quota_exceeded", "timeout", "connect"]

@@ -16,7 +16,7 @@ from probes import tasks
 from detection.heartbeat import SCHEDULER, heartbeat_beat, scheduler_check, scheduler_silent
 from probes.models import Heartbeat, Location, Platform, Probe, ProbeLocation
 from detection.models import OwnProblem
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
 SILENT = OwnProblem.Kind.SCHEDULER_SILENT

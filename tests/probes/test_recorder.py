@@ -20,7 +20,7 @@ from platforms.errors import ProbeError
 from detection.models import Component
 from probes.models import ProbeLocation, Run, RunHour
 from probes.runner import run_payload
-from probes.simulation import demo_layout
+from detection.simulation import demo_layout
 from tests.probes.test_detection_properties import check_invariants
 
 T0 = datetime(2026, 3, 1, tzinfo=dt_timezone.utc)

@@ -9,7 +9,7 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from probes.models import ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_of, bucket_upper_ms, latency_series, percentile
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=dt_timezone.utc)
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from detection.evaluation import platform_refresh
 from detection.models import Component, ComponentGroup, Incident, Maintenance
-from probes.scenarios import SCENARIOS
-from probes.simulation import demo_layout, simulate_scenario
+from detection.scenarios import SCENARIOS
+from detection.simulation import demo_layout, simulate_scenario
 
 T0 = datetime(2023, 2, 8, 17, 0, tzinfo=dt_timezone.utc)
 # The February 2023 outage, shortened to five minutes to keep the suite quick.

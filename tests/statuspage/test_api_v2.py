@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from detection.models import Component, Incident
-from probes.simulation import simulate_scenario
+from detection.simulation import simulate_scenario
 from tests.statuspage.conftest import FEB_2023, T0
 from tests.statuspage.schemas import DOCUMENTS
 

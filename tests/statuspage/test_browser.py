@@ -17,8 +17,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from detection.models import Component, ComponentGroup, Incident, Maintenance
-from probes.scenarios import SCENARIOS
-from probes.simulation import demo_layout, history_fill, simulate_scenario
+from detection.scenarios import SCENARIOS
+from detection.simulation import demo_layout, history_fill, simulate_scenario
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -21,7 +21,7 @@ from detection.evaluation import component_set_status
 from detection.models import Component, ComponentStatus, Incident, IncidentStatus, OwnProblem
 from probes.models import ProbeLocation, RunHour
 from detection.rollups import bucket_of
-from probes.simulation import demo_layout, record_run
+from detection.simulation import demo_layout, record_run
 from oncall.metrics import LATENCY_BOUNDS_S, latency_buckets
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from detection.evaluation import component_set_status
 from detection.incidents import incident_add_update
 from detection.models import Component, ComponentGroup, ComponentStatus, Incident, Maintenance
 from probes.models import ProbeLocation
-from probes.scenarios import SCENARIOS
-from probes.simulation import demo_layout, history_fill, record_run, simulate_scenario
+from detection.scenarios import SCENARIOS
+from detection.simulation import demo_layout, history_fill, record_run, simulate_scenario
 
 FEB_2023 = dataclasses.replace(SCENARIOS["feb-2023"], warmup_s=60, fault_s=300)
 

@@ -23,7 +23,7 @@ from statuspage import publish
 from statuspage.publish import MANIFEST, site_publish, site_urls
 from vigie.celery import app as celery_app
 from tests.statuspage.test_pages import FEB_2023, site  # noqa: F401  (the fixture)
-from probes.simulation import simulate_scenario
+from detection.simulation import simulate_scenario
 
 
 class TryFiles(SimpleHTTPRequestHandler):

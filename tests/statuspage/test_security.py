@@ -19,7 +19,7 @@ from django.utils import timezone
 from detection.incidents import incident_add_update, incident_open_manual, incident_write_postmortem
 from probes.models import Account, Location, Platform, Probe, ProbeLocation
 from detection.models import Component, Incident, Maintenance
-from probes.simulation import record_run
+from detection.simulation import record_run
 from statuspage.models import apitoken_create
 from statuspage.publish import site_urls
 from statuspage.security import STYLE_BLOCK, content_security_policy, style_hash

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from detection.models import Incident
 from probes.models import Platform, Probe, ProbeLocation
-from probes.scenarios import SCENARIOS, SandboxControl, scenario_play, scenario_report
+from detection.scenarios import SCENARIOS, SandboxControl, scenario_play, scenario_report
 
 
 class Command(BaseCommand):

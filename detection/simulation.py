@@ -32,10 +32,10 @@ def record_run(placement: ProbeLocation, started_at: datetime, *, failure_class:
 def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, seed: int = 1,
                       recovery_intervals: int = 6) -> dict:
     """Play a scenario against the configured probes through the real evaluation, with the
-    sandbox's answers simulated (probes.scenarios.simulate_outcome). Each location runs on the
+    sandbox's answers simulated (detection.scenarios.simulate_outcome). Each location runs on the
     probe's grid with its own small offset, as dispatch lateness would give. Returns the times
     the faults were set and cleared (for comparing measured with injected durations)."""
-    from probes.scenarios import failing_slots, resolve_fault, simulate_outcome
+    from detection.scenarios import failing_slots, resolve_fault, simulate_outcome
 
     placements = list(ProbeLocation.objects.filter(probe__enabled=True).select_related("probe", "location")
                       .order_by("location__name", "probe__slug"))
