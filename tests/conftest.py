@@ -79,7 +79,7 @@ def public_cache(settings):
 def loopback_targets_allowed(settings, monkeypatch):
     """The sandbox and test receivers listen on 127.0.0.1: allow loopback past the SSRF guard, here
     and in the workers tests start, as `manage.py up` does for the demo.
-    tests/probes/test_ssrf_guard.py takes the allowance away."""
+    tests/platforms/test_ssrf_guard.py takes the allowance away."""
     settings.VIGIE_ALLOW_PRIVATE_TARGETS = ["loopback"]
     monkeypatch.setenv("VIGIE_ALLOW_PRIVATE_TARGETS", "loopback")
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.test_settings import ROOT, start
+from tests.vigie.test_settings import ROOT, start
 
 
 @pytest.mark.parametrize("name,value,words", [

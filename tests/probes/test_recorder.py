@@ -21,7 +21,7 @@ from detection.models import Component
 from probes.models import ProbeLocation, Run, RunHour
 from probes.runner import run_payload
 from detection.simulation import demo_layout
-from tests.probes.test_detection_properties import check_invariants
+from tests.detection.test_detection_properties import check_invariants
 
 T0 = datetime(2026, 3, 1, tzinfo=dt_timezone.utc)
 CLASSES = ["", "", "server_error", "quota_exceeded", "timeout"]

@@ -19,7 +19,7 @@ from probes.models import Account, FailureClass, Outcome, Platform, ProbeLocatio
 from platforms.netguard import parse_allowance, refusal
 from probes.runner import run_execute
 from tests.conftest import make_probe
-from tests.test_settings import start
+from tests.vigie.test_settings import start
 
 PUBLIC = "93.184.215.14"
 
