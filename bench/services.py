@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 MANAGE = str(ROOT / "manage.py")
-CELERY = [PYTHON, "-m", "celery", "-A", "statuspage"]
+CELERY = [PYTHON, "-m", "celery", "-A", "vigie"]
 
 
 def log(message: str) -> None:

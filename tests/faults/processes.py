@@ -69,14 +69,14 @@ class Processes:
     def worker(self, queues: list[str], *, pool: str = "threads", concurrency: int = 2,
                broker_url: str | None = None, **extra_env: str) -> subprocess.Popen:
         return self.start("worker", [
-            sys.executable, "-m", "celery", "-A", "statuspage", "worker", "-Q", ",".join(queues),
+            sys.executable, "-m", "celery", "-A", "vigie", "worker", "-Q", ",".join(queues),
             "--pool", pool, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
             "--without-heartbeat", "--loglevel", "INFO", "-n", f"fault-{uuid.uuid4().hex[:6]}@%h",
         ], self.env(broker_url, **extra_env))
 
     def beat(self, *, broker_url: str | None = None, **extra_env: str) -> subprocess.Popen:
         return self.start("beat", [
-            sys.executable, "-m", "celery", "-A", "statuspage", "beat", "--loglevel", "INFO",
+            sys.executable, "-m", "celery", "-A", "vigie", "beat", "--loglevel", "INFO",
             "--schedule", str(self.logs / f"beat-schedule-{uuid.uuid4().hex[:6]}"),
         ], self.env(broker_url, **extra_env))
 

@@ -38,7 +38,7 @@ class Beat:
         env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
                "VIGIE_DATA_DIR": str(settings.DATA_DIR)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "statuspage", "beat", "--loglevel", "WARNING",
+            [sys.executable, "-m", "celery", "-A", "vigie", "beat", "--loglevel", "WARNING",
              "--schedule", str(self.schedule)], cwd=ROOT, env=env)
 
     def kill(self) -> None:

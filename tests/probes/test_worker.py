@@ -37,7 +37,7 @@ def worker_for():
         env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
                "VIGIE_DATA_DIR": str(settings.DATA_DIR)}
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "statuspage", "worker", "-Q", ",".join(queues),
+            [sys.executable, "-m", "celery", "-A", "vigie", "worker", "-Q", ",".join(queues),
              "--pool", "threads", "--concurrency", "4", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "--loglevel", "WARNING", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
             cwd=ROOT, env=env,

@@ -49,7 +49,7 @@ class Command(BaseCommand):
 
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
-        celery = [python, "-m", "celery", "-A", "statuspage"]
+        celery = [python, "-m", "celery", "-A", "vigie"]
         worker = [*celery, "worker", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
                   "--without-heartbeat"]
         commands: dict[str, list[str]] = {}
