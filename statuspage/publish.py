@@ -56,9 +56,9 @@ DOCUMENTS = [
 CHROME_SETTINGS = ("VIGIE_PAGE_NAME", "TIME_ZONE", "LANGUAGE_CODE", "LANGUAGES", "USE_I18N", "USE_TZ",
                    "USE_THOUSAND_SEPARATOR", "FORMAT_MODULE_PATH", "ROOT_URLCONF")
 CHROME_MODULES = ("statuspage.publish", "statuspage.views", "statuspage.context", "statuspage.i18n",
-                  "statuspage.urls", "statuspage.v2", "statuspage.templatetags.status", "probes.incidents",
+                  "statuspage.urls", "statuspage.v2", "statuspage.templatetags.status", "statuspage.sanitize", "probes.incidents",
                   "probes.models")
-CHROME_LIBRARIES = ("Django", "Markdown", "nh3")
+CHROME_LIBRARIES = ("Django", "markdown-it-py", "nh3")
 
 
 class PublishError(Exception):

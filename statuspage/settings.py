@@ -400,3 +400,8 @@ if VIGIE_HTTPS:
 VIGIE_PROXY_HOPS = env_int("VIGIE_PROXY_HOPS", 0, minimum=0, maximum=5)
 # Subscription attempts (POST /subscribe/) per client address per hour.
 VIGIE_SUBSCRIBE_RATE = env_int("VIGIE_SUBSCRIBE_RATE", 5, minimum=1, maximum=10_000)
+
+# Hardening (docs/security.md). Incoming texts are bounded: an incident update or a maintenance body,
+# and a postmortem; the API answers 400 and the forms show an error beyond these.
+VIGIE_MAX_BODY_CHARS = env_int("VIGIE_MAX_BODY_CHARS", 10_000, minimum=100, maximum=1_000_000)
+VIGIE_MAX_POSTMORTEM_CHARS = env_int("VIGIE_MAX_POSTMORTEM_CHARS", 50_000, minimum=100, maximum=1_000_000)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from probes.adapters import REGISTRY
@@ -26,6 +27,17 @@ class Ref(serializers.SlugRelatedField):
         if isinstance(data, str) and "\x00" in data:
             self.fail("does_not_exist", slug_name=self.slug_field, value="(contains a NUL byte)")
         return super().to_internal_value(data)
+
+
+def _bounded(value, kind: str = "body") -> str:
+    """A text within its length limit (VIGIE_MAX_BODY_CHARS / VIGIE_MAX_POSTMORTEM_CHARS), without
+    the characters XML forbids; a clear 400 otherwise (statuspage/sanitize.py)."""
+    from statuspage.sanitize import check_length
+
+    try:
+        return check_length(value, kind)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(error.messages) from None
 
 
 # Times outside these years are typing mistakes, and the page's date arithmetic would overflow on them.
@@ -84,7 +96,7 @@ class IncidentUpdateSerializer(serializers.ModelSerializer):
     def validate_body(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("The update needs a message.")
-        return value
+        return _bounded(value)
 
 
 class IncidentSerializer(serializers.ModelSerializer):
@@ -129,6 +141,15 @@ class IncidentSerializer(serializers.ModelSerializer):
             return "Post an update to incidents/{id}/updates/ to change the status or say something."
         return "This field is set when the incident is created and cannot be changed."
 
+    def validate_body(self, value: str) -> str:
+        return _bounded(value)
+
+    def validate_postmortem_body(self, value: str) -> str:
+        return _bounded(value, "postmortem")
+
+    def validate_title(self, value: str) -> str:
+        return _bounded(value)
+
 
 class MaintenanceSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
@@ -145,6 +166,12 @@ class MaintenanceSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=["scheduled", "in_progress", "completed"]))
     def get_status(self, obj: Maintenance) -> str:
         return obj.status_at(timezone.now())
+
+    def validate_body(self, value: str) -> str:
+        return _bounded(value)
+
+    def validate_title(self, value: str) -> str:
+        return _bounded(value)
 
     def validate(self, attrs: dict) -> dict:
         for name in ("scheduled_for", "scheduled_until"):
