@@ -264,9 +264,23 @@ class PlatformSerializer(serializers.ModelSerializer):
 
         accounts = validated_data.pop("accounts", None)
         instance = super().update(instance, validated_data)
+        dropped = getattr(instance, "tokens_dropped", [])
         if accounts is not None:
             platform_set_accounts(platform=instance, accounts=accounts)
+            # Tokens sent with the change are bound to the new origin: only the others were dropped.
+            dropped = [role for role in dropped if not any(a["role"] == role and a.get("token") for a in accounts)]
+        instance.tokens_dropped = dropped
         return instance
+
+    def to_representation(self, instance: Platform) -> dict:
+        data = super().to_representation(instance)
+        dropped = getattr(instance, "tokens_dropped", None)
+        if dropped:
+            # Tokens are bound to the origin they were stored for (docs/security.md).
+            data["tokens_dropped"] = dropped
+            data["detail"] = (f"base_url (or kind) changed: the stored tokens of {', '.join(dropped)} were dropped "
+                              "and are never sent to the new origin; send new tokens with the accounts.")
+        return data
 
 
 class RunSerializer(serializers.ModelSerializer):
