@@ -69,9 +69,10 @@ def secret_parts(url: str) -> list[str]:
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    """probes.http.redact (any case, spacing or escaping of a secret), marked "***" here."""
+    from probes.http import redact as redact_secrets
+
+    return redact_secrets(text, secrets, marker="***")
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:

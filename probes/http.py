@@ -6,6 +6,8 @@ Tests that must not touch a network mock `requests` here and nowhere else.
 """
 from __future__ import annotations
 
+import base64
+import functools
 import heapq
 import html
 import itertools
@@ -45,13 +47,46 @@ REDACTED = "[redacted]"
 READ_CHUNK = 16384
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """Hide every secret, also as Python quotes it in error messages (a token with a newline
-    appears escaped there) and stripped of surrounding white space."""
-    for secret in secrets:
+# A secret this long or longer is also found when its case changed, when white space or
+# punctuation was put inside it, or when its characters were escaped (%41, &#65;, &#x41;, \u0041)
+# or it was base64-encoded whole. Shorter ones are replaced as written only (they are not worth
+# the over-redaction a loose match would cause).
+FUZZY_MIN = 8
+# What may sit between two characters of a quoted secret: white space and punctuation, a few of them.
+_GAP = r"[^0-9A-Za-z%&#\\]{0,3}"
+
+
+def _char_pattern(ch: str) -> str:
+    code = ord(ch)
+    forms = [re.escape(ch)]
+    if code < 0x10000:
+        forms += [f"%{code:02x}" if code < 0x100 else f"%u{code:04x}", f"&#0*{code};", f"&#x0*{code:x};",
+                  f"\\\\u{code:04x}"]
+    return "(?:" + "|".join(forms) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_pattern(secret: str) -> re.Pattern:
+    chars = [ch for ch in secret if not ch.isspace()]
+    fuzzy = _GAP.join(_char_pattern(ch) for ch in chars)
+    encoded = {base64.b64encode(secret.encode()).decode().rstrip("="),
+               base64.urlsafe_b64encode(secret.encode()).decode().rstrip("=")}
+    return re.compile("|".join([fuzzy, *(re.escape(e) for e in sorted(encoded))]), re.IGNORECASE)
+
+
+def redact(text: str, secrets: list[str], *, marker: str = REDACTED) -> str:
+    """Hide every secret: as written, as Python quotes it in error messages (a token with a newline
+    appears escaped there), stripped of surrounding white space, and — for secrets of FUZZY_MIN
+    characters or more — in any case, with white space or punctuation inside, or escaped/encoded
+    (see _secret_pattern). The one redaction of every writer of evidence and notification error."""
+    if not text:
+        return text
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         for form in {secret, secret.strip(), repr(secret)[1:-1], repr(secret.strip())[1:-1]}:
             if len(form) >= 4:
-                text = text.replace(form, REDACTED)
+                text = text.replace(form, marker)
+        if len(secret.strip()) >= FUZZY_MIN:
+            text = _secret_pattern(secret.strip()).sub(marker, text)
     return text
 
 
