@@ -125,8 +125,12 @@ class AppriseTransport(Transport):
     def send(self) -> None:
         import apprise
 
-        # Apprise's plugins make their own requests calls: guarded_context sends them through the
-        # SSRF guard at connect time. Apprise's own timeout bounds the whole send.
+        problem = apprise_scheme_problem(self.delivery.channel.url)
+        if problem:
+            raise self.fail(problem, permanent=True)
+        # Apprise's plugins make their own requests calls, and smtplib (mailto://) its own
+        # socket.create_connection: guarded_context sends both through the SSRF guard at connect
+        # time. Apprise's own timeout bounds the whole send.
         notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
         if not notifier.add(self.delivery.channel.url):
             raise self.fail("Apprise does not understand this URL (see https://github.com/caronc/apprise/wiki).",
@@ -139,7 +143,38 @@ class AppriseTransport(Transport):
         if guard.refused:  # Apprise reports it only as "raised an exception"
             raise self.fail(f"refused by the SSRF guard: {guard.refused[0]}", permanent=True)
         if not sent:
+            if _scheme(self.delivery.channel.url) not in HTTP_APPRISE_SCHEMES:
+                # Connection refused, a timeout, or a banner that is not SMTP would tell apart a closed
+                # port from an open one: for socket schemes the text is the same whatever happened.
+                log.info("apprise %s delivery failed: %s", _scheme(self.delivery.channel.url),
+                         redact(_last_lines(output), self.secrets))
+                raise self.fail(UNIFORM_FAILURE)
             raise self.fail("Apprise could not send: " + (_last_lines(output) or "no detail"))
+
+
+# Apprise schemes whose plugins speak HTTP(S) through requests (guarded per connection, with their
+# own errors); the others open sockets (mailto:// through smtplib) and fail with UNIFORM_FAILURE.
+HTTP_APPRISE_SCHEMES = frozenset({
+    "json", "jsons", "xml", "xmls", "form", "forms", "slack", "discord", "msteams", "tgram", "pover", "ntfy",
+    "ntfys", "gotify", "gotifys", "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets", "pagerduty",
+    "opsgenie", "signal", "signals", "zulip", "workflow", "workflows", "apprise", "apprises", "ifttt", "join",
+    "pbul", "pushed", "spush", "twist", "webexteams", "wxteams", "lametric", "lametrics", "bark", "barks",
+})
+UNIFORM_FAILURE = "Apprise could not send: the target did not take the message (no detail for this scheme)"
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def apprise_scheme_problem(url: str) -> str | None:
+    """Why this Apprise URL may not be used (its scheme is not in VIGIE_NOTIFY_SCHEMES), or None."""
+    scheme = _scheme(url)
+    allowed = settings.VIGIE_NOTIFY_SCHEMES
+    if scheme in allowed:
+        return None
+    return (f"The Apprise scheme {scheme or '(none)'}:// is not allowed here; allowed: {', '.join(sorted(allowed))} "
+            "(setting VIGIE_NOTIFY_SCHEMES).")
 
 
 def _last_lines(output: str) -> str:

@@ -292,4 +292,22 @@ def _install_context_guard() -> None:
                 raise
 
         urllib3.util.connection.create_connection = create_connection
+
+        # The other schemes Apprise speaks open their sockets with socket.create_connection
+        # (smtplib for mailto://, and others): guarded the same way inside a guarded_context.
+        original_socket = socket.create_connection
+
+        def socket_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **kwargs):
+            scope = _guard_scope.get()
+            if scope is None:
+                return original_socket(address, timeout, source_address, **kwargs)
+            host, port = address[0], address[1]
+            try:
+                return guarded_connect(host, port, _DEFAULT_TIMEOUT if timeout is socket._GLOBAL_DEFAULT_TIMEOUT
+                                       else timeout, allowed=scope.allowed(), source_address=source_address)
+            except TargetRefused as exc:
+                scope.refused.append(exc)
+                raise
+
+        socket.create_connection = socket_create_connection
         _installed = True

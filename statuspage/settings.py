@@ -405,3 +405,12 @@ VIGIE_SUBSCRIBE_RATE = env_int("VIGIE_SUBSCRIBE_RATE", 5, minimum=1, maximum=10_
 # and a postmortem; the API answers 400 and the forms show an error beyond these.
 VIGIE_MAX_BODY_CHARS = env_int("VIGIE_MAX_BODY_CHARS", 10_000, minimum=100, maximum=1_000_000)
 VIGIE_MAX_POSTMORTEM_CHARS = env_int("VIGIE_MAX_POSTMORTEM_CHARS", 50_000, minimum=100, maximum=1_000_000)
+
+# The Apprise schemes an on-call channel may use. Each is guarded against loopback and private
+# addresses at connect time (HTTP ones through requests, mailto:// through smtplib's socket); schemes
+# that send through the local machine or UDP (syslog://, rsyslog://, dbus://, windows://…) are left
+# out: add them only knowingly.
+VIGIE_NOTIFY_SCHEMES = frozenset(s.lower() for s in env_list("VIGIE_NOTIFY_SCHEMES", [
+    "json", "jsons", "xml", "xmls", "form", "forms", "slack", "discord", "msteams", "tgram", "pover", "ntfy", "ntfys",
+    "gotify", "gotifys", "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets", "pagerduty", "opsgenie",
+    "signal", "signals", "zulip", "workflow", "workflows", "mailto", "mailtos"]))
