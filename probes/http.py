@@ -90,6 +90,31 @@ def redact(text: str, secrets: list[str], *, marker: str = REDACTED) -> str:
     return text
 
 
+# A platform's JSON deeper than this is a bad response: Python's parser would recurse until
+# RecursionError (a traceback on every run) on a body of a few kilobytes of "[".
+MAX_JSON_DEPTH = 64
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class TooDeep(ValueError):
+    pass
+
+
+def json_loads_bounded(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads, after a linear scan that refuses nesting deeper than `max_depth` (TooDeep)."""
+    if text.count("[") + text.count("{") > max_depth:  # only then can it be too deep
+        depth = 0
+        for match in _JSON_NESTING.finditer(text):
+            token = match.group()
+            if token in "[{":
+                depth += 1
+                if depth > max_depth:
+                    raise TooDeep(f"JSON nested deeper than {max_depth} levels")
+            elif token in "]}":
+                depth -= 1
+    return json.loads(text)
+
+
 def url_path(url: str) -> str:
     return urlsplit(url).path or "/"
 
@@ -108,7 +133,15 @@ class HttpResult:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body.decode("utf-8"))
+            return json_loads_bounded(self.body.decode("utf-8"))
+        except TooDeep:
+            kind = self.headers.get("content-type", "no content type")[:80]
+            raise ProbeError(
+                FailureClass.BAD_RESPONSE,
+                f"{self.method} {self.path} answered {self.status} ({kind}) with JSON nested deeper than "
+                f"{MAX_JSON_DEPTH} levels",
+                result=self,
+            ) from None
         except (UnicodeDecodeError, ValueError):
             kind = self.headers.get("content-type", "no content type")[:80]
             what = f"a body cut at {self.max_note()}" if self.truncated else "a body that is not JSON"
@@ -125,8 +158,8 @@ class HttpResult:
         """The platform's own error message: `error` (Mastodon, Bluesky), `detail` (X), the first of
         `errors[]` (X's v1.1-style `{"errors": [{"code", "message"}]}`), or the body."""
         try:
-            data = json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            data = json_loads_bounded(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):  # TooDeep is a ValueError
             data = None
         if isinstance(data, dict):
             for key in ("error", "detail", "message", "title"):
