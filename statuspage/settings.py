@@ -434,3 +434,7 @@ AXES_LOCKOUT_TEMPLATE = "oncall/locked.html"
 AXES_CLIENT_IP_CALLABLE = "statuspage.security.client_ip"  # honours VIGIE_PROXY_HOPS
 AXES_VERBOSE = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
+
+# The demo sandbox's control token: random per `sandbox serve` unless SANDBOX_CONTROL_TOKEN is set,
+# written to this file (mode 0600) for `manage.py sandbox fault` and `manage.py scenario`.
+SANDBOX_CONTROL_TOKEN_FILE = env_str("SANDBOX_CONTROL_TOKEN_FILE", str(DATA_DIR / "sandbox-control-token"))
