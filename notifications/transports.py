@@ -18,11 +18,12 @@ import time
 import requests
 import urllib3
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import BadHeaderError, EmailMessage
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
 from notifications.models import Delivery, Event
+from statuspage.sanitize import clean_text
 from probes.netguard import (
     EVERYWHERE, SocketWatch, TargetRefused, guarded_session, guarded_context, no_allowance, settings_allowance,
 )
@@ -273,9 +274,24 @@ def send_email(*, to: str, subject: str, text: str, unsubscribe_url: str | None,
     if unsubscribe_url:
         headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email = EmailMessage(subject=subject[:200], body=text, to=[to], headers=headers)
+    # Headers are built from sanitized values: a newline in an incident title would make Django
+    # raise BadHeaderError, and a message that cannot be built fails for good, not on every retry.
+    subject = header_value(subject)[:200]
+    if not to or header_value(to) != to:
+        error = "the address cannot be written in an email header (it holds a line break or control character)"
+        raise (transport.fail(error, permanent=True) if transport else TransportError(error, permanent=True))
+    email = EmailMessage(subject=subject, body=clean_text(text), to=[to], headers=headers)
     try:
         email.send(fail_silently=False)
+    except BadHeaderError as exc:
+        error = f"the message cannot be built: {exc}"
+        raise (transport.fail(error, permanent=True) if transport else TransportError(error[:400], permanent=True)
+               ) from None
     except (OSError, ValueError) as exc:  # smtplib errors are OSErrors
         error = f"{type(exc).__name__}: {exc}"
         raise (transport.fail(error) if transport else TransportError(error[:400])) from None
+
+
+def header_value(text: str) -> str:
+    """One line, no control characters: what may go into an email header."""
+    return " ".join(clean_text(text).split())

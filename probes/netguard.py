@@ -93,6 +93,29 @@ def refusal(address: str, allowed: tuple[Network, ...] = ()) -> str | None:
     return None if ip.is_global else "reserved"
 
 
+def url_refusal(url: str, allowed: tuple[Network, ...] = ()) -> str | None:
+    """Why the guard would refuse every connection to `url` (resolved now), or None. A name that
+    does not resolve now is not refused here: the guard checks again at connect time."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "not an http(s) URL"
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for *_, sockaddr in infos:
+        reason = refusal(sockaddr[0], allowed)
+        if reason:
+            return reason
+    return None
+
+
 def guarded_connect(host: str, port: int, timeout: object = _DEFAULT_TIMEOUT, *, allowed: tuple[Network, ...],
                     source_address: tuple[str, int] | None = None, socket_options=None) -> socket.socket:
     """urllib3's create_connection, with every resolved address checked before any is connected to."""

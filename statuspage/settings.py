@@ -438,3 +438,6 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = False
 # The demo sandbox's control token: random per `sandbox serve` unless SANDBOX_CONTROL_TOKEN is set,
 # written to this file (mode 0600) for `manage.py sandbox fault` and `manage.py scenario`.
 SANDBOX_CONTROL_TOKEN_FILE = env_str("SANDBOX_CONTROL_TOKEN_FILE", str(DATA_DIR / "sandbox-control-token"))
+
+# A public subscriber whose last this-many deliveries all failed for good is unsubscribed.
+VIGIE_SUBSCRIBER_MAX_FAILURES = env_int("VIGIE_SUBSCRIBER_MAX_FAILURES", 5, minimum=1, maximum=1000)
