@@ -56,3 +56,22 @@ def test_a_run_answered_with_deep_json_is_recorded_as_bad_response_without_a_tra
     assert (row.outcome, row.failure_class) == ("failure", "bad_response")
     assert "answered 200" in row.error
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+JSON_SHAPES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                               st.sampled_from(["error", "detail", "message", "title", "errors", "data", "x"]) | st.text(),
+                               inner, max_size=4), max_leaves=40)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(shape=JSON_SHAPES, status=st.sampled_from([200, 400, 401, 403, 422, 429, 500, 503]),
+       nesting=st.integers(min_value=0, max_value=300))
+def test_any_json_shape_or_depth_gives_an_error_text_and_a_classified_failure(shape, status, nesting):
+    body = "[" * nesting + json.dumps(shape) + "]" * nesting
+    text = result(body, status).error_text()
+    assert isinstance(text, str) and len(text) <= 300
+    try:
+        result(body, status).json()
+    except ProbeError as error:
+        assert error.failure_class == "bad_response" and error.result.status == status
