@@ -120,17 +120,14 @@ def test_nested_maintenance_and_postmortem_take_no_page_down(client, db):
     assert_site_holds(client, public_urls(incident, maintenance))
 
 
-@hsettings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                     HealthCheck.too_slow])
 @given(title=st.text(min_size=1, max_size=120), body=st.text(min_size=1, max_size=400))
-def test_any_title_and_body_keep_pages_and_feeds_up(django_db_blocker, title, body):
-    with django_db_blocker.unblock():
-        Incident.objects.all().delete()
-        incident = incident_open_manual(title=title, body=body, status="investigating", components=[])
-        incident_add_update(incident=incident, status="identified", body=body, automatic=True)
-        try:
-            assert_site_holds(Client(), public_urls(incident))
-        finally:
-            Incident.objects.all().delete()
+def test_any_title_and_body_keep_pages_and_feeds_up(db, title, body):
+    Incident.objects.all().delete()  # one test transaction for every example: start each afresh
+    incident = incident_open_manual(title=title, body=body, status="investigating", components=[])
+    incident_add_update(incident=incident, status="identified", body=body, automatic=True)
+    assert_site_holds(Client(), public_urls(incident))
 
 
 # --- the static copy -----------------------------------------------------------------------------
@@ -145,19 +142,15 @@ def test_publish_writes_every_page_with_hostile_text(db, tmp_path):
         lxml.etree.fromstring((tmp_path / feed).read_bytes())
 
 
-@hsettings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
 @given(body=st.text(min_size=1, max_size=300))
-def test_publish_always_writes(django_db_blocker, tmp_path_factory, body):
+def test_publish_always_writes(db, tmp_path_factory, body):
+    Incident.objects.all().delete()
     out = tmp_path_factory.mktemp("copy")
-    with django_db_blocker.unblock():
-        Incident.objects.all().delete()
-        incident = incident_open_manual(title=body[:100], body=body, status="investigating", components=[])
-        try:
-            assert "history.rss" in site_publish(out=out, full=True)
-            lxml.etree.fromstring((out / "history.rss").read_bytes())
-        finally:
-            Incident.objects.all().delete()
-    assert incident.public_id
+    incident_open_manual(title=body[:100], body=body, status="investigating", components=[])
+    assert "history.rss" in site_publish(out=out, full=True)
+    lxml.etree.fromstring((out / "history.rss").read_bytes())
 
 
 # --- length limits -----------------------------------------------------------------------------
