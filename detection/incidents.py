@@ -33,7 +33,7 @@ CLASS_WORDS = {
     FailureClass.QUOTA_EXCEEDED: "writes refused with a daily-limit error",
     FailureClass.READ_ONLY: "writes refused, reads work", FailureClass.AUTH: "the test account is refused",
     FailureClass.REJECTED: "requests rejected", FailureClass.INVARIANT: "wrong results accepted",
-    FailureClass.UNEXPECTED: "unexpected responses",
+    FailureClass.UNEXPECTED: "unexpected responses", FailureClass.BAD_RESPONSE: "malformed responses",
 }
 
 

@@ -31,7 +31,14 @@ class ChannelForm(forms.ModelForm):
             self.fields["secret"].help_text += " Leave blank to keep the current one."
 
     def clean_url(self):
-        return self.cleaned_data["url"] or (self.instance.url if self.instance.pk else "")
+        url = self.cleaned_data["url"] or (self.instance.url if self.instance.pk else "")
+        if url and self.cleaned_data.get("kind") == "apprise":
+            from notifications.transports import apprise_scheme_problem
+
+            problem = apprise_scheme_problem(url)
+            if problem:
+                raise forms.ValidationError(problem)
+        return url
 
     def clean_secret(self):
         return self.cleaned_data["secret"] or self.instance.secret

@@ -190,9 +190,29 @@ def delivery_send(*, delivery_id: int) -> str:
                     next_attempt_at=now + backoff(delivery.attempts))
         log.warning("delivery %s of %s to %s %s: %s after %s attempt(s): %s", delivery.id, delivery.event.key,
                     type(target).__name__.lower(), target.pk, status, delivery.attempts, exc.message)
+        if status == Delivery.Status.FAILED and delivery.subscriber_id:
+            subscriber_disable_if_failing(subscriber=delivery.subscriber)
         return status
     mine.update(status=Delivery.Status.DELIVERED, claimed_until=None, delivered_at=timezone.now())
     return Delivery.Status.DELIVERED
+
+
+def subscriber_disable_if_failing(*, subscriber: Subscriber) -> bool:
+    """A public subscriber whose last VIGIE_SUBSCRIBER_MAX_FAILURES finished deliveries all failed
+    for good is unsubscribed (its pending deliveries cancelled), so a dead or hostile address does not
+    cost a retry schedule per event forever. The log says so; the owner of a failing address cannot
+    be told through it. Returns whether it was disabled now."""
+    limit = settings.VIGIE_SUBSCRIBER_MAX_FAILURES
+    last = list(Delivery.objects.filter(subscriber=subscriber, status__in=[Delivery.Status.DELIVERED,
+                                                                           Delivery.Status.FAILED])
+                .order_by("-id").values_list("status", flat=True)[:limit])
+    if len(last) < limit or any(status != Delivery.Status.FAILED for status in last):
+        return False
+    if subscriber_unsubscribe(subscriber=subscriber):
+        log.warning("subscriber %s (%s) disabled after %d deliveries in a row failed for good", subscriber.pk,
+                    subscriber.kind, limit)
+        return True
+    return False
 
 
 def deliveries_due(*, now: datetime | None = None, limit: int = 200) -> list[int]:

@@ -18,11 +18,12 @@ import time
 import requests
 import urllib3
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import BadHeaderError, EmailMessage
 from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 
 from notifications.models import Delivery, Event
+from statuspage.sanitize import clean_text
 from platforms.netguard import (
     EVERYWHERE, SocketWatch, TargetRefused, guarded_session, guarded_context, no_allowance, settings_allowance,
 )
@@ -69,9 +70,10 @@ def secret_parts(url: str) -> list[str]:
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    """platforms.http.redact (any case, spacing or escaping of a secret), marked "***" here."""
+    from platforms.http import redact as redact_secrets
+
+    return redact_secrets(text, secrets, marker="***")
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -124,8 +126,12 @@ class AppriseTransport(Transport):
     def send(self) -> None:
         import apprise
 
-        # Apprise's plugins make their own requests calls: guarded_context sends them through the
-        # SSRF guard at connect time. Apprise's own timeout bounds the whole send.
+        problem = apprise_scheme_problem(self.delivery.channel.url)
+        if problem:
+            raise self.fail(problem, permanent=True)
+        # Apprise's plugins make their own requests calls, and smtplib (mailto://) its own
+        # socket.create_connection: guarded_context sends both through the SSRF guard at connect
+        # time. Apprise's own timeout bounds the whole send.
         notifier = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
         if not notifier.add(self.delivery.channel.url):
             raise self.fail("Apprise does not understand this URL (see https://github.com/caronc/apprise/wiki).",
@@ -138,7 +144,38 @@ class AppriseTransport(Transport):
         if guard.refused:  # Apprise reports it only as "raised an exception"
             raise self.fail(f"refused by the SSRF guard: {guard.refused[0]}", permanent=True)
         if not sent:
+            if _scheme(self.delivery.channel.url) not in HTTP_APPRISE_SCHEMES:
+                # Connection refused, a timeout, or a banner that is not SMTP would tell apart a closed
+                # port from an open one: for socket schemes the text is the same whatever happened.
+                log.info("apprise %s delivery failed: %s", _scheme(self.delivery.channel.url),
+                         redact(_last_lines(output), self.secrets))
+                raise self.fail(UNIFORM_FAILURE)
             raise self.fail("Apprise could not send: " + (_last_lines(output) or "no detail"))
+
+
+# Apprise schemes whose plugins speak HTTP(S) through requests (guarded per connection, with their
+# own errors); the others open sockets (mailto:// through smtplib) and fail with UNIFORM_FAILURE.
+HTTP_APPRISE_SCHEMES = frozenset({
+    "json", "jsons", "xml", "xmls", "form", "forms", "slack", "discord", "msteams", "tgram", "pover", "ntfy",
+    "ntfys", "gotify", "gotifys", "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets", "pagerduty",
+    "opsgenie", "signal", "signals", "zulip", "workflow", "workflows", "apprise", "apprises", "ifttt", "join",
+    "pbul", "pushed", "spush", "twist", "webexteams", "wxteams", "lametric", "lametrics", "bark", "barks",
+})
+UNIFORM_FAILURE = "Apprise could not send: the target did not take the message (no detail for this scheme)"
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def apprise_scheme_problem(url: str) -> str | None:
+    """Why this Apprise URL may not be used (its scheme is not in VIGIE_NOTIFY_SCHEMES), or None."""
+    scheme = _scheme(url)
+    allowed = settings.VIGIE_NOTIFY_SCHEMES
+    if scheme in allowed:
+        return None
+    return (f"The Apprise scheme {scheme or '(none)'}:// is not allowed here; allowed: {', '.join(sorted(allowed))} "
+            "(setting VIGIE_NOTIFY_SCHEMES).")
 
 
 def _last_lines(output: str) -> str:
@@ -237,9 +274,24 @@ def send_email(*, to: str, subject: str, text: str, unsubscribe_url: str | None,
     if unsubscribe_url:
         headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email = EmailMessage(subject=subject[:200], body=text, to=[to], headers=headers)
+    # Headers are built from sanitized values: a newline in an incident title would make Django
+    # raise BadHeaderError, and a message that cannot be built fails for good, not on every retry.
+    subject = header_value(subject)[:200]
+    if not to or header_value(to) != to:
+        error = "the address cannot be written in an email header (it holds a line break or control character)"
+        raise (transport.fail(error, permanent=True) if transport else TransportError(error, permanent=True))
+    email = EmailMessage(subject=subject, body=clean_text(text), to=[to], headers=headers)
     try:
         email.send(fail_silently=False)
+    except BadHeaderError as exc:
+        error = f"the message cannot be built: {exc}"
+        raise (transport.fail(error, permanent=True) if transport else TransportError(error[:400], permanent=True)
+               ) from None
     except (OSError, ValueError) as exc:  # smtplib errors are OSErrors
         error = f"{type(exc).__name__}: {exc}"
         raise (transport.fail(error) if transport else TransportError(error[:400])) from None
+
+
+def header_value(text: str) -> str:
+    """One line, no control characters: what may go into an email header."""
+    return " ".join(clean_text(text).split())

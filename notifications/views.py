@@ -29,6 +29,18 @@ class SubscribeForm(forms.Form):
         label=_("Only these components (none ticked: all)"), required=False,
         queryset=Component.objects.order_by("position", "name"), widget=forms.CheckboxSelectMultiple)
 
+    def clean_url(self):
+        """A webhook Vigie would refuse to send to (loopback, private, link-local, the metadata
+        service…) is refused now, not accepted and then failed on every event."""
+        url = self.cleaned_data.get("url") or ""
+        if url and not settings.VIGIE_WEBHOOK_ALLOW_PRIVATE:
+            from platforms.netguard import url_refusal
+
+            if url_refusal(url):
+                raise forms.ValidationError(_("This webhook URL points at an address Vigie does not send to "
+                                              "(a loopback, private or reserved address)."))
+        return url
+
     def clean(self):
         data = super().clean()
         if bool(data.get("email")) == bool(data.get("url")):

@@ -178,6 +178,12 @@ def _channel(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
         channel["url"] = url = r.secret(item, path, "url", "Apprise URL")
         if url is not None and not re.match(r"^[a-z][a-z0-9+.-]*://\S", url):
             r.problem((*path, "url"), "the Apprise URL read does not start with a scheme such as slack:// or tgram://")
+        elif url is not None:
+            from notifications.transports import apprise_scheme_problem
+
+            problem = apprise_scheme_problem(url)
+            if problem:
+                r.problem((*path, "url"), problem)
         if "secret" in item:
             r.problem((*path, "secret"), "only webhooks are signed; an Apprise channel has no secret")
     elif channel["kind"] == Channel.Kind.WEBHOOK:

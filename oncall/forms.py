@@ -4,17 +4,29 @@ from __future__ import annotations
 from django import forms
 
 from detection.models import Component, Impact, IncidentStatus, Maintenance
+from statuspage.sanitize import check_length
+
+
+class _BoundedBody:
+    """The body is bounded by VIGIE_MAX_BODY_CHARS (or VIGIE_MAX_POSTMORTEM_CHARS), with a clear
+    error, and stored without the characters XML forbids (statuspage/sanitize.py)."""
+
+    body_kind = "body"
+
+    def clean_body(self):
+        return check_length(self.cleaned_data.get("body") or "", self.body_kind)
+
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 
 
-class IncidentUpdateForm(forms.Form):
+class IncidentUpdateForm(_BoundedBody, forms.Form):
     status = forms.ChoiceField(choices=[(s.value, s.label) for s in IncidentStatus if s != IncidentStatus.POSTMORTEM])
-    body = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 2}), max_length=5000)
+    body = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class ResolveForm(forms.Form):
-    body = forms.CharField(label="Message", initial="This incident has been resolved.", max_length=5000)
+class ResolveForm(_BoundedBody, forms.Form):
+    body = forms.CharField(label="Message", initial="This incident has been resolved.")
 
 
 class ImpactForm(forms.Form):
@@ -22,12 +34,13 @@ class ImpactForm(forms.Form):
                                choices=[("", "From the evidence")] + list(Impact.choices))
 
 
-class PostmortemForm(forms.Form):
+class PostmortemForm(_BoundedBody, forms.Form):
+    body_kind = "postmortem"
     body = forms.CharField(label="Postmortem", widget=forms.Textarea(attrs={"rows": 4}), required=False,
-                           max_length=50_000, help_text="Published on the incident's public page; empty removes it.")
+                           help_text="Published on the incident's public page; empty removes it.")
 
 
-class MaintenanceForm(forms.ModelForm):
+class MaintenanceForm(_BoundedBody, forms.ModelForm):
     scheduled_for = forms.DateTimeField(label="From", widget=forms.DateTimeInput(
         attrs={"type": "datetime-local"}, format=DATETIME_FORMAT))
     scheduled_until = forms.DateTimeField(label="Until", widget=forms.DateTimeInput(

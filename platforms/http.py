@@ -6,6 +6,8 @@ Tests that must not touch a network mock `requests` here and nowhere else.
 """
 from __future__ import annotations
 
+import base64
+import functools
 import heapq
 import html
 import itertools
@@ -45,14 +47,72 @@ REDACTED = "[redacted]"
 READ_CHUNK = 16384
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """Hide every secret, also as Python quotes it in error messages (a token with a newline
-    appears escaped there) and stripped of surrounding white space."""
-    for secret in secrets:
+# A secret this long or longer is also found when its case changed, when white space or
+# punctuation was put inside it, or when its characters were escaped (%41, &#65;, &#x41;, \u0041)
+# or it was base64-encoded whole. Shorter ones are replaced as written only (they are not worth
+# the over-redaction a loose match would cause).
+FUZZY_MIN = 8
+# What may sit between two characters of a quoted secret: white space and punctuation, a few of them.
+_GAP = r"[^0-9A-Za-z%&#\\]{0,3}"
+
+
+def _char_pattern(ch: str) -> str:
+    code = ord(ch)
+    forms = [re.escape(ch)]
+    if code < 0x10000:
+        forms += [f"%{code:02x}" if code < 0x100 else f"%u{code:04x}", f"&#0*{code};", f"&#x0*{code:x};",
+                  f"\\\\u{code:04x}"]
+    return "(?:" + "|".join(forms) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _secret_pattern(secret: str) -> re.Pattern:
+    chars = [ch for ch in secret if not ch.isspace()]
+    fuzzy = _GAP.join(_char_pattern(ch) for ch in chars)
+    encoded = {base64.b64encode(secret.encode()).decode().rstrip("="),
+               base64.urlsafe_b64encode(secret.encode()).decode().rstrip("=")}
+    return re.compile("|".join([fuzzy, *(re.escape(e) for e in sorted(encoded))]), re.IGNORECASE)
+
+
+def redact(text: str, secrets: list[str], *, marker: str = REDACTED) -> str:
+    """Hide every secret: as written, as Python quotes it in error messages (a token with a newline
+    appears escaped there), stripped of surrounding white space, and — for secrets of FUZZY_MIN
+    characters or more — in any case, with white space or punctuation inside, or escaped/encoded
+    (see _secret_pattern). The one redaction of every writer of evidence and notification error."""
+    if not text:
+        return text
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         for form in {secret, secret.strip(), repr(secret)[1:-1], repr(secret.strip())[1:-1]}:
             if len(form) >= 4:
-                text = text.replace(form, REDACTED)
+                text = text.replace(form, marker)
+        if len(secret.strip()) >= FUZZY_MIN:
+            text = _secret_pattern(secret.strip()).sub(marker, text)
     return text
+
+
+# A platform's JSON deeper than this is a bad response: Python's parser would recurse until
+# RecursionError (a traceback on every run) on a body of a few kilobytes of "[".
+MAX_JSON_DEPTH = 64
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class TooDeep(ValueError):
+    pass
+
+
+def json_loads_bounded(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads, after a linear scan that refuses nesting deeper than `max_depth` (TooDeep)."""
+    if text.count("[") + text.count("{") > max_depth:  # only then can it be too deep
+        depth = 0
+        for match in _JSON_NESTING.finditer(text):
+            token = match.group()
+            if token in "[{":
+                depth += 1
+                if depth > max_depth:
+                    raise TooDeep(f"JSON nested deeper than {max_depth} levels")
+            elif token in "]}":
+                depth -= 1
+    return json.loads(text)
 
 
 def url_path(url: str) -> str:
@@ -73,7 +133,15 @@ class HttpResult:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.body.decode("utf-8"))
+            return json_loads_bounded(self.body.decode("utf-8"))
+        except TooDeep:
+            kind = self.headers.get("content-type", "no content type")[:80]
+            raise ProbeError(
+                FailureClass.BAD_RESPONSE,
+                f"{self.method} {self.path} answered {self.status} ({kind}) with JSON nested deeper than "
+                f"{MAX_JSON_DEPTH} levels",
+                result=self,
+            ) from None
         except (UnicodeDecodeError, ValueError):
             kind = self.headers.get("content-type", "no content type")[:80]
             what = f"a body cut at {self.max_note()}" if self.truncated else "a body that is not JSON"
@@ -90,8 +158,8 @@ class HttpResult:
         """The platform's own error message: `error` (Mastodon, Bluesky), `detail` (X), the first of
         `errors[]` (X's v1.1-style `{"errors": [{"code", "message"}]}`), or the body."""
         try:
-            data = json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            data = json_loads_bounded(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):  # TooDeep is a ValueError
             data = None
         if isinstance(data, dict):
             for key in ("error", "detail", "message", "title"):

@@ -93,6 +93,29 @@ def refusal(address: str, allowed: tuple[Network, ...] = ()) -> str | None:
     return None if ip.is_global else "reserved"
 
 
+def url_refusal(url: str, allowed: tuple[Network, ...] = ()) -> str | None:
+    """Why the guard would refuse every connection to `url` (resolved now), or None. A name that
+    does not resolve now is not refused here: the guard checks again at connect time."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "not an http(s) URL"
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for *_, sockaddr in infos:
+        reason = refusal(sockaddr[0], allowed)
+        if reason:
+            return reason
+    return None
+
+
 def guarded_connect(host: str, port: int, timeout: object = _DEFAULT_TIMEOUT, *, allowed: tuple[Network, ...],
                     source_address: tuple[str, int] | None = None, socket_options=None) -> socket.socket:
     """urllib3's create_connection, with every resolved address checked before any is connected to."""
@@ -292,4 +315,22 @@ def _install_context_guard() -> None:
                 raise
 
         urllib3.util.connection.create_connection = create_connection
+
+        # The other schemes Apprise speaks open their sockets with socket.create_connection
+        # (smtplib for mailto://, and others): guarded the same way inside a guarded_context.
+        original_socket = socket.create_connection
+
+        def socket_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **kwargs):
+            scope = _guard_scope.get()
+            if scope is None:
+                return original_socket(address, timeout, source_address, **kwargs)
+            host, port = address[0], address[1]
+            try:
+                return guarded_connect(host, port, _DEFAULT_TIMEOUT if timeout is socket._GLOBAL_DEFAULT_TIMEOUT
+                                       else timeout, allowed=scope.allowed(), source_address=source_address)
+            except TargetRefused as exc:
+                scope.refused.append(exc)
+                raise
+
+        socket.create_connection = socket_create_connection
         _installed = True

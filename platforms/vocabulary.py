@@ -26,6 +26,7 @@ class FailureClass(models.TextChoices):
     REJECTED = "rejected"
     INVARIANT = "invariant"
     UNEXPECTED = "unexpected"
+    BAD_RESPONSE = "bad_response"  # an answer that cannot be read as what it claims (JSON nested too deep)
 
 
 class Outcome(models.TextChoices):

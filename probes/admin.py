@@ -40,6 +40,19 @@ class PlatformAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = [AccountInline]
 
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Tokens are bound to the origin they were stored for: a token not typed again with a new
+        # base_url (or kind) is not sent there (probes/models.py Platform.save, docs/security.md).
+        platform = form.instance
+        stale = [a.username for a in platform.accounts.all() if not a.token_usable_for(platform.base_url)]
+        if stale:
+            from django.contrib import messages
+
+            messages.warning(request, f"The tokens of {', '.join(stale)} are not valid for {platform.base_url}: "
+                                      "base_url or kind changed, and a token is never sent to another origin. "
+                                      "Type the tokens again to use them there.")
+
 
 class PlacementInline(admin.TabularInline):
     model = ProbeLocation

@@ -17,6 +17,20 @@ from django.utils import timezone
 from platforms.crypto import EncryptedTextField
 from platforms.vocabulary import Action, ArtifactKind, FailureClass, Outcome  # noqa: F401 (re-exported)
 
+def url_origin(url: str) -> str:
+    """scheme://host:port of `url`, lowercased, with the scheme's default port written out: where a
+    platform token is allowed to go (Account.token_origin)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit((url or "").strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    return f"{parts.scheme.lower()}://{host}:{port}" if host else ""
+
+
 SLUG = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,63}$", "Use 1-64 lowercase letters, digits, '-' or '_'.")
 
 
@@ -71,6 +85,20 @@ class Platform(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        """A token is bound to the origin it was stored for: when base_url moves to another origin,
+        or the kind changes, the stored tokens and sessions are dropped, whichever door the change
+        came through (API, admin, config). `tokens_dropped` names the accounts that lost theirs."""
+        before = None
+        if self.pk is not None:
+            before = Platform.objects.filter(pk=self.pk).values_list("base_url", "kind").first()
+        super().save(*args, **kwargs)
+        self.tokens_dropped = []
+        if before and (url_origin(before[0]) != url_origin(self.base_url) or before[1] != self.kind):
+            held = self.accounts.exclude(token="")
+            self.tokens_dropped = sorted(held.values_list("role", flat=True))
+            self.accounts.update(token="", session="", token_origin="")
+
 
 class Account(models.Model):
     """A test account on a platform; follow and DM need two: a prober and its partner."""
@@ -92,12 +120,40 @@ class Account(models.Model):
     # A platform session kept between runs (e.g. Bluesky's access and refresh tokens, as JSON):
     # hosted services allow few logins a day, so a session is created once and refreshed.
     session = EncryptedTextField(blank=True, default="", help_text="Stored encrypted; never shown.")
+    # Where the token may be sent: the origin (scheme://host:port) of the platform's base_url when
+    # the token was stored. A run whose base_url has another origin refuses to use it (runner).
+    token_origin = models.CharField(max_length=320, blank=True, default="", editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "role"], name="one_account_per_role")]
 
     def __str__(self) -> str:
         return f"{self.username} ({self.role}) on {self.platform}"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_token = instance.__dict__.get("token")
+        return instance
+
+    def save(self, *args, **kwargs) -> None:
+        """A token given now (not the one loaded) is bound to the platform's current origin."""
+        update_fields = kwargs.get("update_fields")
+        if (update_fields is None or "token" in update_fields) and "token" in self.__dict__:
+            if not self.token:
+                self.token_origin = ""
+            elif self.token != getattr(self, "_stored_token", None):
+                self.token_origin = url_origin(Platform.objects.filter(pk=self.platform_id)
+                                               .values_list("base_url", flat=True).first() or "")
+            if update_fields is not None and "token_origin" not in update_fields:
+                kwargs["update_fields"] = [*update_fields, "token_origin"]
+        super().save(*args, **kwargs)
+        if "token" in self.__dict__:
+            self._stored_token = self.token
+
+    def token_usable_for(self, base_url: str) -> bool:
+        """Whether the stored token may be sent to `base_url`: it was stored for that origin."""
+        return bool(self.token) and bool(self.token_origin) and self.token_origin == url_origin(base_url)
 
 
 class Probe(models.Model):

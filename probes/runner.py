@@ -18,7 +18,7 @@ from platforms.adapters.base import BaseAdapter, CreatedArtifact, Credentials, R
 from platforms.crypto import UNREADABLE
 from platforms.errors import ProbeError
 from platforms.http import HttpSeam, redact, shared_session
-from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run
+from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run, url_origin
 
 log = logging.getLogger(__name__)
 VERSION = "0.1"
@@ -63,6 +63,14 @@ def _adapter(platform: Platform, accounts: dict[str, tuple[Account, Credentials]
         if creds.token == UNREADABLE:
             raise ProbeError(FailureClass.AUTH, f"the stored token of {account.username} cannot be decrypted: "
                              "VIGIE_ENCRYPTION_KEY changed since it was saved; set the token again", permanent=True)
+        if not account.token_usable_for(platform.base_url):
+            # Tokens are bound to the origin they were stored for: a base_url moved elsewhere (by an
+            # API token with write scope, say) must never receive them (docs/security.md).
+            where = url_origin(platform.base_url)
+            reason = (f"was stored for {account.token_origin}, and base_url now points at {where}"
+                      if account.token and account.token_origin else "was dropped when base_url or kind changed")
+            raise ProbeError(FailureClass.AUTH, f"the token of {account.username} {reason}: it is never sent to "
+                             "another origin; set the token again for this base_url", permanent=True)
     partner = accounts.get("partner")
     prober_creds = prober[1] if prober else Credentials(role="prober", username="", token="")
     return cls(base_url=platform.base_url, prober=prober_creds, partner=partner[1] if partner else None, ctx=ctx)

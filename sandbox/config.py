@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 DEFAULT_PROBER_TOKEN = "sandbox-prober-token"
 DEFAULT_PARTNER_TOKEN = "sandbox-partner-token"
-DEFAULT_CONTROL_TOKEN = "sandbox-control-token"
+# No fixed control token: each `sandbox serve` makes one unless SANDBOX_CONTROL_TOKEN is set, and
+# writes it to SANDBOX_CONTROL_TOKEN_FILE (var/sandbox-control-token) for the control clients.
 DEFAULT_PORT = 8001
 
 # family -> (limit, period in seconds). Numbers from Mastodon's docs and app/lib/rate_limiter.rb:
@@ -36,6 +39,39 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def control_token_file() -> Path:
+    """Where `sandbox serve` writes its control token: the setting SANDBOX_CONTROL_TOKEN_FILE
+    (environment variable of the same name), by default var/sandbox-control-token."""
+    try:
+        from django.conf import settings
+
+        configured = getattr(settings, "SANDBOX_CONTROL_TOKEN_FILE", None)
+    except Exception:  # noqa: BLE001 — usable without Django settings too
+        configured = None
+    return Path(os.environ.get("SANDBOX_CONTROL_TOKEN_FILE") or configured or Path("var") / "sandbox-control-token")
+
+
+def control_token_read() -> str | None:
+    """The control token a client should send: SANDBOX_CONTROL_TOKEN, else the running sandbox's file."""
+    if os.environ.get("SANDBOX_CONTROL_TOKEN"):
+        return os.environ["SANDBOX_CONTROL_TOKEN"]
+    try:
+        return control_token_file().read_text().strip() or None
+    except OSError:
+        return None
+
+
+def control_token_write(token: str) -> Path:
+    """Write the token for the control clients, readable by this user only."""
+    path = control_token_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "w") as file:
+        file.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
 def default_port() -> int:
     """SANDBOX_PORT or 8001; a malformed value falls back to the default rather than crashing."""
     try:
@@ -50,7 +86,12 @@ class SandboxConfig:
 
     prober_token: str = field(default_factory=lambda: _env("SANDBOX_PROBER_TOKEN", DEFAULT_PROBER_TOKEN))
     partner_token: str = field(default_factory=lambda: _env("SANDBOX_PARTNER_TOKEN", DEFAULT_PARTNER_TOKEN))
-    control_token: str = field(default_factory=lambda: _env("SANDBOX_CONTROL_TOKEN", DEFAULT_CONTROL_TOKEN))
+    # Random per start unless configured: a fixed default would let anyone who read the docs drive it.
+    control_token: str = field(default_factory=lambda: _env("SANDBOX_CONTROL_TOKEN", secrets.token_urlsafe(24)))
+    # Host names (besides loopback, the bound address and public_url's) the sandbox answers to; any
+    # other Host header is answered 421, so a web page cannot reach it by DNS rebinding.
+    allowed_hosts: tuple[str, ...] = field(default_factory=lambda: tuple(
+        h.strip().lower() for h in os.environ.get("SANDBOX_ALLOWED_HOSTS", "").split(",") if h.strip()))
     rate_limits: str = "generous"
     # family -> limit, or family -> (limit, period_s); applied on top of the preset.
     rate_limit_overrides: Mapping[str, int | tuple[int, int]] = field(default_factory=dict)

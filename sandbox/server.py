@@ -169,6 +169,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _handle(self) -> Response:
+        if not self.server.host_allowed(self.headers.get("Host")):
+            # DNS rebinding: a page on another site, its name pointed at 127.0.0.1, sends its own Host.
+            raise ApiError(421, "Misdirected request: this sandbox answers only to its own host name.")
         parts = urlsplit(self.path)
         path = unquote(parts.path).rstrip("/") or "/"
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -240,6 +243,9 @@ class SandboxServer(ThreadingHTTPServer):
         shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
         self.url = f"http://{shown}:{bound_port}"
         self.state.base_url = (config.public_url or self.url).rstrip("/")
+        self.hosts = {"localhost", "127.0.0.1", "::1", str(bound_host).lower(), *config.allowed_hosts}
+        if config.public_url:
+            self.hosts.add((urlsplit(config.public_url).hostname or "").lower())
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
 
@@ -249,6 +255,16 @@ class SandboxServer(ThreadingHTTPServer):
             super().serve_forever(poll_interval)
         finally:
             self._serving.clear()
+
+    def host_allowed(self, header: str | None) -> bool:
+        """Whether a request's Host names this sandbox (its port is not checked: a proxy may change it)."""
+        if not header:
+            return False
+        try:
+            host = (urlsplit(f"//{header.strip()}").hostname or "").lower()
+        except ValueError:
+            return False
+        return host in self.hosts
 
     @property
     def verbose(self) -> bool:

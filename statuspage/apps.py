@@ -1,6 +1,6 @@
 """The public site: connects its cache to the changes it shows."""
 from django.apps import AppConfig
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 
 class StatuspageConfig(AppConfig):
@@ -10,6 +10,7 @@ class StatuspageConfig(AppConfig):
         from detection import models
         from detection.events import public_change, public_changed
         from statuspage.cache import public_changed as invalidate
+        from statuspage.sanitize import clean_instance_texts
 
         public_changed.connect(invalidate, dispatch_uid="statuspage-cache")
 
@@ -21,5 +22,8 @@ class StatuspageConfig(AppConfig):
                       models.IncidentComponent, models.Maintenance):
             post_save.connect(edited, sender=model, weak=False, dispatch_uid=f"public-save-{model.__name__}")
             post_delete.connect(edited, sender=model, weak=False, dispatch_uid=f"public-delete-{model.__name__}")
+        # Texts are stored without the characters XML forbids, whichever door they come through.
+        for model in (models.Incident, models.IncidentUpdate, models.Maintenance):
+            pre_save.connect(clean_instance_texts, sender=model, dispatch_uid=f"clean-texts-{model.__name__}")
         m2m_changed.connect(edited, sender=models.Maintenance.components.through, weak=False,
                             dispatch_uid="public-m2m-maintenance")

@@ -12,7 +12,7 @@ from django.utils import feedgenerator, timezone
 
 from detection.models import Incident, Maintenance
 from statuspage import v2
-from statuspage.templatetags.status import markdown_html
+from statuspage.sanitize import clean_text, markdown_html
 
 # Statuspage's history feeds hold the 50 most recent incidents and maintenances.
 RECENT = 50
@@ -125,7 +125,7 @@ class HistoryRSS(Feed):
     item_guid_is_permalink = True
 
     def title(self) -> str:
-        return f"{settings.VIGIE_PAGE_NAME} Status - Incident History"
+        return clean_text(f"{settings.VIGIE_PAGE_NAME} Status - Incident History")
 
     def description(self) -> str:
         return self.title()
@@ -137,13 +137,13 @@ class HistoryRSS(Feed):
         return f"{settings.VIGIE_PUBLIC_URL}/history.{self.extension}"
 
     def author_name(self) -> str:
-        return settings.VIGIE_PAGE_NAME
+        return clean_text(settings.VIGIE_PAGE_NAME)
 
     def items(self) -> list[Entry]:
         return history_entries(timezone.now())
 
     def item_title(self, entry: Entry) -> str:
-        return entry.title
+        return clean_text(entry.title)
 
     def item_link(self, entry: Entry) -> str:
         return entry.link
@@ -152,7 +152,7 @@ class HistoryRSS(Feed):
         return entry.link
 
     def item_description(self, entry: Entry) -> str:
-        return content_html(entry.steps)
+        return clean_text(content_html(entry.steps))
 
     def item_pubdate(self, entry: Entry) -> datetime:
         return entry.published

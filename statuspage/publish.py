@@ -56,9 +56,9 @@ DOCUMENTS = [
 CHROME_SETTINGS = ("VIGIE_PAGE_NAME", "TIME_ZONE", "LANGUAGE_CODE", "LANGUAGES", "USE_I18N", "USE_TZ",
                    "USE_THOUSAND_SEPARATOR", "FORMAT_MODULE_PATH", "ROOT_URLCONF")
 CHROME_MODULES = ("statuspage.publish", "statuspage.views", "statuspage.context", "statuspage.i18n",
-                  "vigie.urls", "statuspage.v2", "statuspage.templatetags.status", "detection.incidents",
+                  "vigie.urls", "statuspage.v2", "statuspage.templatetags.status", "statuspage.sanitize", "detection.incidents",
                   "probes.models")
-CHROME_LIBRARIES = ("Django", "Markdown", "nh3")
+CHROME_LIBRARIES = ("Django", "markdown-it-py", "nh3")
 
 
 class PublishError(Exception):
@@ -243,9 +243,11 @@ def _manifest_write(path: Path, chrome: str, pages: dict[str, str | None]) -> No
                             indent=0).encode())
 
 
-def site_publish(*, out: str | Path, full: bool = False) -> list[str]:
+def site_publish(*, out: str | Path, full: bool = False, report: dict | None = None) -> list[str]:
     """Write the static copy into `out`, rendering only the pages whose inputs changed since the
-    last copy (everything with `full`); returns the files written, relative to it.
+    last copy (everything with `full`); returns the files written, relative to it. A page that
+    fails to render is skipped and listed in `report["skipped"]` as (url, reason); the others are
+    written all the same (a frozen copy is worse than one page out of date).
 
     Every page to render is rendered before anything is written, so a failure leaves the previous
     copy whole, and runs on the same folder take turns (a lock file), so an older run never
@@ -272,18 +274,31 @@ def site_publish(*, out: str | Path, full: bool = False) -> list[str]:
                 and previous[name] == before.get(_unprefixed(url)) and (root / name).is_file()}
         client = Client(HTTP_HOST=_host(), HTTP_ACCEPT_LANGUAGE=settings.LANGUAGE_CODE)
         rendered, own = {}, set()
+        skipped = report.setdefault("skipped", []) if report is not None else []
         for url in urls:
             if files[url] in kept:
                 continue
-            response = client.get(url)
+            # One bad page never stops the copy: it is skipped (its previous file, if any, stays),
+            # reported, and rendered again next time; every other page is written.
+            try:
+                response = client.get(url)
+            except Exception as error:  # noqa: BLE001 — whatever one page raises
+                log.exception("publish: %s could not be rendered; skipped", url)
+                skipped.append((url, f"{type(error).__name__}: {error}"[:200]))
+                continue
             if response.status_code != 200:
-                raise PublishError(f"{url} answered {response.status_code}; the previous copy was left as it was")
+                log.warning("publish: %s answered %s; skipped", url, response.status_code)
+                skipped.append((url, f"answered {response.status_code}"))
+                continue
             rendered[url] = response.content
             if response.get("X-Cache", "miss") == "miss":
                 own.add(url)
         # Read again only when this run rendered a page it may keep (not after a status change alone).
         after = page_inputs(timezone.now()) if any(_unprefixed(url) in before for url in rendered) else {}
         pages: dict[str, str | None] = dict(kept)
+        for url, _reason in skipped:  # the previous file stays, claimed up to date by nobody
+            if (root / files[url]).is_file():
+                pages[files[url]] = None
         for url in rendered:
             digest = before.get(_unprefixed(url))
             pages[files[url]] = digest if url in own and digest == after.get(_unprefixed(url)) else None

@@ -5,6 +5,7 @@ nothing to install. DATABASE_URL and CELERY_BROKER_URL switch to PostgreSQL and 
 """
 from __future__ import annotations
 
+from datetime import timedelta
 import ipaddress
 import re
 import secrets
@@ -70,7 +71,13 @@ INSTALLED_APPS = [
     "statuspage",
     "notifications",
     "oncall",
+    "axes",  # login throttling (docs/security.md)
 ]
+
+# Login throttling on every login form (/oncall/login/, /admin/login/): django-axes counts failures
+# per address and per account name; past VIGIE_LOGIN_FAILURE_LIMIT within the cool-off, that address
+# or account is refused (HTTP 429, templates/oncall/locked.html) until VIGIE_LOGIN_COOLOFF_MINUTES pass.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -82,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vigie.urls"
@@ -402,3 +410,36 @@ if VIGIE_HTTPS:
 VIGIE_PROXY_HOPS = env_int("VIGIE_PROXY_HOPS", 0, minimum=0, maximum=5)
 # Subscription attempts (POST /subscribe/) per client address per hour.
 VIGIE_SUBSCRIBE_RATE = env_int("VIGIE_SUBSCRIBE_RATE", 5, minimum=1, maximum=10_000)
+
+# Hardening (docs/security.md). Incoming texts are bounded: an incident update or a maintenance body,
+# and a postmortem; the API answers 400 and the forms show an error beyond these.
+VIGIE_MAX_BODY_CHARS = env_int("VIGIE_MAX_BODY_CHARS", 10_000, minimum=100, maximum=1_000_000)
+VIGIE_MAX_POSTMORTEM_CHARS = env_int("VIGIE_MAX_POSTMORTEM_CHARS", 50_000, minimum=100, maximum=1_000_000)
+# The Apprise schemes an on-call channel may use. Each is guarded against loopback and private
+# addresses at connect time (HTTP ones through requests, mailto:// through smtplib's socket); schemes
+# that send through the local machine or UDP (syslog://, rsyslog://, dbus://, windows://…) are left
+# out: add them only knowingly.
+VIGIE_NOTIFY_SCHEMES = frozenset(s.lower() for s in env_list("VIGIE_NOTIFY_SCHEMES", [
+    "json", "jsons", "xml", "xmls", "form", "forms", "slack", "discord", "msteams", "tgram", "pover", "ntfy", "ntfys",
+    "gotify", "gotifys", "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets", "pagerduty", "opsgenie",
+    "signal", "signals", "zulip", "workflow", "workflows", "mailto", "mailtos"]))
+
+# Login throttling (django-axes; see AUTHENTICATION_BACKENDS above).
+VIGIE_LOGIN_FAILURE_LIMIT = env_int("VIGIE_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+VIGIE_LOGIN_COOLOFF_MINUTES = env_int("VIGIE_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+AXES_FAILURE_LIMIT = VIGIE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=VIGIE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one reaching the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "oncall/locked.html"
+AXES_CLIENT_IP_CALLABLE = "statuspage.security.client_ip"  # honours VIGIE_PROXY_HOPS
+AXES_VERBOSE = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+
+# The demo sandbox's control token: random per `sandbox serve` unless SANDBOX_CONTROL_TOKEN is set,
+# written to this file (mode 0600) for `manage.py sandbox fault` and `manage.py scenario`.
+SANDBOX_CONTROL_TOKEN_FILE = env_str("SANDBOX_CONTROL_TOKEN_FILE", str(DATA_DIR / "sandbox-control-token"))
+
+# A public subscriber whose last this-many deliveries all failed for good is unsubscribed.
+VIGIE_SUBSCRIBER_MAX_FAILURES = env_int("VIGIE_SUBSCRIBER_MAX_FAILURES", 5, minimum=1, maximum=1000)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from platforms.adapters import REGISTRY
@@ -24,6 +25,17 @@ class Ref(serializers.SlugRelatedField):
         if isinstance(data, str) and "\x00" in data:
             self.fail("does_not_exist", slug_name=self.slug_field, value="(contains a NUL byte)")
         return super().to_internal_value(data)
+
+
+def _bounded(value, kind: str = "body") -> str:
+    """A text within its length limit (VIGIE_MAX_BODY_CHARS / VIGIE_MAX_POSTMORTEM_CHARS), without
+    the characters XML forbids; a clear 400 otherwise (statuspage/sanitize.py)."""
+    from statuspage.sanitize import check_length
+
+    try:
+        return check_length(value, kind)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError(error.messages) from None
 
 
 # Times outside these years are typing mistakes, and the page's date arithmetic would overflow on them.
@@ -82,7 +94,7 @@ class IncidentUpdateSerializer(serializers.ModelSerializer):
     def validate_body(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("The update needs a message.")
-        return value
+        return _bounded(value)
 
 
 class IncidentSerializer(serializers.ModelSerializer):
@@ -127,6 +139,15 @@ class IncidentSerializer(serializers.ModelSerializer):
             return "Post an update to incidents/{id}/updates/ to change the status or say something."
         return "This field is set when the incident is created and cannot be changed."
 
+    def validate_body(self, value: str) -> str:
+        return _bounded(value)
+
+    def validate_postmortem_body(self, value: str) -> str:
+        return _bounded(value, "postmortem")
+
+    def validate_title(self, value: str) -> str:
+        return _bounded(value)
+
 
 class MaintenanceSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id", read_only=True)
@@ -143,6 +164,12 @@ class MaintenanceSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=["scheduled", "in_progress", "completed"]))
     def get_status(self, obj: Maintenance) -> str:
         return obj.status_at(timezone.now())
+
+    def validate_body(self, value: str) -> str:
+        return _bounded(value)
+
+    def validate_title(self, value: str) -> str:
+        return _bounded(value)
 
     def validate(self, attrs: dict) -> dict:
         for name in ("scheduled_for", "scheduled_until"):
@@ -235,9 +262,23 @@ class PlatformSerializer(serializers.ModelSerializer):
 
         accounts = validated_data.pop("accounts", None)
         instance = super().update(instance, validated_data)
+        dropped = getattr(instance, "tokens_dropped", [])
         if accounts is not None:
             platform_set_accounts(platform=instance, accounts=accounts)
+            # Tokens sent with the change are bound to the new origin: only the others were dropped.
+            dropped = [role for role in dropped if not any(a["role"] == role and a.get("token") for a in accounts)]
+        instance.tokens_dropped = dropped
         return instance
+
+    def to_representation(self, instance: Platform) -> dict:
+        data = super().to_representation(instance)
+        dropped = getattr(instance, "tokens_dropped", None)
+        if dropped:
+            # Tokens are bound to the origin they were stored for (docs/security.md).
+            data["tokens_dropped"] = dropped
+            data["detail"] = (f"base_url (or kind) changed: the stored tokens of {', '.join(dropped)} were dropped "
+                              "and are never sent to the new origin; send new tokens with the accounts.")
+        return data
 
 
 class RunSerializer(serializers.ModelSerializer):

@@ -4,16 +4,15 @@ from __future__ import annotations
 import functools
 from datetime import date
 
-import markdown as markdown_lib
-import nh3
 from django import template
 from django.utils.formats import date_format
-from django.utils.html import conditional_escape, escape, linebreaks
+from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext, gettext_lazy as _, pgettext_lazy
 
 from detection.incidents import format_duration_seconds
 from statuspage.i18n import PREFIXED, has_twin
+from statuspage.sanitize import clean_text, markdown_html
 
 register = template.Library()
 
@@ -172,33 +171,13 @@ def iso(value) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
 
 
-# What a person's Markdown may become. Raw HTML is never parsed (it shows as typed, escaped), and nh3
-# removes whatever Markdown itself could produce beyond this (images, a javascript: link).
-MARKDOWN_TAGS = {"p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "a", "blockquote"}
-MARKDOWN_URL_SCHEMES = {"http", "https", "mailto"}
-
-
-def _markdown_converter() -> markdown_lib.Markdown:
-    converter = markdown_lib.Markdown(extensions=["nl2br", "sane_lists"], output_format="html")
-    converter.preprocessors.deregister("html_block")
-    converter.inlinePatterns.deregister("html")
-    return converter
-
-
-def markdown_html(text: str, *, plain: bool = False) -> SafeString:
-    """Text written by people (incident updates, postmortems, maintenances) as safe HTML blocks.
-    `plain` is for Vigie's own automatic updates: they may quote a platform's error text, which is
-    shown as written, never read as Markdown (a hostile platform does not get to make links)."""
-    if not text:
-        return mark_safe("")
-    if plain:
-        return mark_safe(linebreaks(text, autoescape=True))
-    html = _markdown_converter().convert(text)
-    return mark_safe(nh3.clean(html, tags=MARKDOWN_TAGS, attributes={"*": set(), "a": {"href"}},
-                               url_schemes=MARKDOWN_URL_SCHEMES, link_rel="nofollow noopener"))
-
-
 @register.filter(is_safe=True)
 def markdown(text: str, plain: bool = False) -> SafeString:
     """`{{ update.body|markdown:update.automatic }}`: see markdown_html."""
     return markdown_html(text, plain=bool(plain))
+
+
+@register.filter(is_safe=False)
+def clean(text) -> str:
+    """`{{ incident.title|clean }}`: without the characters XML forbids (statuspage/sanitize.py)."""
+    return clean_text(text)

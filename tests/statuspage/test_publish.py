@@ -2,6 +2,7 @@
 renders only the pages whose inputs changed."""
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -120,18 +121,37 @@ def test_a_public_change_rewrites_the_static_copy(site, tmp_path, settings,  # n
     assert '"indicator": "critical"' in (tmp_path / "auto/api/v2/status.json").read_text()
 
 
-def test_a_url_that_fails_leaves_the_previous_copy_whole(history, static_host, monkeypatch):
+def test_a_url_that_fails_is_skipped_and_reported_and_the_rest_is_written(history, static_host, monkeypatch):
+    # Issue 17: publish was all-or-nothing, so one bad page froze the whole copy.
     root, _ = static_host
     site_publish(out=root)
-    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    Incident.objects.create(title="Brand new", started_at=timezone.now(), detected_at=timezone.now())
+    new = Incident.objects.create(title="Brand new", started_at=timezone.now(), detected_at=timezone.now())
     from statuspage import publish
 
     urls = publish.site_urls()
     monkeypatch.setattr(publish, "site_urls", lambda: urls + ["/incidents/nosuchid0000"])  # answers 404
-    with pytest.raises(publish.PublishError, match="nosuchid0000 answered 404"):
-        site_publish(out=root)
-    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing half-new
+    report: dict = {}
+    written = site_publish(out=root, report=report)
+    assert report["skipped"] == [("/incidents/nosuchid0000", "answered 404")]
+    assert f"incidents/{new.public_id}.html" in written and "Brand new" in (root / "index.html").read_text()
+
+
+def test_a_page_that_raises_is_skipped_the_command_says_so_and_writes_the_rest(history, tmp_path, monkeypatch):
+    incident = Incident.objects.order_by("started_at").first()
+    real_get = publish.Client.get
+
+    def get(self, path, *args, **kwargs):
+        if path == f"/incidents/{incident.public_id}":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_get(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(publish.Client, "get", get)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("publish", "--out", str(tmp_path), stdout=out, stderr=err)
+    assert f"skipped /incidents/{incident.public_id} (RecursionError" in err.getvalue()
+    assert "1 pages skipped" in out.getvalue()
+    assert (tmp_path / "index.html").is_file() and (tmp_path / "history.atom").is_file()
+    assert not (tmp_path / f"incidents/{incident.public_id}.html").exists()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 and report each incident it caused (components, title, times, MTTD, measured vs injected)."""
 from __future__ import annotations
 
-import os
 import time
 
 import requests
@@ -41,8 +40,9 @@ class Command(BaseCommand):
         platform = Platform.objects.filter(kind="sandbox", enabled=True).first()
         if platform is None and not sandbox_url:
             raise CommandError("no enabled sandbox platform is configured; give --sandbox-url")
-        control = SandboxControl(sandbox_url or platform.base_url,
-                                 os.environ.get("SANDBOX_CONTROL_TOKEN", "sandbox-control-token"))
+        from sandbox.config import control_token_read
+
+        control = SandboxControl(sandbox_url or platform.base_url, control_token_read() or "")
         if interval is not None and interval < 1:
             raise CommandError("--interval must be at least 1 second")
         # Only the sandbox's probes are sped up: a real platform keeps its budgeted schedule.

@@ -28,6 +28,12 @@ class Command(BaseCommand):
             unknown = [k for k in kinds if k not in EventKind.values]
             if unknown:
                 raise CommandError(f"Unknown event kinds: {', '.join(unknown)}.")
+            if options["kind"] == "apprise":
+                from notifications.transports import apprise_scheme_problem
+
+                problem = apprise_scheme_problem(options["url"])
+                if problem:
+                    raise CommandError(problem)
             channel = Channel.objects.create(name=options["name"], kind=options["kind"], url=options["url"],
                                              event_kinds=kinds)
             self.stdout.write(f"Added channel {channel.name!r} (id {channel.id}).")

@@ -34,8 +34,8 @@ class Command(BaseCommand):
         env.setdefault("SANDBOX_PORT", str(settings.SANDBOX_PORT))
         # The sandbox and the demo configuration must agree on the test accounts' tokens; made
         # afresh for each start unless given, so no fixed credential ships with the demo. (The
-        # control token keeps the sandbox's default unless set, so `manage.py sandbox fault`
-        # works from another terminal; the sandbox listens on 127.0.0.1 only.)
+        # sandbox makes its own control token per start and writes it to SANDBOX_CONTROL_TOKEN_FILE,
+        # where `manage.py sandbox fault` and `manage.py scenario` read it from another terminal.)
         for name in ("SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN"):
             env.setdefault(name, secrets.token_urlsafe(24))
         os.environ.update({k: env[k] for k in ("SANDBOX_PORT", "SANDBOX_PROBER_TOKEN", "SANDBOX_PARTNER_TOKEN")})

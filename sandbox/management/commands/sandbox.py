@@ -11,7 +11,10 @@ from urllib.parse import quote
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sandbox.config import COMPAT_MODES, DEFAULT_CONTROL_TOKEN, RATE_LIMIT_PRESETS, SandboxConfig, default_port
+from sandbox.config import (
+    COMPAT_MODES, RATE_LIMIT_PRESETS, SandboxConfig, control_token_file, control_token_read, control_token_write,
+    default_port,
+)
 from sandbox.faults import FaultSpecError, parse_duration, validate_spec
 from sandbox.server import make_server
 
@@ -65,7 +68,8 @@ class Command(BaseCommand):
         for sub in (fault_set, fault_list, fault_clear, artifacts, reset):
             sub.add_argument("--url", default=None,
                              help="base URL of the running sandbox (default http://127.0.0.1:$SANDBOX_PORT)")
-            sub.add_argument("--token", default=None, help="control token (default $SANDBOX_CONTROL_TOKEN)")
+            sub.add_argument("--token", default=None, help="control token (default $SANDBOX_CONTROL_TOKEN, else the file the running sandbox wrote: "
+                                     "SANDBOX_CONTROL_TOKEN_FILE, var/sandbox-control-token)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options["subcommand"]
@@ -94,7 +98,11 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot listen on {options['host']}:{port}: {exc.strerror or exc}. "
                                "Is a sandbox already running there? Choose another --port.") from None
+        # A control token per start unless one is configured, written where the control clients
+        # (`sandbox fault`, `scenario`) find it, and shown here.
+        path = control_token_write(config.control_token)
         self.stdout.write(f"Sandbox platform listening on {server.url}")
+        self.stdout.write(f"Control token: {config.control_token} (also in {path})")
         self.stdout.flush()
         previous = None
         if threading.current_thread() is threading.main_thread():
@@ -116,7 +124,7 @@ class Command(BaseCommand):
     def _call(self, options: dict[str, Any], method: str, path: str, payload: Any = None, *,
               on_404: str | None = None) -> Any:
         base = (options.get("url") or f"http://127.0.0.1:{default_port()}").rstrip("/")
-        token = options.get("token") or os.environ.get("SANDBOX_CONTROL_TOKEN") or DEFAULT_CONTROL_TOKEN
+        token = options.get("token") or control_token_read() or ""
         try:
             response = requests.request(method, base + path, json=payload, timeout=10,
                                         headers={"Authorization": f"Bearer {token}"})
@@ -125,6 +133,9 @@ class Command(BaseCommand):
                                "`python manage.py sandbox serve`, or pass --url.") from None
         except requests.RequestException as exc:
             raise CommandError(f"sandbox at {base} did not answer properly: {exc}") from None
+        if response.status_code == 401 and not token:
+            raise CommandError(f"no control token: start the sandbox with `manage.py sandbox serve` (it writes "
+                               f"{control_token_file()}), or set SANDBOX_CONTROL_TOKEN, or pass --token.")
         if response.status_code == 401:
             raise CommandError(f"the sandbox at {base} refused the control token: set SANDBOX_CONTROL_TOKEN "
                                "to the token it was started with, or pass --token.")

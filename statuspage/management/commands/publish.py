@@ -16,8 +16,13 @@ class Command(BaseCommand):
                             help="render every page again, even those whose inputs did not change")
 
     def handle(self, *args, out: str, full: bool = False, **options):
+        report: dict = {}
         try:
-            written = site_publish(out=out, full=full)
+            written = site_publish(out=out, full=full, report=report)
         except (PublishError, OSError) as error:
             raise CommandError(f"publish: {error}") from error
-        self.stdout.write(f"published {len(written)} files to {out}")
+        skipped = report.get("skipped", [])
+        for url, reason in skipped:
+            self.stderr.write(f"publish: skipped {url} ({reason}); its previous file, if any, was kept")
+        self.stdout.write(f"published {len(written)} files to {out}"
+                          + (f"; {len(skipped)} pages skipped (see above)" if skipped else ""))
