@@ -1,4 +1,4 @@
-"""What is exercised and what happened: platforms, probes, runs, adapters, evaluation."""
+"""Measure: what is exercised and what happened (platforms, probes, runs); see probes/__init__.py."""
 from django.apps import AppConfig
 
 
