@@ -22,6 +22,7 @@ urlpatterns = [
          name="maintenances-active-json"),
     path("history.rss", cached(feeds.HistoryRSS()), name="history-rss"),
     path("history.atom", cached(feeds.HistoryAtom()), name="history-atom"),
+    path("history.json", cached(feeds.history_json), name="history-json"),
     path("badges/status.svg", badges.page_status, name="badge-status"),
     path("badges/uptime.svg", badges.page_uptime, name="badge-uptime"),
     path("components/<str:public_id>/status.svg", badges.component_status, name="component-badge-status"),

@@ -45,9 +45,9 @@ IMPACT_WORDS = {
 BANNER_WORDS = {
     "All Systems Operational": _("All Systems Operational"),
     "Service Under Maintenance": _("Service Under Maintenance"),
-    "Degraded System Service": _("Degraded System Service"),
-    "Partial System Outage": _("Partial System Outage"),
-    "Major System Outage": _("Major System Outage"),
+    "Partially Degraded Service": _("Partially Degraded Service"),
+    "Minor Service Outage": _("Minor Service Outage"),
+    "Major Service Outage": _("Major Service Outage"),
 }
 
 

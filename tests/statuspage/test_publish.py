@@ -116,7 +116,7 @@ def test_a_public_change_rewrites_the_static_copy(site, tmp_path, settings,  # n
                                  reason="test")
     finally:
         celery_app.conf.task_always_eager = False
-    assert "Major System Outage" in (tmp_path / "auto/index.html").read_text()
+    assert "Major Service Outage" in (tmp_path / "auto/index.html").read_text()
     assert '"indicator": "critical"' in (tmp_path / "auto/api/v2/status.json").read_text()
 
 
