@@ -153,3 +153,23 @@ def history_month(request: HttpRequest, month: str) -> HttpResponse:
     if start > timezone.now():
         raise Http404("That month has not come yet.")
     return _history(request, [start], older=start - timedelta(days=1))
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 as a Vigie page in the reader's language, with the way back to the status; never the
+    exception's text (it may name internals)."""
+    return render(request, "404.html", status=404)
+
+
+# If even the error page cannot be drawn (the template or a context processor fails), this is sent.
+BARE_500 = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Server error</title>"
+            "<h1>Something went wrong</h1><p>This page could not be shown because of an error on our side. "
+            "<a href=\"/\">See the current status</a>.</p></html>")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 as a Vigie page: what happened in words and the link to the status, no stack or detail."""
+    try:
+        return render(request, "500.html", status=500)
+    except Exception:  # noqa: BLE001 (the error page must not fail in turn)
+        return HttpResponse(BARE_500, status=500)

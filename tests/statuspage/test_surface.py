@@ -1,0 +1,108 @@
+"""The pages a newcomer meets around the status page: 404 and 500 as Vigie pages in both languages,
+the subscribe page linked from every public page and free of repository paths, and the API docs
+(Swagger UI) served from this server's own files."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.test import Client
+from django.conf.urls.i18n import i18n_patterns
+from django.urls import path
+
+from statuspage import urls as root_urls
+
+
+def boom(request):
+    raise RuntimeError("secret-internal-detail /srv/vigie/settings.py")
+
+
+urlpatterns = root_urls.urlpatterns + i18n_patterns(path("boom", boom), prefix_default_language=False)
+handler404 = root_urls.handler404
+handler500 = root_urls.handler500
+
+
+@pytest.mark.parametrize(("path", "words", "home"), [
+    ("/no-such-page", "Page not found", 'href="/"'),
+    ("/fr/no-such-page", "Page introuvable", 'href="/fr/"'),
+])
+def test_404_is_a_vigie_page_in_the_reader_language(client, db, path, words, home):
+    response = client.get(path)
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert f"<h1>{words}</h1>" in html
+    assert home in html  # the way back to the status summary
+    assert 'href="/subscribe/"' in html and "/api/v2/summary.json" in html
+    assert "Traceback" not in html and "Django" not in html and "urlpatterns" not in html.lower()
+
+
+@pytest.mark.urls("tests.statuspage.test_surface")
+@pytest.mark.parametrize(("path", "words", "home"), [
+    ("/boom", "Something went wrong", 'href="/"'),
+    ("/fr/boom", "Une erreur est survenue", 'href="/fr/"'),
+])
+def test_500_is_a_vigie_page_without_any_detail(db, path, words, home):
+    response = Client(raise_request_exception=False).get(path)
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert f"<h1>{words}</h1>" in html and home in html and "/api/v2/summary.json" in html
+    assert "secret-internal-detail" not in html and "Traceback" not in html and "settings.py" not in html
+
+
+def test_the_500_page_falls_back_to_plain_words_when_it_cannot_be_drawn(rf, monkeypatch):
+    from statuspage import views
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template engine down")
+
+    monkeypatch.setattr(views, "render", broken)
+    response = views.server_error(rf.get("/"))
+    assert response.status_code == 500 and b"Something went wrong" in response.content
+    assert b"template engine down" not in response.content
+
+
+def test_every_public_page_links_to_subscribe(client, history):
+    for page in ("/", "/fr/", "/history"):
+        assert 'href="/subscribe/"' in client.get(page).content.decode(), page
+
+
+def test_the_subscribe_page_explains_webhooks_in_words_and_shows_no_repository_path(client, db):
+    for cookie in ("en", "fr"):
+        html = client.get("/subscribe/", HTTP_ACCEPT_LANGUAGE=cookie).content.decode()
+        assert not re.search(r"\b[\w-]+/[\w-]+\.(md|py|txt|yml|yaml)\b", html), "a repository path on a public page"
+        assert "docs/" not in html
+    html = client.get("/subscribe/").content.decode()
+    assert "What is a webhook?" in html and "signed" in html
+
+
+def test_the_api_docs_are_swagger_ui_served_from_this_server(client, db):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))], assets
+    for asset in assets:
+        if asset.startswith("/static/"):
+            assert finders.find(asset.removeprefix("/static/")), asset  # shipped by drf-spectacular-sidecar
+    # No inline script: the start-up script is its own request, allowed by script-src 'self'.
+    assert not re.search(r"<script>(?!\s*</script>)", html)
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    (script_url,) = [a for a in assets if "script" in a and a.startswith("/api/docs/")]
+    script = client.get(script_url.replace("&amp;", "&"))
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in script.content.decode()
+
+
+def test_the_schema_explains_the_token_authentication(client, db):
+    schema = client.get("/api/schema/?format=json").json()
+    assert "Authorization: Bearer" in schema["info"]["description"]
+    assert "apitoken create" in schema["info"]["description"]
+    assert any(s.get("scheme") == "bearer" for s in schema["components"]["securitySchemes"].values())
+
+
+def test_the_oncall_login_page_is_styled_like_the_dashboard(client, db):
+    html = client.get("/oncall/login/").content.decode()
+    assert "<style>" in html and 'class="card narrow"' in html and 'class="primary"' in html
+    assert 'name="username"' in html and 'name="password"' in html
