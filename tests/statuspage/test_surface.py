@@ -106,3 +106,76 @@ def test_the_oncall_login_page_is_styled_like_the_dashboard(client, db):
     html = client.get("/oncall/login/").content.decode()
     assert "<style>" in html and 'class="card narrow"' in html and 'class="primary"' in html
     assert 'name="username"' in html and 'name="password"' in html
+
+
+# --- the incident timeline and the response-time chart --------------------------------------------
+
+def _update(status, seconds, automatic=True, change=True):
+    from datetime import datetime, timedelta, timezone as dt_timezone
+    from types import SimpleNamespace
+
+    at = datetime(2026, 1, 1, 12, 0, tzinfo=dt_timezone.utc) + timedelta(seconds=seconds)
+    affected = [{"code": "x", "name": "Posting", "old_status": "major_outage", "new_status": "partial_outage"}]
+    return SimpleNamespace(status=status, created_at=at, automatic=automatic, affected_components=affected if change else None)
+
+
+def test_a_status_change_superseded_within_the_minute_is_left_out_of_the_timeline():
+    from statuspage.views import timeline
+
+    resolved, monitoring, identified, investigating = (
+        _update("resolved", 600), _update("monitoring", 599), _update("identified", 120), _update("investigating", 0))
+    assert timeline([resolved, monitoring, identified, investigating]) == [resolved, identified, investigating]
+    # An automatic note that changes no component (e.g. "runs succeed again") is not a status change.
+    note = _update("monitoring", 590, change=False)
+    assert timeline([resolved, note, investigating]) == [resolved, note, investigating]
+
+
+def test_the_first_update_resolutions_and_words_written_by_a_person_always_stay():
+    from statuspage.views import timeline
+
+    person = _update("monitoring", 30, automatic=False)
+    first = _update("investigating", 0)
+    assert timeline([_update("resolved", 31, automatic=False), person, first])[1:] == [person, first]
+    postmortem, resolved = _update("postmortem", 20, automatic=False), _update("resolved", 10)
+    assert timeline([postmortem, resolved, first]) == [postmortem, resolved, first]
+
+
+def test_the_incident_page_shows_the_collapsed_timeline(client, history):
+    from datetime import timedelta
+
+    from probes.models import IncidentUpdate
+
+    incident = history["incident"]
+    newest = incident.updates.first()
+    IncidentUpdate.objects.create(incident=incident, status="monitoring", body="major→partial", automatic=True,
+                                  created_at=newest.created_at - timedelta(seconds=1),
+                                  affected_components=[{"code": "x", "name": "Posting", "old_status": "major_outage",
+                                                        "new_status": "partial_outage"}])
+    html = client.get(f"/incidents/{incident.public_id}").content.decode()
+    assert "major→partial" not in html
+    # The scenario's seven component changes in the last minute before "Resolved" are folded away.
+    shown = re.findall(r"<li><strong>(\w[\w ]*)</strong>", html)
+    assert shown == ["Resolved", "Monitoring", "Investigating"]
+    assert "Runs succeed again" in html
+
+
+def test_a_single_measured_hour_is_drawn_as_a_dot():
+    from datetime import datetime, timedelta, timezone as dt_timezone
+    from zoneinfo import ZoneInfo
+
+    from statuspage.charts import latency_chart
+
+    start = datetime(2026, 1, 1, tzinfo=dt_timezone.utc)
+    series = [{"start": start + timedelta(hours=h), "p50": None, "p95": None, "runs": 0, "failures": 0}
+              for h in range(24)]
+    series[23].update(p50=120.0, p95=300.0, runs=3)
+    chart = latency_chart(series, zone=ZoneInfo("UTC"))
+    assert not chart.empty
+    assert len(chart.p50_dots) == 1 and len(chart.p95_dots) == 1
+    from django.template.loader import render_to_string
+
+    svg = render_to_string("statuspage/_chart.html", {"chart": chart, "caption": "x"})
+    assert svg.count("<circle") == 2
+    series[22].update(p50=100.0, p95=200.0, runs=3)
+    chart = latency_chart(series, zone=ZoneInfo("UTC"))
+    assert chart.p50_dots == [] and chart.p50.count(",") == 2  # two points: a line, no dots
