@@ -103,7 +103,7 @@ def _document(r: Reader, root: Any) -> dict:
             continue
         if kind == SCRIPTED_KIND and "steps" not in item:
             r.problem(path, f"a probe of a platform of kind {SCRIPTED_KIND} needs steps (see the scripted probes "
-                            "in the README)")
+                            "in docs/configuration.md)")
         elif kind != SCRIPTED_KIND and ("steps" in item or "cleanup" in item):
             r.problem((*path, "steps" if "steps" in item else "cleanup"),
                       f"steps are for platforms of kind {SCRIPTED_KIND}; platform {item['platform']!r} is of "
