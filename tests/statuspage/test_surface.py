@@ -179,3 +179,33 @@ def test_a_single_measured_hour_is_drawn_as_a_dot():
     series[22].update(p50=100.0, p95=200.0, runs=3)
     chart = latency_chart(series, zone=ZoneInfo("UTC"))
     assert chart.p50_dots == [] and chart.p50.count(",") == 2  # two points: a line, no dots
+
+
+# --- day one ------------------------------------------------------------------------------------
+
+def test_on_day_one_the_days_before_monitoring_are_drawn_quietly(client, db):
+    from probes.simulation import demo_layout
+
+    demo_layout(locations=["atlanta"])  # components created now: nothing before today was monitored
+    for page, words in (("/", "not monitored yet"), ("/fr/", "pas encore surveillé")):
+        html = client.get(page).content.decode()
+        bar = html.split('<ol class="bar"', 1)[1].split("</ol>", 1)[0]
+        assert bar.count('class="nodata before"') == 89
+        assert bar.count(words) == 89
+        assert "no data" not in bar and "aucune donnée" not in bar
+
+
+def test_only_the_days_before_the_component_existed_are_quiet(client, db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from probes.models import Component
+    from probes.simulation import demo_layout
+
+    demo_layout(locations=["atlanta"])
+    Component.objects.update(created_at=timezone.now() - timedelta(days=10))
+    bar = client.get("/").content.decode().split('<ol class="bar"', 1)[1].split("</ol>", 1)[0]
+    # 90 days shown: the 79 before it existed are quiet; the ten days since and today are drawn as measured.
+    assert bar.count('class="nodata before"') == 79
+    assert bar.split("</span>")[79].count("before") == 0
