@@ -110,3 +110,11 @@ def test_every_setting_named_in_the_docs_is_read_by_the_code():
     for page in PAGES:
         for name in set(re.findall(r"\b(VIGIE_[A-Z0-9_]+|SANDBOX_[A-Z_]+)\b", text(page))):
             assert name in code, f"{page.name} names {name}, which no code reads"
+
+
+def test_the_nginx_example_sends_the_live_sites_content_security_policy():
+    from statuspage.security import content_security_policy
+
+    conf = text(ROOT / "docs" / "nginx.conf")
+    policies = set(re.findall(r'add_header Content-Security-Policy "(default-src \'none\'; style-src \'self\'[^"]+)"', conf))
+    assert policies == {content_security_policy("/")}, "copy the live site's header into docs/nginx.conf"
