@@ -10,6 +10,9 @@ class StatuspageConfig(AppConfig):
         from probes import models
         from probes.events import public_change, public_changed
         from statuspage.cache import public_changed as invalidate
+        from statuspage.i18n import lowercase_french_months
+
+        lowercase_french_months()
 
         public_changed.connect(invalidate, dispatch_uid="statuspage-cache")
 

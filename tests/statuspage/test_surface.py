@@ -209,3 +209,16 @@ def test_only_the_days_before_the_component_existed_are_quiet(client, db):
     # 90 days shown: the 79 before it existed are quiet; the ten days since and today are drawn as measured.
     assert bar.count('class="nodata before"') == 79
     assert bar.split("</span>")[79].count("before") == 0
+
+
+def test_french_month_abbreviations_are_lower_case_and_english_ones_capitalised():
+    from datetime import date
+
+    from django.template import Context, Template
+    from django.utils import translation
+
+    template = Template('{{ day|date:"j M Y" }}')
+    with translation.override("fr"):
+        assert template.render(Context({"day": date(2026, 12, 5)})) == "5 déc 2026"
+    with translation.override("en"):
+        assert template.render(Context({"day": date(2026, 12, 5)})) == "5 Dec 2026"
