@@ -5,15 +5,21 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test install clean messages bench
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt is what Vigie needs to run (all a production image installs); requirements-test.txt
+# adds the test tools. `make run` installs the first only, `make test` both.
+$(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
+$(VENV)/.installed: $(VENV)/.runtime requirements-test.txt
+	$(VENV)/bin/pip install --quiet -r requirements-test.txt
+	touch $@
+
 install: $(VENV)/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.runtime
 	$(PY) manage.py up
 
 test: $(VENV)/.installed

@@ -40,20 +40,20 @@ COMPONENT_KEYS = ("name", "description", "group", "probes", "incident_on_degrade
 CHANNEL_KEYS = ("name", "kind", "url", "secret", "events")
 
 
-def config_load(text: str, *, source: str = "config", base_dir: Path | None = None) -> dict:
+def config_load(text: str, *, source: str = "config", base_dir: Path | None = None, shape_only: bool = False) -> dict:
     """Parse and validate; return the document with defaults filled in and secrets read, or raise
     ConfigError listing every problem. `source` names the file in messages; relative
     `{file: PATH}` references are read from `base_dir` (default: the current directory)."""
     root, marks = parse(text, source)
-    reader = Reader(root, marks, source, base_dir or Path.cwd())
+    reader = Reader(root, marks, source, base_dir or Path.cwd(), shape_only=shape_only)
     data = _document(reader, {} if root is None else root)
     problems = list(dict.fromkeys(reader.problems))  # an aliased mapping is read twice
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, reader.missing_env)
     return data
 
 
-def config_read(path: Path | str) -> dict:
+def config_read(path: Path | str, *, shape_only: bool = False) -> dict:
     """config_load of a file, named in messages as given, its {file: …} relative to its folder."""
     path = Path(path)
     raw = path.read_bytes()
@@ -63,7 +63,7 @@ def config_read(path: Path | str) -> dict:
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError([Problem(str(path), line, exc.start - (raw[:exc.start].rfind(b"\n") + 1) + 1, "",
                                    "not UTF-8 text")]) from None
-    return config_load(text, source=str(path), base_dir=path.parent)
+    return config_load(text, source=str(path), base_dir=path.parent, shape_only=shape_only)
 
 
 def _document(r: Reader, root: Any) -> dict:
@@ -104,7 +104,7 @@ def _document(r: Reader, root: Any) -> dict:
             continue
         if kind == SCRIPTED_KIND and "steps" not in item:
             r.problem(path, f"a probe of a platform of kind {SCRIPTED_KIND} needs steps (see the scripted probes "
-                            "in the README)")
+                            "in docs/configuration.md)")
         elif kind != SCRIPTED_KIND and ("steps" in item or "cleanup" in item):
             r.problem((*path, "steps" if "steps" in item else "cleanup"),
                       f"steps are for platforms of kind {SCRIPTED_KIND}; platform {item['platform']!r} is of "

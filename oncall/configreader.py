@@ -39,9 +39,10 @@ class Problem:
 class ConfigError(ValueError):
     """Every problem of a file; `problems` as lines, `details` as `Problem`s."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], missing_env: list[str] | None = None) -> None:
         self.details = problems
         self.problems = [str(p) for p in problems]
+        self.missing_env = missing_env or []  # the environment variables the file uses that are not set
         super().__init__("\n".join(self.problems))
 
 
@@ -197,9 +198,20 @@ MISSING = object()
 class Reader:
     """Reads fields off the parsed document, collecting problems with their positions."""
 
-    def __init__(self, root: Any, marks: dict[int, _Marks], source: str, base_dir: Path) -> None:
+    def __init__(self, root: Any, marks: dict[int, _Marks], source: str, base_dir: Path, *,
+                 shape_only: bool = False) -> None:
         self.root, self.marks, self.source, self.base_dir = root, marks, source, base_dir
         self.problems: list[Problem] = []
+        # shape_only: check the file without its environment (`config check --no-env`): a value that
+        # needs an unset variable, or a secret file, is taken as given and not read.
+        self.shape_only = shape_only
+        self.missing_env: list[str] = []
+
+    def _unset(self, name: str, path: FieldPath) -> None:
+        if name not in self.missing_env:
+            self.missing_env.append(name)
+        if not self.shape_only:
+            self.problem(path, f"environment variable {name} is not set (used as ${{{name}}})")
 
     # where things are
 
@@ -294,7 +306,7 @@ class Reader:
     def expand(self, value: str, path: FieldPath) -> str | None:
         missing = [name for name in _VAR.findall(value) if name not in os.environ]
         for name in dict.fromkeys(missing):
-            self.problem(path, f"environment variable {name} is not set (used as ${{{name}}})")
+            self._unset(name, path)
         return None if missing else _VAR.sub(lambda m: os.environ[m.group(1)], value)
 
     def slug(self, item: dict, path: FieldPath, key: str, seen: set[str]) -> str | None:
@@ -410,12 +422,14 @@ class Reader:
             return None
         name = reference.group(1)
         if name not in os.environ:
-            self.problem(where, f"environment variable {name} is not set (used as ${{{name}}})")
+            self._unset(name, where)
             return None
         return self._secret_checked(os.environ[name], where, f"${{{name}}}", min_length)
 
     def _read_file(self, name: str, where: FieldPath) -> str | None:
         path = Path(name) if Path(name).is_absolute() else self.base_dir / name
+        if self.shape_only:
+            return None  # a secret file is the deployment's, not the file's shape
         try:
             if not path.exists():
                 self.problem(where, f"{path}: no such file")

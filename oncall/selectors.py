@@ -84,9 +84,22 @@ def matrix(now: datetime) -> dict:
         rows.append(Row(probe, cells))
     failures = [(row.probe, cell) for row in rows for cell in row.cells if cell.latest_failure]
     states = Counter(p.state for p in placements.values())
-    summary = ", ".join(f"{states[state]} {state.label.lower()}" for state in PlacementState if states[state])
     return {"locations": locations, "rows": rows, "failures": failures,
-            "matrix_summary": f"Placements: {summary or 'none'}; {len(failures)} with a current failure."}
+            "matrix_summary": matrix_sentence(states, len(failures))}
+
+
+def matrix_sentence(states: Counter, failures: int) -> str:
+    """The matrix in one sentence: "12 probes run at their locations: 10 healthy, 2 failing. 2 are
+    failing now (details below)." """
+    total = sum(states.values())
+    if not total:
+        return "No probe runs anywhere yet."
+    summary = ", ".join(f"{states[state]} {state.label.lower()}" for state in PlacementState if states[state])
+    head = f"{total} probe location{'s' if total != 1 else ''}: {summary}."
+    if not failures:
+        return f"{head} None is failing now."
+    verb = "is" if failures == 1 else "are"
+    return f"{head} {failures} {verb} failing now (details below)."
 
 
 def write_usage(now: datetime) -> list[dict]:

@@ -11,6 +11,9 @@ class StatuspageConfig(AppConfig):
         from detection.events import public_change, public_changed
         from statuspage.cache import public_changed as invalidate
         from statuspage.sanitize import clean_instance_texts
+        from statuspage.i18n import lowercase_french_months
+
+        lowercase_french_months()
 
         public_changed.connect(invalidate, dispatch_uid="statuspage-cache")
 

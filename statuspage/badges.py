@@ -18,7 +18,7 @@ COLOURS = {"operational": "#1a7f37", "degraded_performance": "#8a5a00", "partial
 WORDS = {"operational": "operational", "degraded_performance": "degraded", "partial_outage": "partial outage",
          "major_outage": "major outage", "under_maintenance": "maintenance"}
 INDICATOR_STATUS = {"none": "operational", "minor": "degraded_performance", "major": "partial_outage",
-                    "critical": "major_outage"}
+                    "critical": "major_outage", "maintenance": "under_maintenance"}
 
 
 def _text_width(text: str) -> int:

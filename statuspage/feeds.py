@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.syndication.views import Feed
+from django.http import HttpRequest, JsonResponse
 from django.utils import feedgenerator, timezone
+from django.views.decorators.http import require_safe
 
 from detection.models import Incident, Maintenance
 from statuspage import v2
@@ -80,7 +82,9 @@ def content_html(steps: list[Step]) -> str:
 
 
 def history_entries(now: datetime) -> list[Entry]:
-    """The newest incidents and maintenances (cancelled ones left out), newest first, in four queries."""
+    """The newest incidents and maintenances (cancelled ones left out), newest first by publication,
+    in four queries. A maintenance is published when it is announced (created), not at its start: an
+    upcoming one is never dated in the future at the top of the feed. Ties keep one order (by id)."""
     entries = [Entry("Incident", i.public_id, i.title, i.started_at, i.updated_at,
                      [Step(u.status, u.created_at, u.body, u.automatic) for u in i.updates.all()])
                for i in Incident.objects.order_by("-started_at").prefetch_related("updates")[:RECENT]]
@@ -90,9 +94,9 @@ def history_entries(now: datetime) -> list[Entry]:
         document = v2.maintenance_json(m, now)
         steps = [Step(u["status"], datetime.fromisoformat(u["created_at"]), u["body"])
                  for u in document["incident_updates"]]
-        entries.append(Entry("Maintenance", m.public_id, m.title, m.scheduled_for,
+        entries.append(Entry("Maintenance", m.public_id, m.title, m.created_at,
                              datetime.fromisoformat(document["updated_at"]), steps))
-    entries.sort(key=lambda e: e.published, reverse=True)
+    entries.sort(key=lambda e: (e.published, e.public_id), reverse=True)
     return entries[:RECENT]
 
 
@@ -172,3 +176,40 @@ class HistoryAtom(HistoryRSS):
 
     def item_guid(self, entry: Entry) -> str:
         return entry.tag
+
+
+def _rfc3339(value: datetime) -> str:
+    return timezone.localtime(value, ZoneInfo("UTC")).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def json_feed_document(now: datetime) -> dict:
+    """The history as JSON Feed 1.1 (https://jsonfeed.org/version/1.1): the same entries, ids,
+    links and HTML as the RSS and Atom feeds."""
+    entries = history_entries(now)
+    title = f"{settings.VIGIE_PAGE_NAME} Status - Incident History"
+    return {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": title,
+        "description": title,
+        "home_page_url": settings.VIGIE_PUBLIC_URL,
+        "feed_url": f"{settings.VIGIE_PUBLIC_URL}/history.json",
+        "language": "en",
+        "authors": [{"name": settings.VIGIE_PAGE_NAME}],
+        "items": [{
+            "id": entry.tag,
+            "url": entry.link,
+            "title": entry.title,
+            "content_html": content_html(entry.steps),
+            "date_published": _rfc3339(entry.published),
+            "date_modified": _rfc3339(entry.updated),
+        } for entry in entries],
+    }
+
+
+@require_safe
+def history_json(request: HttpRequest) -> JsonResponse:
+    """/history.json: the history as a JSON Feed, beside /history.rss and /history.atom."""
+    response = JsonResponse(json_feed_document(timezone.now()), json_dumps_params={"ensure_ascii": False},
+                            content_type="application/feed+json; charset=utf-8")
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -72,3 +72,22 @@ class LanguageMiddleware:
         if chosen in dict(settings.LANGUAGES):
             response.set_cookie(COOKIE, chosen, max_age=365 * 86400, samesite="Lax")
         return response
+
+
+def lowercase_french_months() -> None:
+    """French writes month abbreviations in lower case mid-sentence ("5 déc 2026"); Django's `M`
+    date format title-cases them in every language ("Déc"). Every date on the pages goes through
+    `M`, so it is corrected there, once, for French only."""
+    from django.utils import dateformat
+    from django.utils.translation import get_language
+
+    original = dateformat.DateFormat.M
+    if getattr(original, "vigie_french_lower", False):
+        return
+
+    def month_abbreviation(self):
+        text = original(self)
+        return text.lower() if (get_language() or "").startswith("fr") else text
+
+    month_abbreviation.vigie_french_lower = True
+    dateformat.DateFormat.M = month_abbreviation

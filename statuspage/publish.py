@@ -49,7 +49,7 @@ DOCUMENTS = [
     "/api/v2/summary.json", "/api/v2/status.json", "/api/v2/components.json", "/api/v2/incidents.json",
     "/api/v2/incidents/unresolved.json", "/api/v2/scheduled-maintenances.json",
     "/api/v2/scheduled-maintenances/upcoming.json", "/api/v2/scheduled-maintenances/active.json",
-    "/history.rss", "/history.atom", "/badges/status.svg", "/badges/uptime.svg",
+    "/history.rss", "/history.atom", "/history.json", "/badges/status.svg", "/badges/uptime.svg",
 ]
 # The chrome: settings that show on every page, and the code and libraries that turn rows into
 # the pages that are kept between rewrites. A change to any of them renders everything again.

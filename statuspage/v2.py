@@ -7,13 +7,14 @@ from typing import Literal, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 
-from detection.models import Component, ComponentStatus
+from detection.models import Component, ComponentStatus, Incident
 from statuspage.selectors import Section, sections, worst
 
 ComponentStatusName = Literal["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]
-Indicator = Literal["none", "minor", "major", "critical"]
+Indicator = Literal["none", "minor", "major", "critical", "maintenance"]
 
 
 class PageJSON(TypedDict):
@@ -51,14 +52,19 @@ class ComponentsDocument(TypedDict):
     components: list[ComponentJSON]
 
 
-# Worst component status → page indicator and words (Statuspage's roll-up).
+# Worst component status → page indicator and words, as Statuspage writes them: "maintenance" while a
+# maintenance is in progress and nothing is worse, and its own descriptions ("Partially Degraded
+# Service", "Minor Service Outage", "Major Service Outage").
 INDICATOR: dict[str, tuple[Indicator, str]] = {
     ComponentStatus.OPERATIONAL: ("none", "All Systems Operational"),
-    ComponentStatus.MAINTENANCE: ("none", "Service Under Maintenance"),
-    ComponentStatus.DEGRADED: ("minor", "Degraded System Service"),
-    ComponentStatus.PARTIAL: ("major", "Partial System Outage"),
-    ComponentStatus.MAJOR: ("critical", "Major System Outage"),
+    ComponentStatus.MAINTENANCE: ("maintenance", "Service Under Maintenance"),
+    ComponentStatus.DEGRADED: ("minor", "Partially Degraded Service"),
+    ComponentStatus.PARTIAL: ("major", "Minor Service Outage"),
+    ComponentStatus.MAJOR: ("critical", "Major Service Outage"),
 }
+
+# Statuspage names UTC "Etc/UTC" in `page.time_zone` and writes its times with a "Z".
+UTC_NAMES = {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Zulu", "Zulu", "GMT", "Etc/GMT", "Universal", "Etc/Universal"}
 
 
 def page_id() -> str:
@@ -68,10 +74,17 @@ def page_id() -> str:
     return "".join(alphabet[b % 36] for b in digest[:12])
 
 
+def page_time_zone() -> str:
+    return "Etc/UTC" if settings.TIME_ZONE in UTC_NAMES else settings.TIME_ZONE
+
+
 def timestamp(value: datetime) -> str:
-    """ISO 8601 with milliseconds and a ±HH:MM offset in the page's time zone."""
+    """ISO 8601 with milliseconds, as Statuspage writes it: `2023-02-08T21:10:43.123Z` on a UTC page,
+    `2022-02-15T13:37:37.407-08:00` (the page's offset) on a page in another time zone."""
     local = timezone.localtime(value, ZoneInfo(settings.TIME_ZONE))
     text = local.isoformat(timespec="milliseconds")
+    if settings.TIME_ZONE in UTC_NAMES:
+        return text.removesuffix("+00:00") + "Z"
     return text
 
 
@@ -80,7 +93,7 @@ def page_json(updated_at: datetime) -> PageJSON:
         "id": page_id(),
         "name": settings.VIGIE_PAGE_NAME,
         "url": settings.VIGIE_PUBLIC_URL,
-        "time_zone": settings.TIME_ZONE,
+        "time_zone": page_time_zone(),
         "updated_at": timestamp(updated_at),
     }
 
@@ -92,7 +105,7 @@ def component_json(component: Component) -> ComponentJSON:
         "status": component.status,  # type: ignore[typeddict-item]
         "created_at": timestamp(component.created_at),
         "updated_at": timestamp(component.updated_at),
-        "position": component.position,
+        "position": component.position + 1,  # Statuspage counts from 1
         "description": component.description or None,
         "showcase": True,
         "start_date": timezone.localtime(component.created_at, ZoneInfo(settings.TIME_ZONE)).date().isoformat(),
@@ -113,7 +126,7 @@ def group_json(section: Section) -> ComponentJSON:
         "status": section.status,  # type: ignore[typeddict-item]
         "created_at": timestamp(group.created_at),
         "updated_at": timestamp(max(c.updated_at for c in section.members)),
-        "position": group.position,
+        "position": group.position + 1,
         "description": group.description or None,
         "showcase": False,
         "start_date": None,
@@ -141,8 +154,11 @@ def overall_status(components: list[Component]) -> StatusJSON:
 
 
 def page_for(components: list[Component]) -> PageJSON:
-    """The page object, updated when its latest component was."""
-    return page_json(max((c.updated_at for c in components), default=timezone.now()))
+    """The page object, updated when its latest component or incident was: on Statuspage,
+    `updated_at` moves with every incident update too."""
+    latest_incident = Incident.objects.aggregate(at=Max("updated_at"))["at"]
+    moments = [c.updated_at for c in components] + ([latest_incident] if latest_incident else [])
+    return page_json(max(moments, default=timezone.now()))
 
 
 def components_document(components: list[Component]) -> ComponentsDocument:
@@ -211,10 +227,15 @@ def incident_json(incident) -> IncidentJSON:
         "display_at": timestamp(u.created_at), "affected_components": u.affected_components or None,
         "deliver_notifications": True, "custom_tweet": None, "tweet_id": None,
     } for u in incident.updates.all()]  # newest first (the model's ordering)
+    resolved_at = incident.resolved_at
+    if resolved_at is not None:
+        # Vigie dates the end when the runs came back, which may precede the last update written;
+        # Statuspage's resolved_at is never earlier than the incident's last update.
+        resolved_at = max([resolved_at] + [u.created_at for u in incident.updates.all()])
     return {
         "id": incident.public_id, "name": incident.title, "status": incident.status,
         "created_at": timestamp(incident.created_at), "updated_at": timestamp(incident.updated_at),
-        "monitoring_at": _opt(incident.monitoring_at), "resolved_at": _opt(incident.resolved_at),
+        "monitoring_at": _opt(incident.monitoring_at), "resolved_at": _opt(resolved_at),
         "impact": incident.effective_impact,
         "shortlink": f"{settings.VIGIE_PUBLIC_URL}/incidents/{incident.public_id}",
         "started_at": timestamp(incident.started_at), "page_id": page_id(), "incident_updates": updates,
@@ -258,7 +279,7 @@ def maintenance_json(maintenance, now: datetime) -> MaintenanceJSON:
         "updated_at": timestamp(max(at for _, at, _ in reached)),
         "monitoring_at": None,
         "resolved_at": timestamp(maintenance.scheduled_until) if status == "completed" else None,
-        "impact": "maintenance", "shortlink": f"{settings.VIGIE_PUBLIC_URL}/",
+        "impact": "maintenance", "shortlink": f"{settings.VIGIE_PUBLIC_URL}/incidents/{maintenance.public_id}",
         "started_at": timestamp(maintenance.scheduled_for), "page_id": page_id(), "incident_updates": updates,
         "components": [component_json(c) for c in maintenance.components.all()],
         "postmortem_body": None, "postmortem_published_at": None,

@@ -69,6 +69,7 @@ def incident_page(request: HttpRequest, public_id: str) -> HttpResponse:
     evidence = incident.evidence or {}
     return render(request, "statuspage/incident.html", {
         "incident": incident,
+        "timeline": timeline(list(incident.updates.all())),
         "duration": format_duration(incident.duration) if incident.resolved_at else None,
         "ongoing": format_duration(timezone.now() - incident.started_at) if not incident.resolved_at else None,
         "uncertainty": format_duration_seconds(incident.duration_uncertainty_s),
@@ -153,3 +154,43 @@ def history_month(request: HttpRequest, month: str) -> HttpResponse:
     if start > timezone.now():
         raise Http404("That month has not come yet.")
     return _history(request, [start], older=start - timedelta(days=1))
+
+
+# An automatic status change followed this soon by another update said nothing a reader needs.
+SUPERSEDED_WITHIN = timedelta(minutes=1)
+
+
+def timeline(updates: list) -> list:
+    """The updates to show, newest first: an automatic component status change ("Posting: major
+    outage → partial outage") superseded by a newer update within the same minute is left out (it
+    said "Monitoring" the second before "Resolved"); the first update (when it began), resolutions
+    and every update a person wrote always stay."""
+    shown = []
+    for i, update in enumerate(updates):
+        newer = updates[i - 1] if i > 0 else None
+        oldest = i == len(updates) - 1
+        if (update.automatic and update.affected_components and newer is not None and not oldest and update.status not in ("resolved", "postmortem")
+                and newer.created_at - update.created_at < SUPERSEDED_WITHIN):
+            continue
+        shown.append(update)
+    return shown
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404 as a Vigie page in the reader's language, with the way back to the status; never the
+    exception's text (it may name internals)."""
+    return render(request, "404.html", status=404)
+
+
+# If even the error page cannot be drawn (the template or a context processor fails), this is sent.
+BARE_500 = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Server error</title>"
+            "<h1>Something went wrong</h1><p>This page could not be shown because of an error on our side. "
+            "<a href=\"/\">See the current status</a>.</p></html>")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 as a Vigie page: what happened in words and the link to the status, no stack or detail."""
+    try:
+        return render(request, "500.html", status=500)
+    except Exception:  # noqa: BLE001 (the error page must not fail in turn)
+        return HttpResponse(BARE_500, status=500)

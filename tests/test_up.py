@@ -88,6 +88,8 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
         banner = process.stdout.readline()
         assert banner, "up exited before printing its URL"
     assert f"http://127.0.0.1:{port}/" in banner
+    # The URL is printed once it answers: no waiting here (a page the public cache does not keep).
+    assert urlopen(f"http://127.0.0.1:{port}/oncall/login/", timeout=5).status == 200
 
     statuses = wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
     assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"}
@@ -112,8 +114,13 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
     wait_for(lambda: components(port)["Posting"] != "operational", 30, "Posting to leave operational")
     assert components(port)["Timeline"] == "operational"
 
-    process.send_signal(signal.SIGINT)
-    assert process.wait(30) == 0
+    # Ctrl-C in a terminal signals the whole process group.
+    os.killpg(process.pid, signal.SIGINT)
+    output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output[-3000:]
+    assert "Traceback" not in output and "CommandError" not in output
+    assert re.search(r"Stopped Vigie: the web server, the sandbox platform, 3 workers \(vigie, \w+, \w+\) and the "
+                     r"scheduler\. Nothing is left running\.", output), output[-2000:]
     with pytest.raises(OSError):  # the web server is gone with it
         urlopen(f"http://127.0.0.1:{port}/", timeout=2)
 

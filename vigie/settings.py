@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ needs no CDN
     "django_filters",
     "probes",
     "detection",
@@ -332,10 +333,19 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Vigie management API",
-    "DESCRIPTION": "Components, incidents, maintenances, probes, platforms and runs. Authenticate with "
-                   "`Authorization: Bearer <token>` (`manage.py apitoken create`); writes need a `write` token.",
+    "DESCRIPTION": (
+        "Components, incidents, maintenances, probes, platforms and runs.\n\n"
+        "**Authentication.** Every call needs a token, sent as `Authorization: Bearer vigie_…`. Create one on "
+        "the server with `python manage.py apitoken create \"on-call bot\" --scope write` (the token is shown "
+        "once), list them with `apitoken list`, revoke one with `apitoken revoke PREFIX`. A `read` token reads "
+        "everything; writing needs a `write` token (otherwise 403). A missing, unknown or revoked token gets "
+        "401. To try the calls on this page, press **Authorize** and paste the token."),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
     # The schema is public: it describes the API, never its data.
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -3,12 +3,11 @@ v2 JSON, feeds, badges), and the admin."""
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from statuspage import api, badges, feeds, views
 from oncall import metrics
 from statuspage.cache import cached
-from oncall.management_api import docs as management_docs
 
 urlpatterns = [
     path("api/v2/summary.json", api.summary_json, name="summary-json"),
@@ -23,6 +22,7 @@ urlpatterns = [
          name="maintenances-active-json"),
     path("history.rss", cached(feeds.HistoryRSS()), name="history-rss"),
     path("history.atom", cached(feeds.HistoryAtom()), name="history-atom"),
+    path("history.json", cached(feeds.history_json), name="history-json"),
     path("badges/status.svg", badges.page_status, name="badge-status"),
     path("badges/uptime.svg", badges.page_uptime, name="badge-uptime"),
     path("components/<str:public_id>/status.svg", badges.component_status, name="component-badge-status"),
@@ -31,7 +31,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("oncall.management_api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", management_docs.docs, name="api-docs"),
+    # Swagger UI from drf-spectacular-sidecar's files; its start-up script is a separate request
+    # (?script), so the page keeps the no-inline-script policy.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", title="Vigie management API"),
+         name="api-docs"),
     path("oncall/", include("oncall.urls")),
     path("subscribe/", include("notifications.urls")),
 ]
@@ -44,3 +47,7 @@ urlpatterns += i18n_patterns(
     re_path(r"^history/(?P<month>\d{4}-\d{2})$", views.history_month, name="history-month"),
     prefix_default_language=False,
 )
+
+# Errors as Vigie pages, in the reader's language, with the link to the status (templates/404.html, 500.html).
+handler404 = "statuspage.views.not_found"
+handler500 = "statuspage.views.server_error"

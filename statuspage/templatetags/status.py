@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import functools
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from django import template
+from django.conf import settings
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString, mark_safe
@@ -44,9 +47,9 @@ IMPACT_WORDS = {
 BANNER_WORDS = {
     "All Systems Operational": _("All Systems Operational"),
     "Service Under Maintenance": _("Service Under Maintenance"),
-    "Degraded System Service": _("Degraded System Service"),
-    "Partial System Outage": _("Partial System Outage"),
-    "Major System Outage": _("Major System Outage"),
+    "Partially Degraded Service": _("Partially Degraded Service"),
+    "Minor Service Outage": _("Minor Service Outage"),
+    "Major Service Outage": _("Major Service Outage"),
 }
 
 
@@ -93,7 +96,7 @@ def seconds(value: float) -> str:
 def _bar_words(language: str) -> dict[str, str]:
     """The words of the uptime bar in `language` (the msgids the bar's template had)."""
     return {"label": gettext("%(name)s: %(uptime)s uptime over 90 days, one day per item"),
-            "nodata": gettext("no data"), "none": gettext("no downtime"),
+            "nodata": gettext("no data"), "none": gettext("no downtime"), "before": gettext("not monitored yet"),
             "major_s": gettext("%(d)s major outage"), "partial_s": gettext("%(d)s partial outage"),
             "degraded_s": gettext("%(d)s degraded"), "maintenance_s": gettext("%(d)s maintenance")}
 
@@ -117,15 +120,24 @@ def uptime_bar(context, component) -> SafeString:
     bar = component.bar
     label = words["label"] % {"name": conditional_escape(component.name), "uptime": conditional_escape(percent(bar.uptime))}
     out = [f'<ol class="bar" aria-label="{label}">']
+    # The days before the component existed are drawn quietly, as not monitored yet (day one is
+    # not a wall of grey "no data"); a day without data after that is a gap, and stays visible.
+    created = getattr(component, "created_at", None)
+    first_day = timezone.localtime(created, ZoneInfo(settings.TIME_ZONE)).date() if created else None
     for day in bar.days:
         level, down = day.level, day.down_s
+        monitored = first_day is None or day.date >= first_day or level != "nodata"
         out.append("<li")
-        if level != "up":
+        if not monitored:
+            out.append(' class="nodata before"')
+        elif level != "up":
             out.append(f' class="{level}"')
         if down or day.incidents:
             out.append(' tabindex="0"')
         out.append(f"><span>{_day_label(day.date, language)}: ")
-        if level == "nodata":
+        if not monitored:
+            out.append(words["before"])
+        elif level == "nodata":
             out.append(words["nodata"])
         elif not down and not day.degraded_s:
             out.append(words["none"])

@@ -454,3 +454,39 @@ def test_the_production_example_checks_with_its_secrets_given(tmp_path, monkeypa
     data = config_read(PRODUCTION)
     assert data["platforms"][0]["accounts"]["prober"]["token"] == "prober-0123456789abcdef"
     assert [c["name"] for c in data["channels"]] == ["on-call-slack", "pager"]
+
+
+PRODUCTION = Path(__file__).resolve().parents[2] / "examples" / "production.yaml"
+
+
+def test_checking_the_production_example_without_its_environment_names_every_missing_variable_once(monkeypatch):
+    for name in ("CREDENTIALS_DIRECTORY", "VIGIE_SLACK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(CommandError) as error:
+        call_command("config", "check", str(PRODUCTION), stderr=io.StringIO())
+    message = str(error.value)
+    assert "environment variables that are not set here: CREDENTIALS_DIRECTORY, VIGIE_SLACK_URL." in message
+    assert "--no-env" in message
+
+
+def test_no_env_checks_the_shape_of_the_production_example(monkeypatch):
+    for name in ("CREDENTIALS_DIRECTORY", "VIGIE_SLACK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    out = io.StringIO()
+    call_command("config", "check", "--no-env", str(PRODUCTION), stdout=out)
+    assert "OK in shape" in out.getvalue()
+
+
+def test_no_env_still_finds_a_shape_problem(tmp_path, monkeypatch):
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PRODUCTION.read_text().replace("components:", "componnents:", 1))
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("config", "check", "--no-env", str(bad), stderr=err)
+    assert "componnents" in err.getvalue()
+
+
+def test_no_env_is_refused_for_apply(db):
+    with pytest.raises(CommandError, match="--no-env only goes with check"):
+        call_command("config", "apply", "--no-env", str(PRODUCTION), stdout=io.StringIO())

@@ -63,12 +63,20 @@ def test_fault_set_duration_reaches_the_server(run, control):
     (("fault", "set", "drop", "--action", "post", "--for", "0s"), "more than 0"),
     (("fault", "set", "drop", "--action", "post", "--location", "New York"), "--location"),
     (("fault", "clear", "99"), "no active fault with id '99'"),
+    (("fault", "set", "drop"), "--action: say which action 'drop' applies to"),
 ])
 def test_bad_input_is_a_command_error_naming_the_problem(run, control, args, message):
     with pytest.raises(CommandError) as error:
         run(*args)
     assert message in str(error.value)
     assert control.get("/_sandbox/faults").json() == {"faults": []}
+
+
+def test_accept_overlong_defaults_to_posting_and_says_so(run, control):
+    output = run("fault", "set", "accept_overlong")
+    assert "No --action given: accept_overlong applies to post" in output
+    (fault,) = control.get("/_sandbox/faults").json()["faults"]
+    assert (fault["kind"], fault["action"]) == ("accept_overlong", "post")
 
 
 def test_unreachable_sandbox_is_reported(monkeypatch):

@@ -1,7 +1,8 @@
 """JSON Schemas of the Statuspage v2 public API, written from shared/reference/statuspage-v2.md."""
 from __future__ import annotations
 
-STAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$"
+# Milliseconds always; "Z" on a UTC page (2023-02-08T21:10:43.123Z), else the page's offset.
+STAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$"
 ID = r"^[a-z0-9]{12}$"
 COMPONENT_STATUS = ["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]
 INCIDENT_STATUS = ["investigating", "identified", "monitoring", "resolved", "postmortem"]
@@ -16,13 +17,13 @@ PAGE = {"type": "object", "additionalProperties": False,
         "properties": {"id": ident, "name": {"type": "string"}, "url": {"type": "string", "format": "uri"},
                        "time_zone": {"type": "string"}, "updated_at": stamp}}
 STATUS = {"type": "object", "additionalProperties": False, "required": ["indicator", "description"],
-          "properties": {"indicator": {"enum": ["none", "minor", "major", "critical"]},
+          "properties": {"indicator": {"enum": ["none", "minor", "major", "critical", "maintenance"]},
                          "description": {"type": "string"}}}
 COMPONENT = {"type": "object", "additionalProperties": False,
              "required": ["id", "name", "status", "created_at", "updated_at", "position", "description", "showcase",
                           "start_date", "group_id", "page_id", "group", "only_show_if_degraded"],
              "properties": {"id": ident, "name": {"type": "string"}, "status": {"enum": COMPONENT_STATUS},
-                            "created_at": stamp, "updated_at": stamp, "position": {"type": "integer"},
+                            "created_at": stamp, "updated_at": stamp, "position": {"type": "integer", "minimum": 1},
                             "description": {"type": ["string", "null"]}, "showcase": {"type": "boolean"},
                             "start_date": {"anyOf": [{"type": "string", "pattern": r"^\d{4}-\d\d-\d\d$"},
                                                      {"type": "null"}]},

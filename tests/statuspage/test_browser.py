@@ -98,6 +98,9 @@ def site(live_server):
         "incident": f"/incidents/{incident.public_id}",
         "status-fr": "/fr/",
         "component": f"/components/{posting.public_id}",
+        "not-found": "/no-such-page",
+        "not-found-fr": "/fr/no-such-page",
+        "api-docs": "/api/docs/",
     }
 
 
@@ -251,3 +254,46 @@ def test_the_page_html_weighs_under_100_kb(site, page):
     response = requests.get(site["url"] + site[page], timeout=10)
     assert response.status_code == 200
     assert len(response.content) < MAX_PAGE_BYTES, f"{page}: {len(response.content)} bytes"
+
+
+# --- the first ten minutes (issue 21): what a newcomer meets around the status page ---------------
+
+PHONE, DESKTOP = (390, 844), (1200, 1600)
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize(("page", "subscribe"), [("status", "Subscribe to updates"),
+                                                 ("status-fr", "S’abonner aux mises à jour")])
+def test_the_subscribe_link_is_visible_on_the_status_page(chrome, site, page, subscribe, size):
+    chrome.set_window_size(*size)
+    try:
+        visit(chrome, site, page)
+        link = chrome.find_element(By.CSS_SELECTOR, 'nav a[href="/subscribe/"]')
+        assert link.is_displayed()
+        assert link.text in ("Subscribe to updates", subscribe)
+        assert chrome.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    finally:
+        chrome.set_window_size(*DESKTOP)
+
+
+@pytest.mark.parametrize(("page", "heading"), [("not-found", "Page not found"), ("not-found-fr", "Page introuvable")])
+def test_the_404_page_is_a_vigie_page_and_leaves_a_screenshot(chrome, site, page, heading):
+    assert requests.get(site["url"] + site[page], timeout=10).status_code == 404
+    visit(chrome, site, page)
+    assert chrome.find_element(By.TAG_NAME, "h1").text == heading
+    assert chrome.find_element(By.CSS_SELECTOR, "header.site .brand").is_displayed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert chrome.save_screenshot(str(SCREENSHOTS / f"{page}.png"))
+
+
+def test_the_api_docs_run_swagger_ui_offline_and_leave_a_screenshot(chrome, site):
+    visit(chrome, site, "api-docs")
+    # Swagger UI draws the operations from the schema: it ran, from this server's own files.
+    WebDriverWait(chrome, PAGE_LOAD_TIMEOUT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+    assert "Authorization: Bearer" in chrome.find_element(By.CSS_SELECTOR, ".swagger-ui .info").text
+    resources = chrome.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    assert resources and all(r.startswith(site["url"]) for r in resources), resources
+    severe = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert chrome.save_screenshot(str(SCREENSHOTS / "api-docs.png"))

@@ -57,7 +57,7 @@ def test_the_status_page_shows_groups_statuses_in_words_and_uptime(client, site)
     assert "Partial outage" in writes.split("</h3>", 1)[0]  # the group shows its worst member
     assert all(name in writes for name in ("Posting", "Reposting", "Following", "Direct messages"))
     assert "Timeline" not in writes
-    assert "◐" in html and "Partial System Outage" in html  # a shape beside the words, not colour alone
+    assert "◐" in html and "Minor Service Outage" in html  # a shape beside the words, not colour alone
     assert html.count('<ol class="bar"') == 6
     assert "(major outage time + 0.3 × partial outage time)" in html  # the formula is stated
 
@@ -72,7 +72,8 @@ def test_a_day_with_downtime_is_focusable_and_says_what_happened(client, site):
     today = bar.rsplit("<li", 1)[1]
     assert 'tabindex="0"' in today and "40 min major outage" in today
     assert bar.count('tabindex="0"') == 1  # quiet days are read, not tabbed through
-    assert bar.count("no downtime") == 3 and bar.count("no data") == 86
+    # The days before the component existed are quiet: "not monitored yet", not "no data".
+    assert bar.count("no downtime") == 3 and bar.count("not monitored yet") == 86 and bar.count("no data") == 0
 
 
 def test_each_day_of_a_bar_is_one_item_holding_its_own_words(client, site):
@@ -164,7 +165,7 @@ def test_badges_are_svg_with_the_status_and_uptime_in_words(client, site):
     page = client.get("/badges/status.svg")
     assert page["Content-Type"].startswith("image/svg+xml")
     assert ElementTree.fromstring(page.content).find("{http://www.w3.org/2000/svg}title").text == \
-        "status: major system outage"
+        "status: major service outage"
     badge = get(client, f"/components/{dms.public_id}/status.svg")
     assert "Direct messages: major outage" in badge
     uptime = ElementTree.fromstring(client.get(f"/components/{dms.public_id}/uptime.svg").content)
@@ -270,7 +271,7 @@ def test_the_pages_keep_working_when_the_cache_server_is_down(client, site, sett
         component_set_status(component=Component.objects.get(name="Posting"), status=ComponentStatus.MAJOR,
                              reason="test")  # the change commits even though nobody can be told
     assert Component.objects.get(name="Posting").status == ComponentStatus.MAJOR
-    assert "Major System Outage" in get(client, "/")
+    assert "Major Service Outage" in get(client, "/")
 
 
 def test_a_badge_escapes_a_hostile_component_name(client, site):

@@ -9,7 +9,7 @@ from django.utils import timezone
 from detection.evaluation import component_set_status
 from detection.models import Component, ComponentStatus
 
-STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_the_page_lists_each_component_with_its_status_in_words(client, componen
     html = client.get("/").content.decode()
     assert "Posting" in html and "Direct messages" in html
     assert "Major outage" in html  # status in words, not colour alone
-    assert "Major System Outage" in html  # the banner reflects the worst component
+    assert "Major Service Outage" in html  # the banner reflects the worst component
     assert "Not checked yet" in html
 
 

@@ -12,6 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.urls import resolve
 import requests
 import time_machine
 from django.core.management import CommandError, call_command
@@ -83,7 +84,12 @@ def test_every_link_of_the_static_copy_leads_somewhere(history, static_host):
     for page in pages:
         targets |= set(re.findall(r'href="(/[^"#?]*)', page.read_text()))
     assert {"/", "/fr/", "/history", "/api/v2/summary.json", "/history.atom"} <= targets
-    broken = [t for t in sorted(targets) if requests.get(base + t, timeout=5).status_code != 200]
+    # Forms and sessions are never files: docs/nginx.conf sends these to Django, so they must resolve there.
+    dynamic = re.compile(r"^/(oncall|admin|api/v1|api/schema|api/docs|subscribe|metrics|static)(/|$)")
+    for target in filter(dynamic.match, targets):
+        resolve(target)
+    broken = [t for t in sorted(targets) if not dynamic.match(t)
+              and requests.get(base + t, timeout=5).status_code != 200]
     assert not broken
 
 
@@ -117,7 +123,7 @@ def test_a_public_change_rewrites_the_static_copy(site, tmp_path, settings,  # n
                                  reason="test")
     finally:
         celery_app.conf.task_always_eager = False
-    assert "Major System Outage" in (tmp_path / "auto/index.html").read_text()
+    assert "Major Service Outage" in (tmp_path / "auto/index.html").read_text()
     assert '"indicator": "critical"' in (tmp_path / "auto/api/v2/status.json").read_text()
 
 

@@ -16,19 +16,33 @@ class Command(BaseCommand):
         parser.add_argument("file")
         parser.add_argument("--dry-run", action="store_true",
                             help="apply: print what would change and change nothing.")
+        parser.add_argument("--no-env", action="store_true",
+                            help="check: the file's shape only, without the environment variables and secret "
+                                 "files it refers to (e.g. on a machine other than the server).")
 
-    def handle(self, *args, verb: str, file: str, dry_run: bool, **options):
+    def handle(self, *args, verb: str, file: str, dry_run: bool, no_env: bool, **options):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"{file}: no such file")
+        if no_env and verb != "check":
+            raise CommandError("--no-env only goes with check: applying needs the real values.")
         try:
-            data = config_read(path)
+            data = config_read(path, shape_only=no_env)
         except ConfigError as exc:
             for problem in exc.problems:
                 self.stderr.write(problem)
-            raise CommandError(f"{file}: {len(exc.problems)} problem(s), nothing applied") from None
+            message = f"{file}: {len(exc.problems)} problem(s), nothing applied"
+            if exc.missing_env:
+                names = ", ".join(exc.missing_env)
+                message += (f". It uses environment variables that are not set here: {names}. Set them as the "
+                            f"server does, or run `manage.py config check --no-env {file}` to check the file's "
+                            "shape without them.")
+            raise CommandError(message) from None
         if verb == "check":
-            self.stdout.write(f"{file}: OK")
+            if no_env:
+                self.stdout.write(f"{file}: OK in shape (environment variables and secret files not read)")
+            else:
+                self.stdout.write(f"{file}: OK")
             return
         # The changes are printed before the transaction that makes them commits.
         with transaction.atomic():

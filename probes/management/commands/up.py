@@ -1,7 +1,8 @@
 """`manage.py up`: the embedded demo in one command — web, sandbox, workers and scheduler.
 
-Migrates, applies the demo configuration, starts every process, prints the URL, and stops them
-all on Ctrl-C or as soon as one of them dies (a half-running monitor would lie).
+Migrates, applies the demo configuration, starts every process, prints the URL once the web server
+answers it, and stops them all on Ctrl-C (saying what it stopped, exit status 0) or as soon as one
+of them dies (a half-running monitor would lie; exit status 1).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from django.conf import settings
@@ -30,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox platform.")
 
     def handle(self, *args, config: str, no_sandbox: bool, **options):
+        try:
+            self._run(config=config, no_sandbox=no_sandbox)
+        except KeyboardInterrupt:  # Ctrl-C while migrating or applying the configuration
+            self.stdout.write("Stopped before Vigie started: no process was left running.")
+
+    def _run(self, *, config: str, no_sandbox: bool) -> None:
         env = os.environ.copy()
         env.setdefault("SANDBOX_PORT", str(settings.SANDBOX_PORT))
         # The sandbox and the demo configuration must agree on the test accounts' tokens; made
@@ -72,26 +81,54 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        for name, command in commands.items():
-            processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
-            if name == "sandbox":
-                # Nothing that probes it may start before it listens: the first runs would fail
-                # to connect and could show an outage that never happened.
-                self._wait_for_port(int(env["SANDBOX_PORT"]), processes[name])
-        self.stdout.write(self.style.SUCCESS(
-            f"Vigie is running at http://127.0.0.1:{settings.PORT}/\n"
-            f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ "
-            f"(faults: python manage.py sandbox fault set quota_exceeded --action post)\n"
-            f"  locations: {', '.join(locations) or 'none'}; Ctrl-C stops everything."
-        ))
         failed = None
-        while not stopping:
-            time.sleep(0.5)
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    failed = f"{name} exited with code {process.returncode}"
-                    stopping = True
-                    break
+        try:
+            for name, command in commands.items():
+                # Each child in its own session: Ctrl-C reaches this command only, which stops the
+                # children in order, rather than each of them dying on its own and looking like a crash.
+                processes[name] = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, start_new_session=True)
+                if name == "sandbox":
+                    # Nothing that probes it may start before it listens: the first runs would fail
+                    # to connect and could show an outage that never happened.
+                    self._wait_for_port(int(env["SANDBOX_PORT"]), processes[name], lambda: stopping)
+            url = f"http://127.0.0.1:{settings.PORT}/"
+            # The URL is printed when it answers, not when the server was merely started.
+            # Asked of a page the public cache does not keep: "/" would be cached before any run.
+            if self._wait_for_http(url + "oncall/login/", processes["web"], lambda: stopping):
+                self.stdout.write(self.style.SUCCESS(
+                    f"Vigie is running at {url}\n"
+                    f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ "
+                    f"(faults: python manage.py sandbox fault set quota_exceeded --action post)\n"
+                    f"  locations: {', '.join(locations) or 'none'}; Ctrl-C stops everything."
+                ))
+            while not stopping:
+                time.sleep(0.5)
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        failed = f"{name} exited with code {process.returncode}"
+                        stopping = True
+                        break
+        except CommandError as exc:
+            failed = str(exc)
+        finally:
+            self._stop_all(processes)
+        if failed:
+            raise CommandError(f"Vigie stopped because {failed}; every other process was stopped with it.")
+        self.stdout.write(f"Stopped Vigie: {self._describe(processes)}. Nothing is left running.")
+
+    @staticmethod
+    def _describe(processes: dict[str, subprocess.Popen]) -> str:
+        names = {"web": "the web server", "sandbox": "the sandbox platform", "beat": "the scheduler"}
+        parts = [names[n] for n in ("web", "sandbox") if n in processes]
+        workers = [n.removeprefix("worker-") for n in processes if n.startswith("worker-")]
+        if workers:
+            parts.append(f"{len(workers)} worker{'s' if len(workers) > 1 else ''} ({', '.join(workers)})")
+        if "beat" in processes:
+            parts.append(names["beat"])
+        return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts) or "nothing"
+
+    @staticmethod
+    def _stop_all(processes: dict[str, subprocess.Popen]) -> None:
         for process in processes.values():
             if process.poll() is None:
                 process.terminate()
@@ -101,13 +138,31 @@ class Command(BaseCommand):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
-        if failed:
-            raise CommandError(f"stopped: {failed}")
+                process.wait()
 
     @staticmethod
-    def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    def _wait_for_http(url: str, process: subprocess.Popen, stopping, timeout: float = 120.0) -> bool:
+        """True once `url` gives any HTTP answer; False if asked to stop first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if stopping():
+                return False
+            if process.poll() is not None:
+                raise CommandError(f"the web server exited with code {process.returncode} before answering {url}")
+            try:
+                # No proxy: the address is this machine's, whatever http_proxy says.
+                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=2):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answered, with an error page: it is up
+            except OSError:
+                time.sleep(0.2)
+        raise CommandError(f"the web server did not answer {url} within {timeout:.0f} s")
+
+    @staticmethod
+    def _wait_for_port(port: int, process: subprocess.Popen, stopping, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stopping():
             if process.poll() is not None:
                 raise CommandError(f"the sandbox exited with code {process.returncode} before listening on {port}")
             try:
@@ -115,5 +170,6 @@ class Command(BaseCommand):
                     return
             except OSError:
                 time.sleep(0.1)
-        process.terminate()
+        if stopping():
+            return
         raise CommandError(f"the sandbox did not listen on port {port} within {timeout:.0f} s")

@@ -19,6 +19,10 @@ from sandbox.faults import FaultSpecError, parse_duration, validate_spec
 from sandbox.server import make_server
 
 # CLI spelling of each fault-spec field, so an error points at what the user typed.
+# A fault whose meaning names its action needs no --action: the obvious one is used, and said.
+DEFAULT_ACTIONS = {"accept_overlong": "post"}
+DEFAULT_ACTIONS_WHY = {"accept_overlong": "the only action where a too-long text can be accepted "
+                                          "(pass --action dm for direct messages)"}
 FLAGS = {"kind": "KIND", "action": "--action", "location": "--location", "duration_s": "--for", "body": "request"}
 
 
@@ -57,7 +61,8 @@ class Command(BaseCommand):
         fault_subs = fault.add_subparsers(dest="fault_command", required=True, metavar="{set,list,clear}")
         fault_set = fault_subs.add_parser("set", help="inject a fault")
         fault_set.add_argument("kind", help="quota_exceeded, read_only, server_error, slow:<ms>, drop, accept_overlong")
-        fault_set.add_argument("--action", required=True, help="post, repost, follow, dm, read or *")
+        fault_set.add_argument("--action", help="post, repost, follow, dm, read or *; accept_overlong "
+                                                "defaults to post (the only action it makes sense on)")
         fault_set.add_argument("--location", default=None, help="only for probes whose User-Agent names it")
         fault_set.add_argument("--for", dest="duration", default=None, help="expire after e.g. 90s, 20m, 1h")
         fault_list = fault_subs.add_parser("list", help="list active faults")
@@ -156,7 +161,15 @@ class Command(BaseCommand):
     # -- subcommands --------------------------------------------------------------------------------
 
     def _fault_set(self, options: dict[str, Any]) -> None:
-        spec: dict[str, Any] = {"kind": options["kind"], "action": options["action"]}
+        action = options["action"]
+        if action is None:
+            kind = options["kind"].split(":", 1)[0]
+            if kind not in DEFAULT_ACTIONS:
+                raise CommandError(f"--action: say which action {options['kind']!r} applies to: "
+                                   "post, repost, follow, dm, read or * (every action).")
+            action = DEFAULT_ACTIONS[kind]
+            self.stdout.write(f"No --action given: {kind} applies to {action}, {DEFAULT_ACTIONS_WHY[kind]}.")
+        spec: dict[str, Any] = {"kind": options["kind"], "action": action}
         if options["location"] is not None:
             spec["location"] = options["location"]
         if options["duration"] is not None:
