@@ -20,7 +20,7 @@ from notifications.models import Channel, EventKind
 from probes.adapters import REGISTRY
 from probes.adapters.scripted import script_issues
 from probes.configreader import ConfigError, FieldPath, Problem, Reader, parse, quote
-from probes.models import Account, Action, Component, ComponentGroup, Location, Platform, Probe, ProbeLocation
+from probes.models import DEFAULT_SETTLE_S, Account, Action, Component, ComponentGroup, Location, Platform, Probe, ProbeLocation
 
 __all__ = ["ConfigError", "Problem", "config_apply", "config_load", "config_read"]
 
@@ -30,7 +30,7 @@ CHANNEL_EVENTS = tuple(kind for kind in EventKind.values if kind != EventKind.TE
 # --- the document ------------------------------------------------------------------------------
 
 LOCATION_KEYS = ("name", "label")
-PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts")
+PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts", "settle")
 ACCOUNT_KEYS = ("username", "token")
 PROBE_KEYS = ("slug", "name", "platform", "action", "interval", "timeout", "latency_threshold_ms",
               "failure_threshold", "success_threshold", "quorum", "locations", "steps", "cleanup")
@@ -117,7 +117,9 @@ def _document(r: Reader, root: Any) -> dict:
 def _platform(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
     platform = {"slug": r.slug(item, path, "slug", seen), "name": r.text(item, path, "name"),
                 "kind": r.choice(item, path, "kind", sorted(REGISTRY)),
-                "base_url": r.text(item, path, "base_url", max_length=300), "accounts": {}}
+                "base_url": r.text(item, path, "base_url", max_length=300), "accounts": {},
+                "settle": r.number(item, path, "settle", low=0, high=60, default=DEFAULT_SETTLE_S, integer=False,
+                                   unit=" s")}
     url = platform["base_url"]
     if url is not None and not re.match(r"^https?://[^/\s]+", url):
         r.problem((*path, "base_url"), f"{quote(item['base_url'])} is not an http(s) URL")
@@ -210,7 +212,7 @@ def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> N
 
 # --- applying ----------------------------------------------------------------------------------
 
-_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events"}
+_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events", "settle_s": "settle"}
 
 
 def _shown(value: Any) -> str:
@@ -258,7 +260,7 @@ def _apply(data: dict) -> list[str]:
     for item in data.get("platforms", []):
         platform, _ = _upsert(changes, Platform, {"slug": item["slug"]},
                            {"name": item["name"], "kind": item["kind"], "base_url": item["base_url"],
-                            "enabled": True}, f"platform {item['slug']}")
+                            "settle_s": float(item["settle"]), "enabled": True}, f"platform {item['slug']}")
         platforms[item["slug"]] = platform
         for role, account in item["accounts"].items():
             _upsert(changes, Account, {"platform": platform, "role": role},

@@ -146,7 +146,8 @@ def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str,
         row = artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
         created.append((artifact, row))
 
-    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key), script=probe.script)
+    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key), script=probe.script,
+                     settle_s=platform.settle_s)
     started_at = timezone.now()
     began = time.monotonic()
     failure: ProbeError | None = None
