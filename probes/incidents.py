@@ -103,7 +103,10 @@ def incident_title(platform: Platform, components: list[Component], failing: lis
     platform_actions = set(platform.probes.filter(enabled=True).values_list("action", flat=True))
     writes_here = [a for a in WRITE_ACTIONS if a in platform_actions]
     reads_fine = Action.READ in platform_actions and Action.READ not in actions
-    if len(writes_here) >= 2 and set(writes_here) <= actions and reads_fine:
+    # The title follows the class: "read-only" only when the runs say the writes were refused
+    # (read_only, or a quota refusing every write); writes crashing are said to crash.
+    refused = dominant in (FailureClass.READ_ONLY, FailureClass.QUOTA_EXCEEDED)
+    if len(writes_here) >= 2 and set(writes_here) <= actions and reads_fine and refused:
         title = _human_join([ACTION_WORDS[a] for a in writes_here]).capitalize() + " failing — platform read-only"
         if dominant == FailureClass.QUOTA_EXCEEDED:
             title += ": writes refused with a daily-limit error"

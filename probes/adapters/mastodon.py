@@ -5,6 +5,7 @@ error text: Mastodon localizes its messages per request.
 """
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,13 @@ from probes.http import HttpResult
 from probes.models import Action, Artifact, FailureClass
 
 DEFAULT_MAX_CHARACTERS = 500
+# A 400 that names the token (Takahē: "Invalid Bearer token") is a refused token, as a 401 is. The
+# one place a body's words are read: no status code says it, and servers that localize their
+# messages answer a bad token with 401 anyway.
+TOKEN_REFUSED = re.compile(r"\b(bearer|access)[ _-]?token\b|\binvalid[ _-]token\b", re.IGNORECASE)
+# A 403 or 422 to a write that says the server is read-only (English only: a localized one is
+# told by the diagnostic read, as a plain refusal).
+READ_ONLY_WORDS = re.compile(r"\bread[ _-]?only\b", re.IGNORECASE)
 MAX_TESTABLE_CHARACTERS = 100_000
 
 
@@ -26,6 +34,8 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
         return None
     if status == 401:
         return FailureClass.AUTH
+    if status == 400 and TOKEN_REFUSED.search(result.error_text(limit=500)):
+        return FailureClass.AUTH  # Takahē refuses a bad token with 400 text/html "Invalid Bearer token"
     if status == 429:
         far = reset_is_far(result, "x-ratelimit-reset", now)  # Mastodon's buckets are 5 minutes
         return FailureClass.QUOTA_EXCEEDED if far else FailureClass.RATE_LIMITED
@@ -189,7 +199,8 @@ class MastodonAdapter(BaseAdapter):
         # 422 (Mastodon) or 400 (Takahē) is the refusal we want. A write refused for another reason
         # (quota, rate limit, read-only) did not publish the post either: the limit held, though
         # untested; the evidence says so, and the posting probe reports the refusal itself.
-        if result.status in (400, 422):
+        if result.status in (400, 422) and classify(result) != FailureClass.AUTH \
+                and not READ_ONLY_WORDS.search(result.error_text(limit=2000)):
             return
         try:
             self._expect(result, write=True)
@@ -259,27 +270,33 @@ class MastodonAdapter(BaseAdapter):
         failure = classify(result)
         if failure is None:
             return
-        if write and (result.status == 403 or result.status in (502, 503, 504)):
+        if write and (result.status in (403, 422) or result.status >= 500):
             failure = self._refusal(result)
         text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
         raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {text}", result=result,
                          permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
 
     def _refusal(self, result: HttpResult) -> str:
-        """A write refused with 403 or 50x: a diagnostic read tells what kind of refusal it is.
+        """A write refused with 403, 422 or 5xx: a diagnostic read tells what kind of refusal it is.
 
-        503 to a write while an authenticated read works is a read-only platform; if the read fails
-        too it is a server error. 403 to a write while the account can still read is a refusal of
+        Any 5xx to a write (JSON or an HTML page) while an authenticated read works is a read-only
+        platform, as is a 403/422 that says so; if the read fails too it is a server error. 403 to a write while the account can still read is a refusal of
         the action; if the read is refused too, the account itself is locked out (auth).
         """
+        said_read_only = result.status in (403, 422) and READ_ONLY_WORDS.search(result.error_text(limit=2000))
         try:
             probe = self.ctx.call("diagnostic read", "GET", self.url("/api/v1/accounts/verify_credentials"),
                                   token=self.prober.token)
         except ProbeError:
             return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
         reads_work = 200 <= probe.status < 300
+        if said_read_only:
+            return FailureClass.READ_ONLY if reads_work else FailureClass.AUTH
+        if result.status == 422:
+            return FailureClass.REJECTED
         if result.status == 403:
             return FailureClass.REJECTED if reads_work else FailureClass.AUTH
+        # Any 5xx, JSON or an HTML crash page (Takahē read-only): reads working says read-only.
         return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
 
 

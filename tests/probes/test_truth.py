@@ -103,3 +103,55 @@ def test_a_requested_follow_of_a_locked_account_counts_as_accepted(sandbox, plat
     assert result.outcome == "success", result.error
     assert result.evidence["follow_answer"] == {"following": False, "requested": True}
     assert sandbox.leftovers() == 0
+
+
+# --- the failure class follows the evidence ----------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["post", "repost", "follow", "dm"])
+def test_takahe_refusing_writes_with_a_500_html_page_is_read_only(takahe, takahe_platform, locations, action):
+    takahe.fault("read_only", action)
+    result = run(takahe_platform, locations, action)
+    assert result.failure_class == "read_only", result.error
+    assert result.evidence["status_code"] == 500
+    assert takahe.leftovers() == 0, takahe.artifacts()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_probe_during_takahe_read_only_says_untested_not_a_crash(takahe, takahe_platform, locations):
+    takahe.fault("read_only", "*")
+    result = run(takahe_platform, locations, "limits")
+    assert result.outcome == "success"
+    assert "read_only" in result.evidence["limit_untested"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["post", "read", "limits"])
+def test_a_bad_token_answered_400_html_is_auth(takahe, takahe_platform, locations, action):
+    Account.objects.filter(platform=takahe_platform, role="prober").update(token="not-the-token")
+    result = run(takahe_platform, locations, action)
+    assert result.failure_class == "auth", (result.failure_class, result.error)
+    assert result.evidence["status_code"] == 400
+
+
+@pytest.mark.django_db
+def test_an_incident_title_says_read_only_only_when_the_runs_say_so(db):
+    from datetime import datetime, timedelta, timezone as dt_timezone
+
+    from probes.models import Component, Incident, Location, Probe
+    from probes.simulation import record_run
+
+    t0 = datetime(2026, 2, 8, 17, 0, tzinfo=dt_timezone.utc)
+    platform = Platform.objects.create(name="Sandbox", slug="sandbox", kind="sandbox", base_url="http://127.0.0.1:9")
+    location = Location.objects.create(name="atlanta")
+    for position, action in enumerate(["post", "repost", "follow", "dm", "read"]):
+        probe = Probe.objects.create(name=action, slug=action, platform=platform, action=action, interval_s=30)
+        ProbeLocation.objects.create(probe=probe, location=location, created_at=t0 - timedelta(minutes=1))
+        Component.objects.create(name=action.title(), position=position).probes.add(probe)
+    for i in range(6):
+        for placement in ProbeLocation.objects.select_related("probe", "location"):
+            failing = placement.probe.action != "read"
+            record_run(placement, t0 + timedelta(seconds=30 * i + placement.id),
+                       failure_class="server_error" if failing else "")
+    title = Incident.objects.get().title
+    assert "read-only" not in title and "server errors" in title
