@@ -2,8 +2,9 @@
 
 A probe at a location (a placement) is a small state machine with hysteresis: failing after
 `failure_threshold` consecutive failed runs, back after `success_threshold` successes, degraded
-when successful runs are slower than the latency threshold, and flapping — reported as degraded,
-never as failing — when its recent outcomes keep changing. A component's status comes from its
+when successful runs are slower than the latency threshold, and flapping — reported as degraded —
+when its recent outcomes keep changing, until a streak of failures twice the threshold long,
+which is failing: flapping never masks an outage. A component's status comes from its
 placements across locations and a quorum. Evaluation runs in the recording transaction with the
 platform row locked, so evaluations of one platform apply one at a time and never race.
 """
@@ -21,14 +22,29 @@ from django.utils import timezone
 
 from probes.events import announce, maintenance_boundary, problem_changed, public_change
 from probes.models import (
-    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange,
+    FailureClass, FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, OUTAGE_STATUSES, STATUS_SEVERITY, Component, ComponentStatus, ComponentStatusChange,
     Maintenance, Outcome, OwnProblem, PlacementState, PlacementStateChange, Platform, Probe, ProbeLocation,
     Run,
 )
 
+# A flapping placement is failing after this many times `failure_threshold` failed runs in a row.
+FLAPPING_FAILING_STREAK = 2
 # No run for this many intervals and a placement is no longer known to be anything.
 STALE_AFTER_INTERVALS = 3
 OUTAGE = OUTAGE_STATUSES
+
+
+# Failure classes that are one failure seen differently: a streak of them is one streak.
+CLASS_FAMILIES = {
+    FailureClass.READ_ONLY: "refused", FailureClass.QUOTA_EXCEEDED: "refused", FailureClass.RATE_LIMITED: "refused",
+    FailureClass.AUTH: "refused_account", FailureClass.REJECTED: "refused_account",
+    FailureClass.INVARIANT: "wrong", FailureClass.UNEXPECTED: "wrong",
+}
+
+
+def class_family(failure_class: str) -> str:
+    """Timeouts, connection failures and server errors are one family ("down"), the default."""
+    return CLASS_FAMILIES.get(failure_class, "down")
 
 
 def _changes(recent: str) -> int:
@@ -72,6 +88,11 @@ def _observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
         # A placement still failing (a success or two, short of recovering) keeps the start of the
         # streak that made it fail: the outage did not start again, and its incident must not start
         # after it was detected.
+        if (placement.consecutive_failures and placement.state != PlacementState.FAILING
+                and class_family(run.failure_class) != class_family(placement.last_failure_class)):
+            # Another kind of failure is another failure: its streak starts here, not at an
+            # unrelated earlier one (a wrong answer before a read-only outage).
+            placement.consecutive_failures = 0
         if placement.consecutive_failures == 0 and placement.state != PlacementState.FAILING:
             placement.streak_started_at = run.started_at
             placement.streak_previous_success_at = placement.last_success_at
@@ -111,6 +132,10 @@ def _next_state(p: ProbeLocation, *, failed: bool, slow: bool) -> tuple[str, str
     state = p.state
     if failed and p.consecutive_failures >= n and not p.flapping:
         return PlacementState.FAILING, f"{p.consecutive_failures} consecutive failed runs ({p.last_failure_class})"
+    if failed and p.flapping and p.consecutive_failures >= FLAPPING_FAILING_STREAK * n:
+        # Flapping must not mask an outage: a streak this long is failing, whatever came before.
+        return PlacementState.FAILING, (f"{p.consecutive_failures} consecutive failed runs "
+                                        f"({p.last_failure_class}) after flapping")
     if state == PlacementState.FAILING:
         # Leaving failing always takes `success_threshold` successes, flapping or not.
         if p.consecutive_successes >= m:
