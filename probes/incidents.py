@@ -172,14 +172,15 @@ def _evidence_merge(old: dict, new: dict) -> dict:
 
 
 def _evidence_sentence(evidence: dict) -> str:
+    """Vigie's words for the public: what failed, by class, and how, never the platform's raw
+    answer (it stays in the incident's evidence and the runs, for on-call)."""
     parts = []
-    if evidence.get("failure_classes"):
-        parts.append("failure " + ", ".join(f"{k} ×{v}" for k, v in sorted(evidence["failure_classes"].items())))
-    if evidence.get("status_code"):
-        text = f"HTTP {evidence['status_code']}"
-        if evidence.get("platform_error"):
-            text += f" “{evidence['platform_error'][:160]}”"
-        parts.append(text)
+    classes = evidence.get("failure_classes") or {}
+    if classes:
+        ranked = sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(", ".join(CLASS_WORDS.get(name, name.replace("_", " ")) for name, _ in ranked))
+    if isinstance(evidence.get("status_code"), int):
+        parts.append(f"HTTP {evidence['status_code']}")
     if evidence.get("locations"):
         parts.append("from " + ", ".join(evidence["locations"]))
     return "; ".join(parts)
