@@ -75,6 +75,16 @@ def _observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
     probe = placement.probe
     placement.evaluated_until = run.started_at
     failed = run.outcome == Outcome.FAILURE
+    untested = not failed and isinstance(run.evidence, dict) and run.evidence.get("limit_untested")
+    if untested:
+        # The run could not test what the probe exists to test (the limit probe while writes are
+        # refused): no measurement, neither up nor down. Its component says "no data".
+        if placement.state == PlacementState.UNKNOWN:
+            return None
+        old, placement.state, placement.state_since = placement.state, PlacementState.UNKNOWN, run.started_at
+        return PlacementStateChange.objects.create(placement=placement, old_state=old, new_state=PlacementState.UNKNOWN,
+                                                   cause=f"could not test: {untested}"[:300], run=run,
+                                                   changed_at=run.started_at)
     slow = not failed and run.latency_ms > probe.latency_threshold_ms
 
     placement.recent = (placement.recent + ("F" if failed else "S"))[-FLAP_WINDOW:]
@@ -232,8 +242,10 @@ def _derive(component: Component, placements: list[_Placement], now: datetime, *
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
     known = [p for p in placements if p.state != PlacementState.UNKNOWN]
     if not known:
-        # Nothing measured: keep the last status rather than claim health; `stale` says why.
-        return Derived(component.status, stale or bool(placements), "no probe data")
+        # Nothing measured (no run yet, no probe enabled, no fresh run): no data, never a claim of
+        # health, and not counted as up.
+        return Derived(ComponentStatus.UNKNOWN, stale or bool(placements),
+                       "no probe data" if placements else "no probe enabled")
     by_probe: dict[int, list[_Placement]] = {}
     for p in known:
         by_probe.setdefault(p.probe_id, []).append(p)

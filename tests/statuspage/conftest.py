@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from probes.evaluation import platform_refresh
-from probes.models import Component, ComponentGroup, Incident, Maintenance
+from probes.models import Component, ComponentGroup, Incident, Maintenance, ProbeLocation
 from probes.scenarios import SCENARIOS
 from probes.simulation import demo_layout, simulate_scenario
 
@@ -35,5 +35,7 @@ def history(db):
                                scheduled_until=now + timedelta(days=3, hours=1), cancelled=True)
     for maintenance in (past, active, upcoming):
         maintenance.components.set(Component.objects.filter(name="Timeline"))
+    # Fresh runs just now (only a measured component shows a status), without moving the states.
+    ProbeLocation.objects.update(last_run_at=now - timedelta(seconds=20))
     platform_refresh(platform, now)  # as the admin does on save (and the watchdog every 10 s)
     return {"past": past, "active": active, "upcoming": upcoming, "incident": Incident.objects.get()}
