@@ -48,6 +48,9 @@ def dispatch_due() -> int:
     sent = dispatch.dispatch_until(enqueue=_send_runs, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
     # The scheduler's sign of life, read by the watchdog loop in every worker (probes.heartbeat).
     heartbeat.heartbeat_beat(heartbeat.SCHEDULER, detail=f"{sent} run(s) sent")
+    from statuspage.cache import static_copy_freshen
+
+    static_copy_freshen()  # the static copy's "last checked" follows the live page's
     return sent
 
 
