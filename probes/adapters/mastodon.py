@@ -229,6 +229,14 @@ class MastodonAdapter(BaseAdapter):
         # Gone already (404) is as good as removed: cleanup is idempotent.
         if result.status != 404:
             self._expect(result, write=True)
+        if artifact.kind in (Artifact.Kind.STATUS, Artifact.Kind.DIRECT_MESSAGE):
+            # A delete is verified by reading back: a server may answer 200 and keep the post (a
+            # background write resurrecting it). Still there: not cleaned, tried again later.
+            check = self.ctx.call("deleted?", "GET", self.url(f"/api/v1/statuses/{artifact.remote_id}"), token=token)
+            if 200 <= check.status < 300:
+                self.ctx.facts["deletes_lost"] = self.ctx.facts.get("deletes_lost", 0) + 1
+                raise ProbeError(FailureClass.INVARIANT, "the delete was answered but the post is still readable",
+                                 result=check)
 
     # --- helpers -----------------------------------------------------------------------------
     def _text(self, what: str) -> str:

@@ -155,3 +155,84 @@ def test_an_incident_title_says_read_only_only_when_the_runs_say_so(db):
                        failure_class="server_error" if failing else "")
     title = Incident.objects.get().title
     assert "read-only" not in title and "server errors" in title
+
+
+@pytest.mark.django_db
+def test_public_incident_text_never_quotes_the_platforms_raw_answer(db):
+    """The raw body stays in the evidence for on-call; the public reads Vigie's sentence."""
+    from datetime import datetime, timedelta, timezone as dt_timezone
+
+    from probes.models import Component, Incident, IncidentUpdate, Location, Probe
+    from probes.simulation import record_run
+
+    t0 = datetime(2026, 2, 8, 17, 0, tzinfo=dt_timezone.utc)
+    platform = Platform.objects.create(name="Sandbox", slug="sandbox", kind="sandbox", base_url="http://127.0.0.1:9")
+    location = Location.objects.create(name="atlanta")
+    probe = Probe.objects.create(name="post", slug="post", platform=platform, action="post", interval_s=30)
+    placement = ProbeLocation.objects.create(probe=probe, location=location, created_at=t0 - timedelta(minutes=1))
+    Component.objects.create(name="Posting").probes.add(probe)
+    raw = '{"id": "117020586019094258", "content": "<p>Vigie availability probe</p>"}'
+    for i in range(6):
+        record_run(ProbeLocation.objects.select_related("probe", "location").get(id=placement.id),
+                   t0 + timedelta(seconds=30 * i), failure_class="invariant", status_code=200, platform_error=raw)
+    incident = Incident.objects.get()
+    assert incident.evidence["platform_error"] == raw  # on-call keeps it
+    bodies = " ".join(IncidentUpdate.objects.values_list("body", flat=True))
+    assert "117020586019094258" not in bodies and "{" not in bodies and "content" not in bodies
+    assert "wrong results accepted" in bodies
+
+
+# --- nothing left behind ---------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_delete_is_caught_by_reading_back_and_done_again_later(sandbox, platform, locations):
+    from probes.runner import cleanup_pending
+
+    sandbox.fault("delete_lost", "post")
+    result = run(platform, locations, "post")
+    assert result.outcome == "success"
+    assert result.cleanup == Run.Cleanup.PENDING  # answered 200, still readable: not marked done
+    row = Artifact.objects.get(kind=Artifact.Kind.STATUS)
+    assert row.cleaned_at is None and "still readable" in row.last_error
+    assert sandbox.leftovers() == 1
+    sandbox.clear_faults()
+    Artifact.objects.update(next_attempt_at=timezone.now())
+    assert cleanup_pending(min_age=__import__("datetime").timedelta(0)) == 1
+    assert sandbox.leftovers() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_racing_to_make_the_repost_target_leave_one(sandbox, platform, locations):
+    """Both locations' first runs read the partner with no target and each made one: the first to
+    store it keeps it, the other deletes its own."""
+    from probes.runner import run_perform
+
+    probe = make_probe(platform, "repost", locations)
+    stale = list(platform.accounts.all())  # as both runs loaded them: no repost target yet
+    for placement in ProbeLocation.objects.filter(probe=probe).select_related("probe__platform", "location"):
+        done = run_perform(placement=placement, accounts=stale,
+                           run_key=str(uuid.uuid4()), scheduled_for=timezone.now())
+        assert done.outcome == "success", done.error
+    partner = Account.objects.get(role="partner")
+    assert partner.fixture_id
+    partner_statuses = sandbox.artifacts()["vigie_partner"]["statuses"]
+    assert partner_statuses == 1, sandbox.artifacts()
+    assert sandbox.leftovers() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_probe_that_cannot_test_leaves_its_component_unknown_not_green(takahe, takahe_platform, locations):
+    from probes.models import Component, ComponentStatus
+
+    result = run(takahe_platform, locations, "limits")  # tested: up
+    Component.objects.create(name="Post length limit").probes.add(result.probe)
+    result = run(takahe_platform, locations, "limits")
+    assert Component.objects.get().status == ComponentStatus.OPERATIONAL
+    takahe.fault("read_only", "*")
+    result = run(takahe_platform, locations, "limits")
+    assert result.outcome == "success" and result.evidence["limit_untested"]
+    assert ProbeLocation.objects.get(probe=result.probe).state == "unknown"
+    assert Component.objects.get().status == ComponentStatus.UNKNOWN
+    takahe.clear_faults()
+    run(takahe_platform, locations, "limits")
+    assert Component.objects.get().status == ComponentStatus.OPERATIONAL
