@@ -79,3 +79,7 @@ def test_time_without_measurement_is_not_counted_as_up(fresh):
     observed = sum(d.observed_s for d in bar.days)
     assert observed == pytest.approx(2 * 3600, abs=5)
     assert bar.uptime < 0.6
+
+
+def test_the_french_page_says_not_measured_yet_in_french(client, fresh):
+    assert "Pas encore mesuré" in client.get("/fr/").content.decode()
