@@ -30,7 +30,10 @@ CHANNEL_EVENTS = tuple(kind for kind in EventKind.values if kind != EventKind.TE
 # --- the document ------------------------------------------------------------------------------
 
 LOCATION_KEYS = ("name", "label")
-PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts", "settle")
+PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts", "settle", "write_limits")
+# "300/3h": a limit per period.
+WRITE_LIMIT_RE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{1,6})\s*([smhd])\s*$")
+PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 ACCOUNT_KEYS = ("username", "token")
 PROBE_KEYS = ("slug", "name", "platform", "action", "interval", "timeout", "latency_threshold_ms",
               "failure_threshold", "success_threshold", "quorum", "locations", "steps", "cleanup")
@@ -119,7 +122,10 @@ def _platform(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
                 "kind": r.choice(item, path, "kind", sorted(REGISTRY)),
                 "base_url": r.text(item, path, "base_url", max_length=300), "accounts": {},
                 "settle": r.number(item, path, "settle", low=0, high=60, default=DEFAULT_SETTLE_S, integer=False,
-                                   unit=" s")}
+                                   unit=" s"),
+                "write_limits": None}
+    if "write_limits" in item and platform["kind"] is not None:
+        platform["write_limits"] = _write_limits(r, item["write_limits"], (*path, "write_limits"), platform["kind"])
     url = platform["base_url"]
     if url is not None and not re.match(r"^https?://[^/\s]+", url):
         r.problem((*path, "base_url"), f"{quote(item['base_url'])} is not an http(s) URL")
@@ -199,6 +205,30 @@ def _channel(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
     return channel
 
 
+def _write_limits(r: Reader, value: Any, path: FieldPath, kind: str) -> dict | None:
+    """`none` (a server without such limits) or {family: "limit/period"}, e.g. {statuses: 300/3h}."""
+    from probes.budget import platform_limits
+
+    families = [rule.family for rule in platform_limits(kind, None)]
+    if value == "none" or value == {}:
+        return {}
+    if not isinstance(value, dict):
+        r.problem(path, f"expected none or a mapping of {', '.join(families) or 'no families'} to limit/period "
+                        f"(e.g. 300/3h), got {quote(value)}")
+        return None
+    declared = {}
+    for family, text in value.items():
+        match = WRITE_LIMIT_RE.match(str(text)) if isinstance(text, (str, int)) else None
+        if family not in families:
+            r.problem((*path, str(family)), f"unknown write-limit family {quote(family)} for kind {kind}; "
+                                            f"known: {', '.join(families) or 'none'}")
+        elif match is None:
+            r.problem((*path, family), f"expected limit/period such as 300/3h, got {quote(text)}")
+        else:
+            declared[family] = [int(match.group(1)), int(match.group(2)) * PERIOD_UNITS[match.group(3)]]
+    return declared
+
+
 def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> None:
     """A schedule that would exceed a platform's documented write limits is refused before it runs:
     the monitor would cause the very "over the limit" refusals it exists to detect."""
@@ -206,7 +236,7 @@ def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> N
 
     planned = [{"slug": p["slug"], "action": p["action"], "interval": p["interval"], "locations": p["locations"]}
                for p in probes if p["platform"] == platform["slug"]]
-    for problem in schedule_problems(platform["kind"], planned):
+    for problem in schedule_problems(platform["kind"], planned, write_limits=platform.get("write_limits")):
         r.problem(path, f"platform {platform['slug']}: {problem}")
 
 
@@ -260,7 +290,8 @@ def _apply(data: dict) -> list[str]:
     for item in data.get("platforms", []):
         platform, _ = _upsert(changes, Platform, {"slug": item["slug"]},
                            {"name": item["name"], "kind": item["kind"], "base_url": item["base_url"],
-                            "settle_s": float(item["settle"]), "enabled": True}, f"platform {item['slug']}")
+                            "settle_s": float(item["settle"]), "write_limits": item.get("write_limits"),
+                            "enabled": True}, f"platform {item['slug']}")
         platforms[item["slug"]] = platform
         for role, account in item["accounts"].items():
             _upsert(changes, Account, {"platform": platform, "role": role},

@@ -133,6 +133,10 @@ class Platform(models.Model):
     # worker, as on Takahē): only a result still wrong after this is an `invariant` failure.
     settle_s = models.FloatField(default=DEFAULT_SETTLE_S, validators=[MinValueValidator(0), MaxValueValidator(60)],
                                  help_text="Seconds an accepted action may take to become effective.")
+    # The platform's own per-account write limits, {family: [limit, period_s]}: {} for none (a
+    # self-hosted server without mastodon.social's limits); null for the kind's documented ones.
+    write_limits = models.JSONField(null=True, blank=True, default=None,
+                                    help_text="Empty: the kind's documented limits; {} none.")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

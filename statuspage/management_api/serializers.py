@@ -196,7 +196,7 @@ class ProbeSerializer(serializers.ModelSerializer):
             locations = attrs["locations"] if "locations" in attrs else (list(probe.locations.all()) if probe else [])
             planned.append({"slug": value("slug", ""), "action": value("action"), "interval": value("interval_s", 60),
                             "locations": [loc.name for loc in locations]})
-        problems = schedule_problems(platform.kind, planned)
+        problems = schedule_problems(platform.kind, planned, write_limits=platform.write_limits)
         if problems:
             raise serializers.ValidationError({"interval_s": [f"platform {platform.slug}: {p}" for p in problems]})
         return attrs

@@ -11,7 +11,6 @@ from statistics import fmean
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from probes.adapters import UnknownAdapter, adapter_class
 from probes.budget import SELF_INFLICTED_SHARE, own_usage
 from probes.incidents import format_duration_seconds
 from probes.models import (
@@ -95,10 +94,9 @@ def write_usage(now: datetime) -> list[dict]:
     """Vigie's own writes per test account against the platform's documented limits."""
     usage = []
     for platform in Platform.objects.filter(enabled=True).prefetch_related("accounts").order_by("name"):
-        try:
-            limits = adapter_class(platform.kind).write_limits
-        except UnknownAdapter:
-            continue
+        from probes.budget import platform_limits
+
+        limits = platform_limits(platform.kind, platform.write_limits)
         for account in sorted(platform.accounts.all(), key=lambda a: a.role):
             for rule, used in own_usage(account, limits, now):
                 share = used / rule.limit if rule.limit else 0.0

@@ -28,6 +28,11 @@ class Command(BaseCommand):
                 self.stderr.write(problem)
             raise CommandError(f"{file}: {len(exc.problems)} problem(s), nothing applied") from None
         if verb == "check":
+            from probes.budget import limits_said
+
+            for platform in data.get("platforms", []):  # which write limits the budget check applied, and why
+                self.stdout.write(f"platform {platform['slug']}: "
+                                  f"{limits_said(platform['kind'], platform.get('write_limits'))}")
             self.stdout.write(f"{file}: OK")
             return
         # The changes are printed before the transaction that makes them commits.
