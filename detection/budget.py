@@ -18,6 +18,29 @@ from detection.models import OwnProblem
 SELF_INFLICTED_SHARE = 0.8
 
 
+def platform_limits(kind: str, declared: dict | None) -> tuple[WriteLimit, ...]:
+    """The write limits that apply to a platform: those it declares (`Platform.write_limits`,
+    {family: [limit, period_s]}, {} for none), else its kind's documented ones."""
+    try:
+        documented = adapter_class(kind).write_limits
+    except UnknownAdapter:
+        return ()
+    if declared is None:
+        return documented
+    return tuple(WriteLimit(r.family, int(declared[r.family][0]), timedelta(seconds=float(declared[r.family][1])),
+                            r.kinds, r.counts, r.cost)
+                 for r in documented if r.family in declared)
+
+
+def limits_said(kind: str, declared: dict | None) -> str:
+    """Which limits apply and why, as `config check` says it."""
+    limits = platform_limits(kind, declared)
+    where = "declared by the platform" if declared is not None else f"documented for kind {kind}"
+    if not limits:
+        return f"no write limits ({where})"
+    return ", ".join(f"{r.family} {r.limit} per {_human(r.period)}" for r in limits) + f" ({where})"
+
+
 def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -> list[tuple[WriteLimit, int]]:
     usage = []
     for rule in limits:
@@ -61,7 +84,7 @@ def _explanations(platform: Platform, *, actions: list[str], now: datetime) -> l
     for action in actions:
         for role, families in adapter.writes_per_run.get(action, {}).items():
             account = accounts.get(role)
-            rules = tuple(r for r in adapter.write_limits if r.family in families)
+            rules = tuple(r for r in platform_limits(platform.kind, platform.write_limits) if r.family in families)
             if account is None or not rules:
                 continue
             for rule, used in own_usage(account, rules, now):
@@ -80,15 +103,16 @@ def problems_recheck(now: datetime) -> None:
             OwnProblem.objects.filter(id=problem.id).update(resolved_at=now)
 
 
-def schedule_problems(platform_kind: str, probes: list[dict]) -> list[str]:
-    """What a planned schedule would write per account and family, against the documented limits.
-    `probes` items: {"slug", "action", "interval", "locations": [..]}."""
+def schedule_problems(platform_kind: str, probes: list[dict], *, write_limits: dict | None = None) -> list[str]:
+    """What a planned schedule would write per account and family, against the platform's limits
+    (`write_limits` as Platform.write_limits). `probes` items: {"slug", "action", "interval", "locations": [..]}."""
     try:
         adapter = adapter_class(platform_kind)
     except UnknownAdapter:
         return []
+    limits = platform_limits(platform_kind, write_limits)
     planned: dict[tuple[str, str], float] = {}
-    for rule in adapter.write_limits:
+    for rule in limits:
         for probe in probes:
             per_run = adapter.writes_per_run.get(probe["action"], {})
             for role, families in per_run.items():
@@ -97,7 +121,7 @@ def schedule_problems(platform_kind: str, probes: list[dict]) -> list[str]:
                     runs = rule.period.total_seconds() / probe["interval"] * max(1, len(probe["locations"]))
                     planned[(role, rule.family)] = planned.get((role, rule.family), 0) + writes * runs
     problems = []
-    for rule in adapter.write_limits:
+    for rule in limits:
         for (role, family), count in sorted(planned.items()):
             # Refused from the share on: above it, the platform's own refusals would be taken
             # for Vigie's and an outage like February 2023's would be missed.

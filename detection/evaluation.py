@@ -2,8 +2,9 @@
 
 A probe at a location (a placement) is a small state machine with hysteresis: failing after
 `failure_threshold` consecutive failed runs, back after `success_threshold` successes, degraded
-when successful runs are slower than the latency threshold, and flapping — reported as degraded,
-never as failing — when its recent outcomes keep changing. A component's status comes from its
+when successful runs are slower than the latency threshold, and flapping — reported as degraded —
+when its recent outcomes keep changing, until a streak of failures twice the threshold long,
+which is failing: flapping never masks an outage. A component's status comes from its
 placements across locations and a quorum. Evaluation runs in the recording transaction with the
 platform row locked, so evaluations of one platform apply one at a time and never race.
 """
@@ -22,7 +23,7 @@ from django.utils import timezone
 from detection.events import announce, maintenance_boundary, problem_changed, public_change
 from detection.problems import problem_open, problem_resolve  # noqa: F401 (also reached from here)
 from probes.models import (
-    FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, Outcome, PlacementState, Platform, Probe, ProbeLocation,
+    FailureClass, FLAP_ENTER_CHANGES, FLAP_EXIT_CHANGES, FLAP_WINDOW, Outcome, PlacementState, Platform, Probe, ProbeLocation,
     Run,
 )
 from detection.models import (
@@ -30,9 +31,24 @@ from detection.models import (
     PlacementStateChange,
 )
 
+# A flapping placement is failing after this many times `failure_threshold` failed runs in a row.
+FLAPPING_FAILING_STREAK = 2
 # No run for this many intervals and a placement is no longer known to be anything.
 STALE_AFTER_INTERVALS = 3
 OUTAGE = OUTAGE_STATUSES
+
+
+# Failure classes that are one failure seen differently: a streak of them is one streak.
+CLASS_FAMILIES = {
+    FailureClass.READ_ONLY: "refused", FailureClass.QUOTA_EXCEEDED: "refused", FailureClass.RATE_LIMITED: "refused",
+    FailureClass.AUTH: "refused_account", FailureClass.REJECTED: "refused_account",
+    FailureClass.INVARIANT: "wrong", FailureClass.UNEXPECTED: "wrong",
+}
+
+
+def class_family(failure_class: str) -> str:
+    """Timeouts, connection failures and server errors are one family ("down"), the default."""
+    return CLASS_FAMILIES.get(failure_class, "down")
 
 
 def _changes(recent: str) -> int:
@@ -63,6 +79,16 @@ def _observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
     probe = placement.probe
     placement.evaluated_until = run.started_at
     failed = run.outcome == Outcome.FAILURE
+    untested = not failed and isinstance(run.evidence, dict) and run.evidence.get("limit_untested")
+    if untested:
+        # The run could not test what the probe exists to test (the limit probe while writes are
+        # refused): no measurement, neither up nor down. Its component says "no data".
+        if placement.state == PlacementState.UNKNOWN:
+            return None
+        old, placement.state, placement.state_since = placement.state, PlacementState.UNKNOWN, run.started_at
+        return PlacementStateChange.objects.create(placement=placement, old_state=old, new_state=PlacementState.UNKNOWN,
+                                                   cause=f"could not test: {untested}"[:300], run=run,
+                                                   changed_at=run.started_at)
     slow = not failed and run.latency_ms > probe.latency_threshold_ms
 
     placement.recent = (placement.recent + ("F" if failed else "S"))[-FLAP_WINDOW:]
@@ -76,6 +102,11 @@ def _observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
         # A placement still failing (a success or two, short of recovering) keeps the start of the
         # streak that made it fail: the outage did not start again, and its incident must not start
         # after it was detected.
+        if (placement.consecutive_failures and placement.state != PlacementState.FAILING
+                and class_family(run.failure_class) != class_family(placement.last_failure_class)):
+            # Another kind of failure is another failure: its streak starts here, not at an
+            # unrelated earlier one (a wrong answer before a read-only outage).
+            placement.consecutive_failures = 0
         if placement.consecutive_failures == 0 and placement.state != PlacementState.FAILING:
             placement.streak_started_at = run.started_at
             placement.streak_previous_success_at = placement.last_success_at
@@ -115,6 +146,10 @@ def _next_state(p: ProbeLocation, *, failed: bool, slow: bool) -> tuple[str, str
     state = p.state
     if failed and p.consecutive_failures >= n and not p.flapping:
         return PlacementState.FAILING, f"{p.consecutive_failures} consecutive failed runs ({p.last_failure_class})"
+    if failed and p.flapping and p.consecutive_failures >= FLAPPING_FAILING_STREAK * n:
+        # Flapping must not mask an outage: a streak this long is failing, whatever came before.
+        return PlacementState.FAILING, (f"{p.consecutive_failures} consecutive failed runs "
+                                        f"({p.last_failure_class}) after flapping")
     if state == PlacementState.FAILING:
         # Leaving failing always takes `success_threshold` successes, flapping or not.
         if p.consecutive_successes >= m:
@@ -211,8 +246,10 @@ def _derive(component: Component, placements: list[_Placement], now: datetime, *
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
     known = [p for p in placements if p.state != PlacementState.UNKNOWN]
     if not known:
-        # Nothing measured: keep the last status rather than claim health; `stale` says why.
-        return Derived(component.status, stale or bool(placements), "no probe data")
+        # Nothing measured (no run yet, no probe enabled, no fresh run): no data, never a claim of
+        # health, and not counted as up.
+        return Derived(ComponentStatus.UNKNOWN, stale or bool(placements),
+                       "no probe data" if placements else "no probe enabled")
     by_probe: dict[int, list[_Placement]] = {}
     for p in known:
         by_probe.setdefault(p.probe_id, []).append(p)

@@ -104,7 +104,10 @@ def incident_title(platform: Platform, components: list[Component], failing: lis
     platform_actions = set(platform.probes.filter(enabled=True).values_list("action", flat=True))
     writes_here = [a for a in WRITE_ACTIONS if a in platform_actions]
     reads_fine = Action.READ in platform_actions and Action.READ not in actions
-    if len(writes_here) >= 2 and set(writes_here) <= actions and reads_fine:
+    # The title follows the class: "read-only" only when the runs say the writes were refused
+    # (read_only, or a quota refusing every write); writes crashing are said to crash.
+    refused = dominant in (FailureClass.READ_ONLY, FailureClass.QUOTA_EXCEEDED)
+    if len(writes_here) >= 2 and set(writes_here) <= actions and reads_fine and refused:
         title = _human_join([ACTION_WORDS[a] for a in writes_here]).capitalize() + " failing — platform read-only"
         if dominant == FailureClass.QUOTA_EXCEEDED:
             title += ": writes refused with a daily-limit error"
@@ -170,14 +173,15 @@ def _evidence_merge(old: dict, new: dict) -> dict:
 
 
 def _evidence_sentence(evidence: dict) -> str:
+    """Vigie's words for the public: what failed, by class, and how, never the platform's raw
+    answer (it stays in the incident's evidence and the runs, for on-call)."""
     parts = []
-    if evidence.get("failure_classes"):
-        parts.append("failure " + ", ".join(f"{k} ×{v}" for k, v in sorted(evidence["failure_classes"].items())))
-    if evidence.get("status_code"):
-        text = f"HTTP {evidence['status_code']}"
-        if evidence.get("platform_error"):
-            text += f" “{evidence['platform_error'][:160]}”"
-        parts.append(text)
+    classes = evidence.get("failure_classes") or {}
+    if classes:
+        ranked = sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(", ".join(CLASS_WORDS.get(name, name.replace("_", " ")) for name, _ in ranked))
+    if isinstance(evidence.get("status_code"), int):
+        parts.append(f"HTTP {evidence['status_code']}")
     if evidence.get("locations"):
         parts.append("from " + ", ".join(evidence["locations"]))
     return "; ".join(parts)

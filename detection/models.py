@@ -17,11 +17,14 @@ class ComponentStatus(models.TextChoices):
     PARTIAL = "partial_outage", "Partial outage"
     MAJOR = "major_outage", "Major outage"
     MAINTENANCE = "under_maintenance", "Under maintenance"
+    # Nothing measured: no run yet, no probe enabled, or no fresh run. Never shown as health, and
+    # its time is not observed: uptime is counted over measured time only.
+    UNKNOWN = "unknown", "No data"
 
 
 # Worse is higher: how statuses compare when a component's incident grows or recovers.
 STATUS_SEVERITY = {
-    ComponentStatus.OPERATIONAL: 0, ComponentStatus.MAINTENANCE: 0, ComponentStatus.DEGRADED: 1,
+    ComponentStatus.OPERATIONAL: 0, ComponentStatus.MAINTENANCE: 0, ComponentStatus.UNKNOWN: 0, ComponentStatus.DEGRADED: 1,
     ComponentStatus.PARTIAL: 2, ComponentStatus.MAJOR: 3,
 }
 OUTAGE_STATUSES = (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)
@@ -72,7 +75,8 @@ class Component(models.Model):
     group = models.ForeignKey(ComponentGroup, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="components")
     probes = models.ManyToManyField(Probe, related_name="components", blank=True)
-    status = models.CharField(max_length=24, choices=ComponentStatus.choices, default=ComponentStatus.OPERATIONAL)
+    # Unknown until its first run: a component is never shown healthy before it is measured.
+    status = models.CharField(max_length=24, choices=ComponentStatus.choices, default=ComponentStatus.UNKNOWN)
     # No fresh run from any location: the page says monitoring is delayed instead of claiming health.
     stale = models.BooleanField(default=False)
     # Start of the current status (its last change, clamped as the history is): the rollups hold

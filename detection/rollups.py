@@ -130,6 +130,8 @@ class Seconds:
 
 def add_status_seconds(target, status: str, seconds: float) -> None:
     """Add `seconds` in `status` to a Seconds, a StatusSeconds row or a detection.uptime.Day."""
+    if status == ComponentStatus.UNKNOWN:
+        return  # time without measurement is no data: neither up nor down, not observed
     target.observed_s += seconds
     name = STATUS_FIELDS.get(status)
     if name:
@@ -284,8 +286,8 @@ def status_interval_add(component_id: int, status: str, start: datetime, end: da
     """Add the seconds from `start` to `end` that a component spent in `status` to its hours and
     days. Called by detection.evaluation.component_set_status as the component leaves `status`, with
     the component locked; intervals come in time order, one after the other."""
-    if end <= start:
-        return
+    if end <= start or status == ComponentStatus.UNKNOWN:
+        return  # not observed (add_status_seconds)
     hours, days = status_pieces(start, end, page_zone())
     fields = ["observed_s", *([STATUS_FIELDS[status]] if status in STATUS_FIELDS else [])]
 

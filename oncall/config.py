@@ -20,7 +20,7 @@ from notifications.models import Channel, EventKind
 from platforms.adapters import REGISTRY
 from platforms.adapters.scripted import script_issues
 from oncall.configreader import ConfigError, FieldPath, Problem, Reader, parse, quote
-from probes.models import Account, Action, Location, Platform, Probe, ProbeLocation
+from probes.models import DEFAULT_SETTLE_S, Account, Action, Location, Platform, Probe, ProbeLocation
 from detection.models import Component, ComponentGroup
 
 __all__ = ["ConfigError", "Problem", "config_apply", "config_load", "config_read"]
@@ -31,7 +31,10 @@ CHANNEL_EVENTS = tuple(kind for kind in EventKind.values if kind != EventKind.TE
 # --- the document ------------------------------------------------------------------------------
 
 LOCATION_KEYS = ("name", "label")
-PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts")
+PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts", "settle", "write_limits")
+# "300/3h": a limit per period.
+WRITE_LIMIT_RE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{1,6})\s*([smhd])\s*$")
+PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 ACCOUNT_KEYS = ("username", "token")
 PROBE_KEYS = ("slug", "name", "platform", "action", "interval", "timeout", "latency_threshold_ms",
               "failure_threshold", "success_threshold", "quorum", "locations", "steps", "cleanup")
@@ -118,7 +121,12 @@ def _document(r: Reader, root: Any) -> dict:
 def _platform(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
     platform = {"slug": r.slug(item, path, "slug", seen), "name": r.text(item, path, "name"),
                 "kind": r.choice(item, path, "kind", sorted(REGISTRY)),
-                "base_url": r.text(item, path, "base_url", max_length=300), "accounts": {}}
+                "base_url": r.text(item, path, "base_url", max_length=300), "accounts": {},
+                "settle": r.number(item, path, "settle", low=0, high=60, default=DEFAULT_SETTLE_S, integer=False,
+                                   unit=" s"),
+                "write_limits": None}
+    if "write_limits" in item and platform["kind"] is not None:
+        platform["write_limits"] = _write_limits(r, item["write_limits"], (*path, "write_limits"), platform["kind"])
     url = platform["base_url"]
     if url is not None and not re.match(r"^https?://[^/\s]+", url):
         r.problem((*path, "base_url"), f"{quote(item['base_url'])} is not an http(s) URL")
@@ -204,6 +212,30 @@ def _channel(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
     return channel
 
 
+def _write_limits(r: Reader, value: Any, path: FieldPath, kind: str) -> dict | None:
+    """`none` (a server without such limits) or {family: "limit/period"}, e.g. {statuses: 300/3h}."""
+    from detection.budget import platform_limits
+
+    families = [rule.family for rule in platform_limits(kind, None)]
+    if value == "none" or value == {}:
+        return {}
+    if not isinstance(value, dict):
+        r.problem(path, f"expected none or a mapping of {', '.join(families) or 'no families'} to limit/period "
+                        f"(e.g. 300/3h), got {quote(value)}")
+        return None
+    declared = {}
+    for family, text in value.items():
+        match = WRITE_LIMIT_RE.match(str(text)) if isinstance(text, (str, int)) else None
+        if family not in families:
+            r.problem((*path, str(family)), f"unknown write-limit family {quote(family)} for kind {kind}; "
+                                            f"known: {', '.join(families) or 'none'}")
+        elif match is None:
+            r.problem((*path, family), f"expected limit/period such as 300/3h, got {quote(text)}")
+        else:
+            declared[family] = [int(match.group(1)), int(match.group(2)) * PERIOD_UNITS[match.group(3)]]
+    return declared
+
+
 def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> None:
     """A schedule that would exceed a platform's documented write limits is refused before it runs:
     the monitor would cause the very "over the limit" refusals it exists to detect."""
@@ -211,13 +243,13 @@ def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> N
 
     planned = [{"slug": p["slug"], "action": p["action"], "interval": p["interval"], "locations": p["locations"]}
                for p in probes if p["platform"] == platform["slug"]]
-    for problem in schedule_problems(platform["kind"], planned):
+    for problem in schedule_problems(platform["kind"], planned, write_limits=platform.get("write_limits")):
         r.problem(path, f"platform {platform['slug']}: {problem}")
 
 
 # --- applying ----------------------------------------------------------------------------------
 
-_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events"}
+_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events", "settle_s": "settle"}
 
 
 def _shown(value: Any) -> str:
@@ -265,6 +297,7 @@ def _apply(data: dict) -> list[str]:
     for item in data.get("platforms", []):
         platform, _ = _upsert(changes, Platform, {"slug": item["slug"]},
                            {"name": item["name"], "kind": item["kind"], "base_url": item["base_url"],
+                            "settle_s": float(item["settle"]), "write_limits": item.get("write_limits"),
                             "enabled": True}, f"platform {item['slug']}")
         platforms[item["slug"]] = platform
         for role, account in item["accounts"].items():

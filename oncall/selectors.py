@@ -106,10 +106,9 @@ def write_usage(now: datetime) -> list[dict]:
     """Vigie's own writes per test account against the platform's documented limits."""
     usage = []
     for platform in Platform.objects.filter(enabled=True).prefetch_related("accounts").order_by("name"):
-        try:
-            limits = adapter_class(platform.kind).write_limits
-        except UnknownAdapter:
-            continue
+        from detection.budget import platform_limits
+
+        limits = platform_limits(platform.kind, platform.write_limits)
         for account in sorted(platform.accounts.all(), key=lambda a: a.role):
             for rule, used in own_usage(account, limits, now):
                 share = used / rule.limit if rule.limit else 0.0

@@ -47,6 +47,9 @@ class PlacementState(models.TextChoices):
     FAILING = "failing", "Failing"
 
 
+# Seconds a platform may take to make an accepted action effective, unless its config says.
+DEFAULT_SETTLE_S = 5.0
+
 # How many latest runs the flap detector looks at, and how many outcome changes among them
 # make a placement flapping (and how few end it).
 FLAP_WINDOW = 10
@@ -80,6 +83,14 @@ class Platform(models.Model):
     kind = models.CharField(max_length=32, help_text="Adapter kind, see platforms.adapters.REGISTRY.")
     base_url = models.URLField(max_length=300)
     enabled = models.BooleanField(default=True)
+    # How long an accepted action may take to become effective (a follow completed by a background
+    # worker, as on Takahē): only a result still wrong after this is an `invariant` failure.
+    settle_s = models.FloatField(default=DEFAULT_SETTLE_S, validators=[MinValueValidator(0), MaxValueValidator(60)],
+                                 help_text="Seconds an accepted action may take to become effective.")
+    # The platform's own per-account write limits, {family: [limit, period_s]}: {} for none (a
+    # self-hosted server without mastodon.social's limits); null for the kind's documented ones.
+    write_limits = models.JSONField(null=True, blank=True, default=None,
+                                    help_text="Empty: the kind's documented limits; {} none.")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -154,7 +154,8 @@ def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str,
         row = artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
         created.append((artifact, row))
 
-    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key), script=probe.script)
+    ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key), script=probe.script,
+                     settle_s=platform.settle_s)
     started_at = timezone.now()
     began = time.monotonic()
     failure: ProbeError | None = None
@@ -169,6 +170,8 @@ def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str,
         failure = ProbeError(FailureClass.UNEXPECTED, f"adapter error: {type(exc).__name__}")
     latency_ms = int((time.monotonic() - began) * 1000)
     action_steps = [asdict(s) for s in ctx.steps]
+    if adapter is not None:
+        _fixtures_claim(ctx, accounts, record_artifact)
 
     # Cleanup gets its own time budget: a slow action must not leave its artifacts behind.
     ctx.steps = []
@@ -185,12 +188,9 @@ def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str,
     try:
         for role, remote_id in ctx.facts.pop("learnt_remote_ids", {}).items():
             Account.objects.filter(id=accounts[role][0].id).update(remote_id=remote_id)
-        for role, fixture_id in ctx.facts.pop("learnt_fixture_ids", {}).items():
-            Account.objects.filter(id=accounts[role][0].id).update(fixture_id=fixture_id)
         account_sessions_save(facts=ctx.facts, accounts=accounts)
     except spool.DB_DOWN:  # learnt again next run; the run itself is kept below (probes.spool)
         spool.connection_reset()
-        ctx.facts.pop("learnt_fixture_ids", None)
         ctx.facts.pop("learnt_sessions", None)  # a secret: never into the evidence
 
     evidence = _evidence(failure, ctx.facts, secrets)
@@ -200,6 +200,24 @@ def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str,
         latency_ms=latency_ms, failure=failure, steps=action_steps, evidence=evidence, cleanup=cleanup,
         secrets=secrets, artifacts=[row for _, row in created],
     )
+
+
+def _fixtures_claim(ctx: RunContext, accounts: dict[str, tuple[Account, Credentials]], record_artifact) -> None:
+    """Keep the fixtures (repost targets) this run made, one per account whatever the number of
+    locations and workers: the first run to store its fixture wins, by a conditional UPDATE of the
+    account row (it replaces only the value this run started from); a run that lost the race puts
+    its own fixture on record as an artifact, and its cleanup deletes it. Before cleanup, so the
+    same run removes what it must not keep."""
+    for role, fixture_id in ctx.facts.pop("learnt_fixture_ids", {}).items():
+        account, _ = accounts[role]
+        try:
+            won = Account.objects.filter(id=account.id, fixture_id=account.fixture_id).update(fixture_id=fixture_id)
+        except spool.DB_DOWN:  # learnt again next run: meanwhile this one is removed as a leftover
+            spool.connection_reset()
+            won = 0
+        if not won:
+            ctx.facts["fixture_race_lost"] = True
+            record_artifact(CreatedArtifact(Artifact.Kind.STATUS, fixture_id, role))
 
 
 def _evidence(failure: ProbeError | None, facts: dict, secrets: list[str]) -> dict:

@@ -7,10 +7,15 @@ from datetime import datetime, timedelta
 
 from celery import shared_task, signals
 from django.conf import settings
+from django.dispatch import Signal
 
 from probes import dispatch, retention, runner
 
 log = logging.getLogger(__name__)
+
+# Sent after each dispatch pass; the status page refreshes its static copy's "last checked" on it
+# (statuspage/apps.py), so probes need not know the page.
+dispatch_pass_done = Signal()
 
 
 def _send_runs(runs: list[dispatch.Due]) -> None:
@@ -48,6 +53,7 @@ def dispatch_due() -> int:
     sent = dispatch.dispatch_until(enqueue=_send_runs, seconds=max(0.0, settings.DISPATCH_EVERY_SECONDS - 0.25))
     # The scheduler's sign of life, read by the watchdog loop in every worker (detection.heartbeat).
     dispatch.heartbeat_beat(dispatch.SCHEDULER, detail=f"{sent} run(s) sent")
+    dispatch_pass_done.send(sender=dispatch_due)  # the static copy's "last checked" follows the live page's
     return sent
 
 

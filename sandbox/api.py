@@ -84,6 +84,8 @@ def get_status(req: Request) -> Response:
 
 
 def delete_status(req: Request) -> Response:
+    if req.effects.delete_lost:  # answered as deleted, and kept
+        return Response(200, req.state.get_status(_user(req), req.match["id"]))
     return Response(200, req.state.delete_status(_user(req), req.match["id"]))
 
 

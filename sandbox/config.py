@@ -31,8 +31,12 @@ RATE_LIMIT_PRESETS = {"generous": GENEROUS_RATE_LIMITS, "mastodon": MASTODON_RAT
 # How the sandbox answers where Mastodon-compatible servers differ. "takahe": an over-long post is
 # refused with 400 (not 422), no rate-limit headers are sent, a reblog is answered with the
 # original status marked `reblogged: true` (not a wrapper status), and a missing status is a 404
-# HTML page (not JSON).
+# HTML page (not JSON); a follow is answered `following: false` and made effective by a background
+# worker about a second later; writes refused in read-only mode answer 500 with an HTML page (not
+# 503 JSON); a bad token is refused with 400 text/html "Invalid Bearer token" (not 401).
 COMPAT_MODES = ("mastodon", "takahe")
+# How long a follow takes to become effective in each mode (Takahē's background worker).
+FOLLOW_DELAY_S = {"mastodon": 0.0, "takahe": 1.0}
 
 
 def _env(name: str, default: str) -> str:
@@ -101,6 +105,8 @@ class SandboxConfig:
     public_url: str | None = None
     verbose: bool = False
     compat: str = "mastodon"
+    # Seconds before a follow is effective (answered pending until then); None: the compat mode's.
+    follow_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.rate_limits not in RATE_LIMIT_PRESETS:
@@ -116,6 +122,10 @@ class SandboxConfig:
         if len(set(tokens)) != len(tokens) or not all(tokens):
             # A shared token would make the control endpoint or the other account reachable by mistake.
             raise ValueError("prober, partner and control tokens must be non-empty and distinct")
+
+    @property
+    def follow_delay(self) -> float:
+        return FOLLOW_DELAY_S[self.compat] if self.follow_delay_s is None else max(0.0, float(self.follow_delay_s))
 
     def limits(self) -> dict[str, tuple[int, int]]:
         """The effective family -> (limit, period_s) table."""

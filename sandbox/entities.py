@@ -44,6 +44,9 @@ class Follow:
     reblogs: bool = True
     notify: bool = False
     languages: list[str] | None = None
+    # When the follow takes effect (state.clock time): until then it is pending, as on a server
+    # whose background worker completes follows (Takahē), and answered `following: false`.
+    effective_at: float = 0.0
 
 
 def account_json(state: SandboxState, account: Account) -> dict[str, Any]:
@@ -171,6 +174,8 @@ def status_json(state: SandboxState, status: Status, viewer: Account | None, *, 
 
 def relationship_json(state: SandboxState, viewer: Account, target: Account) -> dict[str, Any]:
     follow = state.follows.get((viewer.id, target.id))
+    if follow is not None and follow.effective_at > state.clock():
+        follow = None  # pending: Takahē answers neither following nor requested until its worker ran
     return {
         "id": target.id,
         "following": follow is not None,

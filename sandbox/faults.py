@@ -11,8 +11,11 @@ from typing import Any
 from .common import iso_ms
 
 # "slow" is the only kind with a parameter, written slow:<ms>.
-KINDS = ("quota_exceeded", "read_only", "server_error", "slow", "drop", "accept_overlong")
-KINDS_DISPLAY = ("quota_exceeded", "read_only", "server_error", "slow:<ms>", "drop", "accept_overlong")
+# delete_lost: a DELETE of a status answers 200 but the status stays (a concurrent background write
+# resurrected it, as seen on Takahē).
+KINDS = ("quota_exceeded", "read_only", "server_error", "slow", "drop", "accept_overlong", "delete_lost")
+KINDS_DISPLAY = ("quota_exceeded", "read_only", "server_error", "slow:<ms>", "drop", "accept_overlong",
+                 "delete_lost")
 ACTIONS = ("post", "repost", "follow", "dm", "read", "*")
 WRITE_ACTIONS = ("post", "repost", "follow", "dm")
 # Which actions each kind can affect at all; a fault that could never apply is refused rather than
@@ -21,6 +24,7 @@ KIND_ACTIONS = {
     "quota_exceeded": WRITE_ACTIONS + ("*",),
     "read_only": WRITE_ACTIONS + ("*",),
     "accept_overlong": ("post", "dm", "*"),
+    "delete_lost": ("post", "dm", "*"),
 }
 FIELDS = ("kind", "action", "location", "duration_s")
 LOCATION_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -189,6 +193,7 @@ class Effects:
     read_only: bool = False
     quota_exceeded: bool = False
     accept_overlong: bool = False
+    delete_lost: bool = False
     delay_ms: int = 0
     matched: list[str] = field(default_factory=list)
 
@@ -222,6 +227,8 @@ def resolve(faults: list[Fault], action: str | None, op: str, location: str | No
             effects.quota_exceeded = True
         elif kind == "accept_overlong" and op == "create" and action in ("post", "dm"):
             effects.accept_overlong = True
+        elif kind == "delete_lost" and op == "undo" and action in ("post", "dm"):
+            effects.delete_lost = True
         else:
             continue
         effects.matched.append(fault.id)

@@ -26,6 +26,12 @@ MAX_BODY = 1024 * 1024  # larger bodies get 413, as a front proxy would answer
 # What a Takahē-like server answers for a missing status: its web 404 page, not JSON.
 TAKAHE_NOT_FOUND = ("<!DOCTYPE html><html lang=\"en\"><head><title>Page Not Found - Takahē</title></head>"
                     "<body><main><h1>Page Not Found</h1><p>Sorry, we could not find that page.</p></main></body></html>")
+# How a Takahē-like server refuses writes when read-only (a crash page, 500) and a bad token (400,
+# text/html, not 401): both seen from Takahē 0.11.
+TAKAHE_SERVER_ERROR = ("<!DOCTYPE html><html lang=\"en\"><head><title>Server Error - Takahē</title></head>"
+                       "<body><main><h1>Server Error</h1><p>Something went wrong.</p></main></body></html>")
+TAKAHE_BAD_TOKEN = "Invalid Bearer token"
+HTML_TYPE = "text/html; charset=utf-8"
 DRAIN_LIMIT = 16 * MAX_BODY  # read and discard up to this much so the client sees the 413, not a reset
 WWW_AUTHENTICATE = 'Bearer realm="Doorkeeper", error="invalid_token"'
 READ_ONLY_TEXT = "This server is in read-only mode. Please try again later."
@@ -199,17 +205,22 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if effects.server_error:
             raise ApiError(500, SERVER_ERROR)
         req.account = state.account_for_token(req.bearer())
+        takahe = self.server.config.compat == "takahe"
         if req.account is None and found.auth == "user":
+            if takahe:
+                return Response(400, TAKAHE_BAD_TOKEN, content_type=HTML_TYPE)
             raise ApiError(401, INVALID_TOKEN, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
         limit_headers: dict[str, str] = {}
         if req.account is not None:
             verdict = state.rate_limit(req.account, ["api", *found.families])
             # Takahē-like servers send no rate-limit headers.
-            limit_headers = verdict.headers() if self.server.config.compat != "takahe" else {}
+            limit_headers = verdict.headers() if not takahe else {}
             if not verdict.allowed:
                 raise ApiError(429, TOO_MANY, headers=limit_headers)
         try:
             if effects.refusal == "read_only":
+                if takahe:
+                    return Response(500, TAKAHE_SERVER_ERROR, limit_headers, content_type=HTML_TYPE)
                 raise ApiError(503, READ_ONLY_TEXT)
             if effects.refusal == "quota_exceeded":
                 # A rolling daily allowance, as X described its posting limits ("roaming windows"):

@@ -174,7 +174,9 @@ class SandboxState:
             target = self._account(target_id)
             if target.id == viewer.id:
                 raise ApiError(403, NOT_ALLOWED)
-            self.follows[(viewer.id, target.id)] = Follow(reblogs, notify, languages)
+            earlier = self.follows.get((viewer.id, target.id))
+            effective_at = earlier.effective_at if earlier else self.clock() + self.config.follow_delay
+            self.follows[(viewer.id, target.id)] = Follow(reblogs, notify, languages, effective_at)
             return ent.relationship_json(self, viewer, target)
 
     def unfollow(self, viewer: Account, target_id: str) -> dict[str, Any]:

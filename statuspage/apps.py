@@ -9,13 +9,18 @@ class StatuspageConfig(AppConfig):
     def ready(self) -> None:
         from detection import models
         from detection.events import public_change, public_changed
+        from probes.tasks import dispatch_pass_done
         from statuspage.cache import public_changed as invalidate
+        from statuspage.cache import static_copy_freshen
         from statuspage.sanitize import clean_instance_texts
         from statuspage.i18n import lowercase_french_months
 
         lowercase_french_months()
 
         public_changed.connect(invalidate, dispatch_uid="statuspage-cache")
+        # The static copy's "last checked" follows the live page's, pass by pass.
+        dispatch_pass_done.connect(lambda **_kwargs: static_copy_freshen(), weak=False,
+                                   dispatch_uid="statuspage-static-copy-freshen")
 
         # Edits made outside the domain functions (the admin, config) count too.
         def edited(**_kwargs):

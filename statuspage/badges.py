@@ -16,7 +16,7 @@ from statuspage.cache import cached
 COLOURS = {"operational": "#1a7f37", "degraded_performance": "#8a5a00", "partial_outage": "#b34700",
            "major_outage": "#c21f2c", "under_maintenance": "#1d5fa8", "unknown": "#57606a"}
 WORDS = {"operational": "operational", "degraded_performance": "degraded", "partial_outage": "partial outage",
-         "major_outage": "major outage", "under_maintenance": "maintenance"}
+         "major_outage": "major outage", "under_maintenance": "maintenance", "unknown": "no data"}
 INDICATOR_STATUS = {"none": "operational", "minor": "degraded_performance", "major": "partial_outage",
                     "critical": "major_outage", "maintenance": "under_maintenance"}
 
@@ -80,7 +80,7 @@ def _component(public_id: str) -> Component:
 def page_status(request: HttpRequest) -> HttpResponse:
     components = selectors.components()
     status = v2.overall_status(components)
-    if any(c.stale for c in components) and status["indicator"] == "none":
+    if any(c.stale or c.status == "unknown" for c in components) and status["indicator"] == "none":
         return _svg(badge_svg("status", "monitoring delayed", COLOURS["unknown"]))
     return _svg(badge_svg("status", status["description"].lower(), COLOURS[INDICATOR_STATUS[status["indicator"]]]))
 

@@ -15,6 +15,7 @@ hit is served again, byte for byte, until the version or the copy's lifetime cha
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -135,6 +136,48 @@ def public_version() -> int | None:
         return None
     seen.version, seen.at = version, time.monotonic()
     return version
+
+
+PUBLISHED_FRESHNESS_KEY = "vigie:publish:freshness"
+
+
+def freshness_fingerprint() -> str:
+    """A digest of what the page says of its freshness: each component's last check, staleness and
+    shown status. It moves with every run and with the clock (a component going stale)."""
+    from statuspage import selectors
+
+    rows = [(c.id, c.last_checked.isoformat() if c.last_checked else "", c.stale, c.status)
+            for c in selectors.components()]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def static_copy_freshen() -> bool:
+    """Queue a rewrite of the static copy when its freshness changed since the last one queued:
+    the copy says what the live page says ("Last checked", "no data"), within one dispatch
+    interval, not only after a public change. Called by each dispatch pass; True if queued."""
+    if not settings.VIGIE_PUBLISH_DIR:
+        return False
+    try:
+        fingerprint = freshness_fingerprint()
+        if cache.get(PUBLISHED_FRESHNESS_KEY) == fingerprint:
+            return False
+        cache.set(PUBLISHED_FRESHNESS_KEY, fingerprint, timeout=None)
+        pending = cache.add(PUBLISH_PENDING_KEY, 1, timeout=PUBLISH_DELAY_S * 5)
+    except Exception:
+        log.warning("public cache unreachable; the static copy's freshness waits", exc_info=True)
+        return False
+    if not pending:
+        return False  # a rewrite is queued already: it renders what is current when it runs
+    from statuspage.tasks import publish_static
+
+    try:
+        publish_static.apply_async()
+    except Exception:
+        log.warning("could not queue the static copy's rewrite: the broker is unreachable", exc_info=True)
+        cache.delete(PUBLISH_PENDING_KEY)
+        cache.delete(PUBLISHED_FRESHNESS_KEY)
+        return False
+    return True
 
 
 def public_changed(**_signal) -> None:

@@ -20,6 +20,7 @@ UNRESOLVED = [IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED, IncidentS
 # Worst first, for a group's status and the page banner; maintenance ranks above operational so
 # "Service Under Maintenance" shows.
 BANNER_ORDER = {
+    ComponentStatus.UNKNOWN: -1,  # no data says nothing about the others: a group shows their worst
     ComponentStatus.OPERATIONAL: 0,
     ComponentStatus.MAINTENANCE: 1,
     ComponentStatus.DEGRADED: 2,
@@ -29,7 +30,19 @@ BANNER_ORDER = {
 
 
 def worst(statuses) -> str:
-    return max(statuses, key=lambda s: BANNER_ORDER.get(s, 0), default=ComponentStatus.OPERATIONAL)
+    return max(statuses, key=lambda s: BANNER_ORDER.get(s, 0), default=ComponentStatus.UNKNOWN)
+
+
+def shown_status(component: Component) -> str:
+    """What the page says of a component: its status once measured; else why there is no data —
+    not measured yet (no run ever), not monitored (no probe enabled), or no data (no fresh run)."""
+    if component.status != ComponentStatus.UNKNOWN:
+        return component.status
+    if getattr(component, "probe_count", 1) == 0:
+        return "not_monitored"
+    if getattr(component, "last_checked", True) is None:
+        return "not_measured"
+    return ComponentStatus.UNKNOWN
 
 
 def components() -> list[Component]:
@@ -49,6 +62,11 @@ def components() -> list[Component]:
         late = c.last_checked is not None and now - c.last_checked > timedelta(
             seconds=STALE_AFTER_INTERVALS * (c.interval or 60))
         c.stale = c.stale or late or c.probe_count == 0 or silent
+        if c.status == ComponentStatus.OPERATIONAL and (late or c.probe_count == 0):
+            # Not measured within the staleness window (the evaluation has not caught up yet, or
+            # nothing runs to make it): no claim of health.
+            c.status = ComponentStatus.UNKNOWN
+        c.shown_status = shown_status(c)
     return rows
 
 

@@ -61,6 +61,7 @@ INDICATOR: dict[str, tuple[Indicator, str]] = {
     ComponentStatus.DEGRADED: ("minor", "Partially Degraded Service"),
     ComponentStatus.PARTIAL: ("major", "Minor Service Outage"),
     ComponentStatus.MAJOR: ("critical", "Major Service Outage"),
+    ComponentStatus.UNKNOWN: ("none", "Not Measured Yet"),
 }
 
 # Statuspage names UTC "Etc/UTC" in `page.time_zone` and writes its times with a "Z".
@@ -139,9 +140,13 @@ def group_json(section: Section) -> ComponentJSON:
 
 
 def components_list(components: list[Component]) -> list[ComponentJSON]:
-    """Every component and group in page order: a group, then its members."""
+    """Every measured component and group in page order: a group, then its members.
+
+    A component with no data (not measured yet, not monitored, no fresh run) is left out:
+    Statuspage's five statuses have none for "unknown", and any of them would be a claim Vigie has
+    not measured. It appears once measured; a group with no measured member is left out too."""
     out: list[ComponentJSON] = []
-    for section in sections(components):
+    for section in sections([c for c in components if c.status != ComponentStatus.UNKNOWN]):
         if section.group:
             out.append(group_json(section))
         out += [component_json(c) for c in section.members]
@@ -149,7 +154,12 @@ def components_list(components: list[Component]) -> list[ComponentJSON]:
 
 
 def overall_status(components: list[Component]) -> StatusJSON:
-    indicator, description = INDICATOR[worst(c.status for c in components)]
+    """Statuspage's roll-up over the measured components. With some not measured, "all systems
+    operational" would be a claim: the description says only the measured ones are."""
+    status = worst(c.status for c in components)
+    indicator, description = INDICATOR[status]
+    if status == ComponentStatus.OPERATIONAL and any(c.status == ComponentStatus.UNKNOWN for c in components):
+        description = "All Measured Systems Operational"
     return {"indicator": indicator, "description": description}
 
 

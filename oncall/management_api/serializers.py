@@ -199,6 +199,33 @@ class ProbeSerializer(serializers.ModelSerializer):
             "quorum": {"max_value": MAX_THRESHOLD},
         }
 
+    SCHEDULE_FIELDS = ("platform", "action", "interval_s", "enabled", "locations")
+
+    def validate(self, attrs: dict) -> dict:
+        """The same budget check as `config apply`, with the same words: a schedule that would use
+        up the platform's write limits is refused whichever door changes it."""
+        from detection.budget import schedule_problems
+
+        if not any(name in attrs for name in self.SCHEDULE_FIELDS):
+            return attrs
+        probe = self.instance
+        value = lambda name, default=None: attrs.get(name, getattr(probe, name) if probe else default)  # noqa: E731
+        platform = value("platform")
+        if platform is None:
+            return attrs
+        planned = [{"slug": p.slug, "action": p.action, "interval": p.interval_s,
+                    "locations": [loc.name for loc in p.locations.all()]}
+                   for p in platform.probes.filter(enabled=True).prefetch_related("locations")
+                   if probe is None or p.id != probe.id]
+        if value("enabled", True):
+            locations = attrs["locations"] if "locations" in attrs else (list(probe.locations.all()) if probe else [])
+            planned.append({"slug": value("slug", ""), "action": value("action"), "interval": value("interval_s", 60),
+                            "locations": [loc.name for loc in locations]})
+        problems = schedule_problems(platform.kind, planned, write_limits=platform.write_limits)
+        if problems:
+            raise serializers.ValidationError({"interval_s": [f"platform {platform.slug}: {p}" for p in problems]})
+        return attrs
+
 
 class AccountSerializer(serializers.ModelSerializer):
     token = serializers.CharField(write_only=True, required=False, max_length=2000, trim_whitespace=False,

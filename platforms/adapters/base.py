@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
+import time
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Callable, ClassVar
 
@@ -99,6 +100,34 @@ class RunContext:
     steps: list[Step] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # evidence worth keeping beyond steps
     script: dict[str, Any] = field(default_factory=dict)  # the probe's steps, for scripted HTTP probes
+    # Seconds the platform may take to make an accepted action effective (Platform.settle_s).
+    settle_s: float = 5.0
+    # Seconds between re-reads while an accepted action settles.
+    settle_poll_s: float = 0.25
+
+    def settle(self, name: str, read: Callable[[], tuple[bool, dict[str, Any]]], *, accepted_ms: int) -> bool:
+        """Re-read until the accepted action is effective (`read` returns (done, what it saw)) or the
+        settle time (cut to the run's deadline) is over. Every read is kept in the evidence
+        (`<name>_reads`), with the times to accepted and to effective. True when it became effective."""
+        began = time.monotonic()
+        until = began + self.settle_s
+        deadline = getattr(self.http, "deadline", None)
+        if deadline is not None:
+            until = min(until, deadline - 0.5)
+        reads: list[dict[str, Any]] = []
+        self.facts[f"{name}_reads"] = reads
+        self.facts["accepted_ms"] = accepted_ms
+        while True:
+            done, seen = read()
+            elapsed = time.monotonic() - began
+            reads.append({"after_ms": int(elapsed * 1000), **seen})
+            if done:
+                self.facts["effective_ms"] = accepted_ms + int(elapsed * 1000)
+                return True
+            if time.monotonic() + self.settle_poll_s > until:
+                self.facts["settle_s"] = self.settle_s
+                return False
+            time.sleep(self.settle_poll_s)
 
     def call(self, name: str, method: str, url: str, **kwargs: Any) -> HttpResult:
         """One HTTP request as a named step; a transport failure is logged as a failed step."""

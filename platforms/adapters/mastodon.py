@@ -5,6 +5,8 @@ error text: Mastodon localizes its messages per request.
 """
 from __future__ import annotations
 
+import re
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +16,13 @@ from platforms.http import HttpResult
 from platforms.vocabulary import Action, Artifact, FailureClass
 
 DEFAULT_MAX_CHARACTERS = 500
+# A 400 that names the token (Takahē: "Invalid Bearer token") is a refused token, as a 401 is. The
+# one place a body's words are read: no status code says it, and servers that localize their
+# messages answer a bad token with 401 anyway.
+TOKEN_REFUSED = re.compile(r"\b(bearer|access)[ _-]?token\b|\binvalid[ _-]token\b", re.IGNORECASE)
+# A 403 or 422 to a write that says the server is read-only (English only: a localized one is
+# told by the diagnostic read, as a plain refusal).
+READ_ONLY_WORDS = re.compile(r"\bread[ _-]?only\b", re.IGNORECASE)
 MAX_TESTABLE_CHARACTERS = 100_000
 
 
@@ -25,6 +34,8 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
         return None
     if status == 401:
         return FailureClass.AUTH
+    if status == 400 and TOKEN_REFUSED.search(result.error_text(limit=500)):
+        return FailureClass.AUTH  # Takahē refuses a bad token with 400 text/html "Invalid Bearer token"
     if status == 429:
         far = reset_is_far(result, "x-ratelimit-reset", now)  # Mastodon's buckets are 5 minutes
         return FailureClass.QUOTA_EXCEEDED if far else FailureClass.RATE_LIMITED
@@ -33,6 +44,16 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     if status >= 500:
         return FailureClass.SERVER_ERROR
     return FailureClass.REJECTED
+
+
+def _followed(relationship: dict) -> bool:
+    """A follow is accepted once the relationship says `following`, or `requested` (a locked
+    account: the request is what a user's follow makes)."""
+    return relationship.get("following") is True or relationship.get("requested") is True
+
+
+def _relationship_seen(relationship: dict) -> dict:
+    return {"following": relationship.get("following"), "requested": relationship.get("requested")}
 
 
 STATUS_KINDS = (Artifact.Kind.STATUS, Artifact.Kind.REBLOG, Artifact.Kind.DIRECT_MESSAGE)
@@ -76,12 +97,14 @@ class MastodonAdapter(BaseAdapter):
             target_id = self._make_repost_target(partner)
             result = self.ctx.call("reblog", "POST", self.url(f"/api/v1/statuses/{target_id}/reblog"),
                                    token=self.prober.token, data={"visibility": "unlisted"})
+        if 200 <= result.status < 300:
+            # On record before anything is checked: a reblog judged wrong is still undone.
+            self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.REBLOG, str(target_id), "prober"))
         data = self._expect_json(result, write=True)
         # Mastodon answers with the new reblog status; some servers answer with the original
         # marked `reblogged: true`. Either way the undo is an unreblog of the original.
         if not (isinstance(data.get("reblog"), dict) or data.get("reblogged") is True):
             raise ProbeError(FailureClass.UNEXPECTED, "reblog answered without a reblog", result=result)
-        self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.REBLOG, str(target_id), "prober"))
 
     def _make_repost_target(self, partner) -> str:
         text = ("Vigie availability probe: the test account's repost target. Probes repost and un-repost "
@@ -98,13 +121,32 @@ class MastodonAdapter(BaseAdapter):
 
     def action_follow(self) -> None:
         partner_id = self._remote_id("partner")
+        began = time.monotonic()
         result = self.ctx.call("follow", "POST", self.url(f"/api/v1/accounts/{partner_id}/follow"),
                                token=self.prober.token)
+        if 200 <= result.status < 300:
+            # On record before anything is checked: a follow judged wrong is still undone.
+            self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.FOLLOW, partner_id, "prober"))
         data = self._expect_json(result, write=True)
-        if data.get("following") is not True and data.get("requested") is not True:
-            raise ProbeError(FailureClass.INVARIANT, "follow answered 2xx but the relationship is not following",
-                             result=result)
-        self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.FOLLOW, partner_id, "prober"))
+        accepted_ms = int((time.monotonic() - began) * 1000)
+        self.ctx.facts["follow_answer"] = _relationship_seen(data)
+        if _followed(data):
+            self.ctx.facts["accepted_ms"] = self.ctx.facts["effective_ms"] = accepted_ms
+            return
+        # Accepted is not done: Takahē's worker (and Mastodon, for a locked or remote account)
+        # completes the follow later. Re-read the relationship until it shows, within the settle time.
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("relationship", "GET",
+                                   self.url(f"/api/v1/accounts/relationships?id[]={partner_id}"),
+                                   token=self.prober.token)
+            rows = self._expect_json(answer, write=False, shape=list)
+            row = next((r for r in rows if isinstance(r, dict) and str(r.get("id")) == partner_id), {})
+            return _followed(row), _relationship_seen(row)
+
+        if not self.ctx.settle("follow", read, accepted_ms=accepted_ms):
+            raise ProbeError(FailureClass.INVARIANT,
+                             f"the follow was accepted but the relationship was still not following after "
+                             f"{self.ctx.settle_s:g} s ({len(self.ctx.facts['follow_reads'])} reads)", result=result)
 
     def action_dm(self) -> None:
         partner = self.account("partner")
@@ -157,7 +199,8 @@ class MastodonAdapter(BaseAdapter):
         # 422 (Mastodon) or 400 (Takahē) is the refusal we want. A write refused for another reason
         # (quota, rate limit, read-only) did not publish the post either: the limit held, though
         # untested; the evidence says so, and the posting probe reports the refusal itself.
-        if result.status in (400, 422):
+        if result.status in (400, 422) and classify(result) != FailureClass.AUTH \
+                and not READ_ONLY_WORDS.search(result.error_text(limit=2000)):
             return
         try:
             self._expect(result, write=True)
@@ -186,6 +229,14 @@ class MastodonAdapter(BaseAdapter):
         # Gone already (404) is as good as removed: cleanup is idempotent.
         if result.status != 404:
             self._expect(result, write=True)
+        if artifact.kind in (Artifact.Kind.STATUS, Artifact.Kind.DIRECT_MESSAGE):
+            # A delete is verified by reading back: a server may answer 200 and keep the post (a
+            # background write resurrecting it). Still there: not cleaned, tried again later.
+            check = self.ctx.call("deleted?", "GET", self.url(f"/api/v1/statuses/{artifact.remote_id}"), token=token)
+            if 200 <= check.status < 300:
+                self.ctx.facts["deletes_lost"] = self.ctx.facts.get("deletes_lost", 0) + 1
+                raise ProbeError(FailureClass.INVARIANT, "the delete was answered but the post is still readable",
+                                 result=check)
 
     # --- helpers -----------------------------------------------------------------------------
     def _text(self, what: str) -> str:
@@ -227,27 +278,33 @@ class MastodonAdapter(BaseAdapter):
         failure = classify(result)
         if failure is None:
             return
-        if write and (result.status == 403 or result.status in (502, 503, 504)):
+        if write and (result.status in (403, 422) or result.status >= 500):
             failure = self._refusal(result)
         text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
         raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {text}", result=result,
                          permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
 
     def _refusal(self, result: HttpResult) -> str:
-        """A write refused with 403 or 50x: a diagnostic read tells what kind of refusal it is.
+        """A write refused with 403, 422 or 5xx: a diagnostic read tells what kind of refusal it is.
 
-        503 to a write while an authenticated read works is a read-only platform; if the read fails
-        too it is a server error. 403 to a write while the account can still read is a refusal of
+        Any 5xx to a write (JSON or an HTML page) while an authenticated read works is a read-only
+        platform, as is a 403/422 that says so; if the read fails too it is a server error. 403 to a write while the account can still read is a refusal of
         the action; if the read is refused too, the account itself is locked out (auth).
         """
+        said_read_only = result.status in (403, 422) and READ_ONLY_WORDS.search(result.error_text(limit=2000))
         try:
             probe = self.ctx.call("diagnostic read", "GET", self.url("/api/v1/accounts/verify_credentials"),
                                   token=self.prober.token)
         except ProbeError:
             return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
         reads_work = 200 <= probe.status < 300
+        if said_read_only:
+            return FailureClass.READ_ONLY if reads_work else FailureClass.AUTH
+        if result.status == 422:
+            return FailureClass.REJECTED
         if result.status == 403:
             return FailureClass.REJECTED if reads_work else FailureClass.AUTH
+        # Any 5xx, JSON or an HTML crash page (Takahē read-only): reads working says read-only.
         return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
 
 

@@ -25,6 +25,10 @@ STATUS_WORDS = {
     "partial_outage": _("Partial outage"),
     "major_outage": _("Major outage"),
     "under_maintenance": _("Under maintenance"),
+    # nothing measured (ComponentStatus.UNKNOWN), told apart by selectors.components()
+    "unknown": _("No data"),
+    "not_measured": _("Not measured yet"),
+    "not_monitored": _("Not monitored"),
     # incidents and maintenances
     "investigating": _("Investigating"),
     "identified": _("Identified"),
@@ -38,7 +42,7 @@ STATUS_WORDS = {
 }
 # A shape beside each status word, so status is never told by colour alone.
 STATUS_SYMBOLS = {"operational": "✓", "degraded_performance": "!", "partial_outage": "◐", "major_outage": "✕",
-                  "under_maintenance": "⚙"}
+                  "under_maintenance": "⚙", "unknown": "?", "not_measured": "?", "not_monitored": "–"}
 IMPACT_WORDS = {
     "none": pgettext_lazy("impact", "None"), "minor": pgettext_lazy("impact", "Minor"),
     "major": pgettext_lazy("impact", "Major"), "critical": pgettext_lazy("impact", "Critical"),
@@ -50,6 +54,8 @@ BANNER_WORDS = {
     "Partially Degraded Service": _("Partially Degraded Service"),
     "Minor Service Outage": _("Minor Service Outage"),
     "Major Service Outage": _("Major Service Outage"),
+    "Not Measured Yet": _("Not Measured Yet"),
+    "All Measured Systems Operational": _("All Measured Systems Operational"),
 }
 
 

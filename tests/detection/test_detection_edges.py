@@ -138,3 +138,23 @@ def test_a_failing_location_that_succeeds_once_keeps_the_start_of_its_outage(dem
     assert post.state == PlacementState.FAILING and post.streak_started_at == at(0)
     for incident in Incident.objects.all():
         assert incident.started_at <= incident.detected_at
+
+
+def test_flapping_does_not_mask_a_streak_of_failures(demo):
+    """Issue 16: earlier false failures made Following flapping; then every run failed for real,
+    and it stayed "degraded". A streak of failures is failing, flapping or not."""
+    p = placement("post", "atlanta")
+    t = 0
+    for outcome in "SFSFSFSF":
+        record_run(p, at(30 * t), failure_class="" if outcome == "S" else "server_error")
+        t += 1
+    assert placement("post", "atlanta").flapping
+    assert placement("post", "atlanta").state == PlacementState.DEGRADED
+    streak_start = at(30 * t)
+    for _ in range(2 * demo.probes.get(action="post").failure_threshold):
+        record_run(p, at(30 * t), failure_class="read_only")
+        t += 1
+    now = placement("post", "atlanta")
+    assert now.state == PlacementState.FAILING
+    assert now.streak_started_at == streak_start
+    assert Component.objects.get(name="Posting").status in (ComponentStatus.PARTIAL, ComponentStatus.MAJOR)

@@ -39,7 +39,7 @@ def check_invariants() -> None:
         for (_, end), (start, _) in zip(spans, spans[1:]):
             assert end <= start, f"overlapping incidents on {component}"
         history = list(component.status_changes.order_by("changed_at", "id"))
-        previous, at = ComponentStatus.OPERATIONAL, None
+        previous, at = ComponentStatus.UNKNOWN, None  # not measured until its first run
         for change in history:
             assert change.old_status == previous, "a gap or overlap in the component's history"
             assert at is None or change.changed_at >= at

@@ -114,9 +114,9 @@ def layout() -> tuple[list[ProbeLocation], list[Component]]:
     read = Probe.objects.create(name="Read", slug="read", platform=platform, action="read")
     places = [Location.objects.create(name="atlanta"), Location.objects.create(name="sacramento")]
     placements = [ProbeLocation.objects.create(probe=probe, location=loc) for probe in (post, read) for loc in places]
-    both = Component.objects.create(name="Everything", created_at=T0 - timedelta(days=2))
+    both = Component.objects.create(name="Everything", created_at=T0 - timedelta(days=2), status="operational")
     both.probes.add(post, read)
-    posting = Component.objects.create(name="Posting", created_at=T0 - timedelta(days=2))
+    posting = Component.objects.create(name="Posting", created_at=T0 - timedelta(days=2), status="operational")
     posting.probes.add(post)
     return placements, [both, posting]
 
@@ -215,7 +215,7 @@ def test_a_status_change_counts_the_interval_it_closes_in_hours_and_in_a_25_hour
        created=st.integers(-3 * 86400, 86400), now=st.integers(-86400, 6 * 86400), days=st.sampled_from([2, 5, 90]))
 def test_uptime_from_the_rollups_equals_uptime_spread_from_the_status_rows(history, zone, created, now, days):
     with transaction.atomic(), override_settings(TIME_ZONE=zone):
-        component = Component.objects.create(name="C", created_at=T0 + timedelta(seconds=created))
+        component = Component.objects.create(name="C", created_at=T0 + timedelta(seconds=created), status="operational")
         play(component, history, T0)
         at = T0 + timedelta(seconds=now)
         component = Component.objects.get(id=component.id)

@@ -26,7 +26,7 @@ def spell(component, start, length, status):
 
 @pytest.fixture
 def posting(db):
-    return Component.objects.create(name="Posting", created_at=NOW - timedelta(days=30))
+    return Component.objects.create(name="Posting", created_at=NOW - timedelta(days=30), status="operational")
 
 
 def day_of(bar, when):
@@ -103,7 +103,7 @@ def test_each_day_lists_the_incidents_that_touched_it(posting):
 
 
 def test_two_queries_whatever_the_number_of_components_and_changes(db):
-    components = [Component.objects.create(name=f"C{i}", created_at=NOW - timedelta(days=100)) for i in range(5)]
+    components = [Component.objects.create(name=f"C{i}", created_at=NOW - timedelta(days=100), status="operational") for i in range(5)]
     for i, component in enumerate(components):
         for day in reversed(range(0, 80, 3)):  # in time order, as status changes come
             spell(component, NOW - timedelta(days=day, hours=i), timedelta(minutes=20), ComponentStatus.MAJOR)

@@ -285,6 +285,40 @@ probes:
     assert config_load(text.replace("interval: 60", "interval: 300"))  # 12 deletes per 30 min: fine
 
 
+SELF_HOSTED = """
+locations: [{name: a}, {name: b}]
+platforms:
+  - {slug: social, name: Social, kind: mastodon, base_url: "https://social.example", LIMITS
+     accounts: {prober: {username: vigie, token: "${T}"}, partner: {username: friend, token: "${T}"}}}
+probes:
+  - {slug: post, name: Post, platform: social, action: post, interval: 60, locations: [a, b]}
+"""
+
+
+def test_a_self_hosted_platform_may_declare_its_own_write_limits_or_none(monkeypatch, tmp_path, db):
+    """Issue 16: mastodon.social's limits were applied to every kind: mastodon server."""
+    monkeypatch.setenv("T", "token-value")
+    assert config_load(SELF_HOSTED.replace("LIMITS", "write_limits: none,"))["platforms"][0]["write_limits"] == {}
+    declared = config_load(SELF_HOSTED.replace("LIMITS", "write_limits: {statuses: 1000/1h},"))
+    assert declared["platforms"][0]["write_limits"] == {"statuses": [1000, 3600]}  # deletes: not limited
+    tight = problems_of(SELF_HOSTED.replace("LIMITS", "write_limits: {statuses: 100/1h},"))
+    assert len(tight) == 1 and "limit of 100" in tight[0]
+    assert problems_of(SELF_HOSTED.replace("LIMITS", "write_limits: {posts: 1/1h},")) == [
+        "v.yaml:4:108: platforms[0].write_limits.posts: unknown write-limit family 'posts' for kind mastodon; "
+        "known: statuses, deletes, follows"]
+    # config check says which limits it applied and why.
+    path = tmp_path / "c.yaml"
+    path.write_text(SELF_HOSTED.replace("LIMITS", "write_limits: none,"))
+    out = io.StringIO()
+    call_command("config", "check", str(path), stdout=out)
+    assert "platform social: no write limits (declared by the platform)" in out.getvalue()
+    path.write_text(SELF_HOSTED.replace("LIMITS", "").replace("interval: 60", "interval: 600"))
+    out = io.StringIO()
+    call_command("config", "check", str(path), stdout=out)
+    assert "statuses 300 per 3 h, deletes 30 per 30 min, follows 400 per 24 h (documented for kind mastodon)" \
+        in out.getvalue()
+
+
 # --- secrets -------------------------------------------------------------------------------------
 
 ONE_PLATFORM = """\

@@ -346,3 +346,19 @@ def test_the_schema_and_the_docs_page_are_served_without_a_token(db):
     docs = APIClient().get("/api/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
     assert b"/api/schema/" in APIClient().get("/api/docs/?script=").content  # Swagger UI's start-up script
+
+
+def test_a_schedule_over_the_platforms_write_limits_is_refused_as_config_check_refuses_it(writer, layout):
+    """Issue 16: the management API accepted an interval the budget check refuses: every door
+    that changes a schedule runs the same check, with the same words."""
+    from detection.budget import schedule_problems
+
+    Platform.objects.filter(slug="sandbox").update(kind="mastodon")
+    refused = writer.patch("/api/v1/probes/sandbox-post/", {"interval_s": 30}, format="json")
+    assert refused.status_code == 400, refused.json()
+    expected = schedule_problems("mastodon", [{"slug": "sandbox-post", "action": "post", "interval": 30,
+                                               "locations": ["atlanta"]}])
+    assert refused.json()["interval_s"] == [f"platform sandbox: {p}" for p in expected]
+    assert Probe.objects.get(slug="sandbox-post").interval_s == 60
+    assert writer.patch("/api/v1/probes/sandbox-post/", {"interval_s": 900}, format="json").status_code == 200
+    assert writer.patch("/api/v1/probes/sandbox-post/", {"name": "Posting"}, format="json").status_code == 200

@@ -41,8 +41,10 @@ def test_a_recorded_post_read_back_and_delete_succeeds_with_rate_limit_headers_k
         replay(rsps, BASE, items)
         mastodon.execute("post")
         assert [a.kind for a in created] == ["status"]
+        rsps.add(responses.GET, f"{BASE}/api/v1/statuses/{created[0].remote_id}", status=404,
+                 json={"error": "Record not found"})  # the delete, read back: gone
         mastodon.undo(created[0])
-    assert [s.status for s in mastodon.ctx.steps] == [200, 200, 200]
+    assert [s.status for s in mastodon.ctx.steps] == [200, 200, 200, 404]
     assert created[0].remote_id == json.loads(items[0]["response"]["body"]["string"])["id"]
 
 

@@ -62,11 +62,25 @@ def test_read_only_platform_is_told_apart_from_a_server_error(action, platform, 
 @pytest.mark.django_db
 @pytest.mark.parametrize("action", ACTIONS)
 def test_server_error_fault(action, platform, locations, sandbox):
+    # Everything failing is a server error (the diagnostic read fails too).
     probe = make_probe(platform, action, locations)
-    sandbox.fault("server_error", "*" if action == "limits" else action)
+    sandbox.fault("server_error", "*")
     run = run_once(probe, locations[0])
     assert run.failure_class == FailureClass.SERVER_ERROR
     assert run.evidence["status_code"] == 500
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["post", "repost", "follow", "dm"])
+def test_writes_answering_5xx_while_reads_work_are_read_only(action, platform, locations, sandbox):
+    """The class follows the evidence: a write refused with a 500 while the same account still
+    reads is the platform refusing writes, whatever the status code says."""
+    probe = make_probe(platform, action, locations)
+    sandbox.fault("server_error", action)
+    run = run_once(probe, locations[0])
+    assert run.failure_class == FailureClass.READ_ONLY
+    assert run.evidence["status_code"] == 500
+    assert any(step["name"] == "diagnostic read" and step["ok"] for step in run.steps)
 
 
 @pytest.mark.django_db
@@ -114,7 +128,7 @@ def test_a_fault_scoped_to_one_location_fails_only_that_location(platform, locat
     sacramento, atlanta = locations
     sandbox.fault("server_error", "post", location="atlanta")
     assert run_once(probe, sacramento).outcome == Outcome.SUCCESS
-    assert run_once(probe, atlanta).failure_class == FailureClass.SERVER_ERROR
+    assert run_once(probe, atlanta).failure_class == FailureClass.READ_ONLY  # writes 500, reads work
 
 
 @pytest.mark.django_db

@@ -8,14 +8,24 @@ from django.utils import timezone
 
 from detection.evaluation import component_set_status
 from detection.models import Component, ComponentStatus
+from probes.models import Location, Platform, Probe, ProbeLocation
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 
 
 @pytest.fixture
 def components(db):
-    posting = Component.objects.create(name="Posting", position=0)
-    dms = Component.objects.create(name="Direct messages", position=1, description="Sending DMs")
+    # Measured (operational since created, a probe run just now): a component with no data is
+    # left out of the Statuspage JSON.
+    posting = Component.objects.create(name="Posting", position=0, status=ComponentStatus.OPERATIONAL)
+    dms = Component.objects.create(name="Direct messages", position=1, description="Sending DMs",
+                                   status=ComponentStatus.OPERATIONAL)
+    platform = Platform.objects.create(name="P", slug="p", kind="sandbox", base_url="http://127.0.0.1:9")
+    probe = Probe.objects.create(name="post", slug="post", platform=platform, action="post")
+    ProbeLocation.objects.create(probe=probe, location=Location.objects.create(name="atlanta"),
+                                 last_run_at=timezone.now())
+    posting.probes.add(probe)
+    dms.probes.add(probe)
     component_set_status(component=dms, status=ComponentStatus.MAJOR, reason="test")
     return posting, dms
 
@@ -50,7 +60,7 @@ def test_the_page_lists_each_component_with_its_status_in_words(client, componen
     assert "Posting" in html and "Direct messages" in html
     assert "Major outage" in html  # status in words, not colour alone
     assert "Major Service Outage" in html  # the banner reflects the worst component
-    assert "Not checked yet" in html
+    assert "Last checked" in html
 
 
 def test_every_status_change_is_a_row(components):

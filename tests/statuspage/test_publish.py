@@ -295,3 +295,28 @@ def test_a_copy_from_the_previous_format_is_rendered_again_and_its_leftovers_rem
     (root / MANIFEST).write_text("\n".join(sorted(names)))  # the list the first format kept
     assert len(site_publish(out=root)) == every
     assert not (root / "incidents/deleted00000.html").exists()
+
+
+def test_the_static_copy_follows_last_checked_without_a_public_change(site, tmp_path, settings):  # noqa: F811
+    """Issue 16: the copy said "Not checked yet" for minutes while every probe succeeded, because
+    only a public change rewrote it. Each dispatch pass now rewrites it when its freshness moved."""
+    from probes.models import ProbeLocation
+    from probes.tasks import dispatch_due
+    from statuspage.cache import static_copy_freshen
+
+    settings.VIGIE_PUBLISH_DIR = str(tmp_path / "auto")
+    settings.DISPATCH_EVERY_SECONDS = 0.25
+    celery_app.conf.task_always_eager = True
+    try:
+        ProbeLocation.objects.update(last_run_at=None)
+        dispatch_due()
+        before = (tmp_path / "auto/index.html").read_text()
+        checked = timezone.now().replace(microsecond=0) - timedelta(seconds=3)
+        ProbeLocation.objects.update(last_run_at=checked)  # runs recorded, no status changed
+        dispatch_due()
+        after = (tmp_path / "auto/index.html").read_text()
+        assert static_copy_freshen() is False  # nothing moved since: no rewrite
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert checked.isoformat() not in before
+    assert timezone.localtime(checked).isoformat() in after or checked.isoformat() in after

@@ -39,6 +39,11 @@ class Command(BaseCommand):
                             "shape without them.")
             raise CommandError(message) from None
         if verb == "check":
+            from detection.budget import limits_said
+
+            for platform in data.get("platforms", []):  # which write limits the budget check applied, and why
+                self.stdout.write(f"platform {platform['slug']}: "
+                                  f"{limits_said(platform['kind'], platform.get('write_limits'))}")
             if no_env:
                 self.stdout.write(f"{file}: OK in shape (environment variables and secret files not read)")
             else:

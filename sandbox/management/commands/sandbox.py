@@ -55,7 +55,11 @@ class Command(BaseCommand):
         serve.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
         serve.add_argument("--compat", choices=COMPAT_MODES, default="mastodon",
                            help="answer like Mastodon (default) or like Takahē (400 for an over-long post, no "
-                                "rate-limit headers, a reblog answered with the original, HTML 404 pages)")
+                                "rate-limit headers, a reblog answered with the original, HTML 404 pages, follows "
+                                "effective a second after they are answered, read-only writes refused with 500 "
+                                "HTML, a bad token refused with 400 HTML)")
+        serve.add_argument("--follow-delay", type=float, default=None, metavar="SECONDS",
+                           help="seconds before a follow is effective (default: 0, or 1 with --compat takahe)")
 
         fault = subs.add_parser("fault", help="inject, list or clear faults in a running sandbox")
         fault_subs = fault.add_subparsers(dest="fault_command", required=True, metavar="{set,list,clear}")
@@ -95,7 +99,8 @@ class Command(BaseCommand):
         port = default_port() if options["port"] is None else options["port"]
         try:
             config = SandboxConfig(rate_limits=options["rate_limits"], max_characters=options["max_characters"],
-                                   verbose=options["verbose"], compat=options["compat"])
+                                   verbose=options["verbose"], compat=options["compat"],
+                                   follow_delay_s=options.get("follow_delay"))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         try:
