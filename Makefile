@@ -16,8 +16,16 @@ install: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) manage.py up
 
+# The suite in TEST_PROCESSES parallel processes (pytest-xdist; each has its own data folder, Redis
+# databases and test database: tests/isolation.py); TEST_PROCESSES=0 runs it in this one process.
+# Prints how long it took. Extra pytest arguments: PYTEST_ARGS="-k feeds".
+TEST_PROCESSES ?= 3
 test: $(VENV)/.installed
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@start=$$(date +%s); status=0; \
+	$(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS) || status=$$?; \
+	took=$$(( $$(date +%s) - start )); \
+	echo "make test: $$((took / 60)) min $$((took % 60)) s"; \
+	exit $$status
 
 # Benchmarks (issue 7): starts its own PostgreSQL database, Redis db numbers, sandbox, gunicorn, nginx and
 # workers (installs nginx and wrk with apt-get if missing), seeds 10 M runs, prints a table; about 15
