@@ -33,13 +33,14 @@ class Snapshot:
         self.build = build
         self.rows: list[tuple[type, list[dict]]] | None = None
         self.vendor: str | None = None
+        self.result = None
 
     def restore(self):
         """The build's rows in the database of the running test; returns what build() returned
-        the first time, or None when copied (the fixture looks its objects up again)."""
+        the first time (plain values: model instances would be stale copies)."""
         if self.rows is None or self.vendor != connection.vendor:
             before = _keys()
-            result = self.build()
+            self.result = self.build()
             self.rows = []
             for model in _models():
                 fields = [field.attname for field in model._meta.concrete_fields]
@@ -48,7 +49,7 @@ class Snapshot:
                 if added:
                     self.rows.append((model, added))
             self.vendor = connection.vendor
-            return result
+            return self.result
         for model, rows in self.rows:
             # As loaddata writes (raw): the values as kept, no field's pre_save, no signals.
             fields = model._meta.concrete_fields
@@ -60,4 +61,4 @@ class Snapshot:
         with connection.cursor() as cursor:
             for sql in statements:
                 cursor.execute(sql)
-        return None
+        return self.result
