@@ -23,6 +23,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # Redis numbers its databases 0-15 by default; one step of 2 per worker keeps broker and cache apart.
 REDIS_DATABASES = 16
@@ -75,3 +77,19 @@ def pytest_report_header(config):
     if ISOLATED:
         return "xdist isolation: " + ", ".join(f"{key}={value}" for key, value in sorted(ISOLATED.items()))
     return None
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which names the group on the item
+def pytest_collection_modifyitems(config, items):
+    """`--dist loadgroup` for pytest ≥ 9.2: pytest-xdist 3.8 marks a test's group by setting
+    `item._nodeid` to "<nodeid>@<group>", but pytest 9.2 reads node ids from `item._id`, so the
+    group was lost and grouped tests spread over every worker. Put the suffix where it is read."""
+    if not config.getvalue("loadgroup") or worker_index() is None:
+        return
+    for item in items:
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid and hasattr(item, "_id"):
+            from _pytest.nodeid import coerce_node_id
+
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
