@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(config, items):
     """`--dist loadgroup` for pytest ≥ 9.2: pytest-xdist 3.8 marks a test's group by setting
     `item._nodeid` to "<nodeid>@<group>", but pytest 9.2 reads node ids from `item._id`, so the
     group was lost and grouped tests spread over every worker. Put the suffix where it is read."""
-    if not config.getvalue("loadgroup") or worker_index() is None:
+    if worker_index() is None or not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
