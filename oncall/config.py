@@ -297,7 +297,7 @@ def _apply(data: dict) -> list[str]:
     for item in data.get("platforms", []):
         platform, _ = _upsert(changes, Platform, {"slug": item["slug"]},
                            {"name": item["name"], "kind": item["kind"], "base_url": item["base_url"],
-                            "settle_s": float(item["settle"]), "write_limits": item.get("write_limits"),
+                            "settle_s": float(item.get("settle", DEFAULT_SETTLE_S)), "write_limits": item.get("write_limits"),
                             "enabled": True}, f"platform {item['slug']}")
         platforms[item["slug"]] = platform
         for role, account in item["accounts"].items():

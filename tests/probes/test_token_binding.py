@@ -134,7 +134,7 @@ def test_config_with_a_new_base_url_and_its_tokens_binds_them_there(platform, th
 def test_moving_base_url_in_the_admin_warns_and_the_old_token_is_not_usable_there(admin_client, db):
     platform = Platform.objects.create(name="P", slug="p", kind="mastodon", base_url="https://social.example")
     account = Account.objects.create(platform=platform, role="prober", username="vigie", token="very-secret-token-123")
-    form = {"name": "P", "slug": "p", "kind": "mastodon", "base_url": "https://evil.example", "enabled": "on",
+    form = {"name": "P", "slug": "p", "kind": "mastodon", "base_url": "https://evil.example", "enabled": "on", "settle_s": "5",
             "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
             "accounts-TOTAL_FORMS": "1", "accounts-INITIAL_FORMS": "1", "accounts-MIN_NUM_FORMS": "0",
             "accounts-MAX_NUM_FORMS": "1000", "accounts-0-id": str(account.id), "accounts-0-platform": str(platform.id),

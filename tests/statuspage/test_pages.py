@@ -24,16 +24,23 @@ from detection.simulation import demo_layout, history_fill, record_run, simulate
 FEB_2023 = dataclasses.replace(SCENARIOS["feb-2023"], warmup_s=60, fault_s=300)
 
 
+SITE_AT = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
+
+
 @pytest.fixture
 def site(db):
     """The demo's components, three days old, the writes grouped, fresh runs from both locations;
     at noon, so that the last hour is today."""
-    with time_machine.travel(datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc), tick=True):
-        now = timezone.now()
-        demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=3))
-        # Measured since created (the tests write their history over these three days).
-        Component.objects.update(created_at=now - timedelta(days=3), status=ComponentStatus.OPERATIONAL)
-        yield _grouped(now)
+    with time_machine.travel(SITE_AT, tick=True):
+        yield site_build()
+
+
+def site_build():
+    now = timezone.now()
+    demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=3))
+    # Measured since created (the tests write their history over these three days).
+    Component.objects.update(created_at=now - timedelta(days=3), status=ComponentStatus.OPERATIONAL)
+    return _grouped(now)
 
 
 def _grouped(now):

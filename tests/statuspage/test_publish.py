@@ -24,7 +24,8 @@ from detection.models import Component, ComponentStatus, Incident, Maintenance
 from statuspage import publish
 from statuspage.publish import MANIFEST, site_publish, site_urls
 from vigie.celery import app as celery_app
-from tests.statuspage.test_pages import FEB_2023, site  # noqa: F401  (the fixture)
+from tests.snapshots import Snapshot
+from tests.statuspage.test_pages import FEB_2023, SITE_AT, site, site_build  # noqa: F401  (the fixture)
 from detection.simulation import simulate_scenario
 
 
@@ -51,8 +52,8 @@ def static_host(tmp_path):
     server.shutdown()
 
 
-@pytest.fixture
-def history(site):  # noqa: F811
+def _history():
+    site = site_build()
     simulate_scenario(FEB_2023, start=site + timedelta(minutes=1), interval_s=30)
     maintenance = Maintenance.objects.create(title="Network work", scheduled_for=site + timedelta(days=1),
                                              scheduled_until=site + timedelta(days=1, hours=1))
@@ -61,6 +62,17 @@ def history(site):  # noqa: F811
                             detected_at=site - timedelta(days=150), resolved_at=site - timedelta(days=150),
                             status="resolved")
     return site
+
+
+# The `site` fixture's rows and the outage after it: built once per test process, then copied.
+HISTORY = Snapshot(_history)
+
+
+@pytest.fixture
+def history(db):
+    """The demo's site (test_pages.site) with the feb-2023 outage a minute after it, on the site's clock."""
+    with time_machine.travel(SITE_AT, tick=True):
+        yield HISTORY.restore()
 
 
 def test_the_static_copy_serves_the_same_bytes_as_the_live_site(client, history, static_host):
