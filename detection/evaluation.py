@@ -42,7 +42,7 @@ OUTAGE = OUTAGE_STATUSES
 CLASS_FAMILIES = {
     FailureClass.READ_ONLY: "refused", FailureClass.QUOTA_EXCEEDED: "refused", FailureClass.RATE_LIMITED: "refused",
     FailureClass.AUTH: "refused_account", FailureClass.REJECTED: "refused_account",
-    FailureClass.INVARIANT: "wrong", FailureClass.UNEXPECTED: "wrong",
+    FailureClass.INVARIANT: "wrong", FailureClass.UNEXPECTED: "wrong", FailureClass.BAD_RESPONSE: "wrong",
 }
 
 

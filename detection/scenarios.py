@@ -215,7 +215,7 @@ def scenario_report(played: Played) -> list[dict]:
     if not rows:
         changes = ComponentStatusChange.objects.filter(changed_at__gte=played.started).select_related("component")
         worst: dict[str, str] = {}
-        order = ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"]
+        order = ["unknown", "operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"]
         for change in changes:
             name = change.component.name
             if order.index(change.new_status) > order.index(worst.get(name, "operational")):

@@ -11,7 +11,6 @@ from statistics import fmean
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from platforms.adapters import UnknownAdapter, adapter_class
 from detection.budget import SELF_INFLICTED_SHARE, own_usage
 from detection.incidents import format_duration_seconds
 from detection.models import Component, Incident, IncidentComponent, Maintenance, OwnProblem

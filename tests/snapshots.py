@@ -16,7 +16,7 @@ from typing import Callable
 
 from django.apps import apps
 from django.core.management.color import no_style
-from django.db import connection
+from django.db import connection, transaction
 
 
 def _models():
@@ -50,13 +50,16 @@ class Snapshot:
                     self.rows.append((model, added))
             self.vendor = connection.vendor
             return self.result
-        for model, rows in self.rows:
-            # As loaddata writes (raw): the values as kept, no field's pre_save, no signals.
-            fields = model._meta.concrete_fields
-            objects = [model(**row) for row in rows]
-            size = connection.ops.bulk_batch_size(fields, objects) or len(objects)
-            for start in range(0, len(objects), size):
-                model._base_manager._insert(objects[start:start + size], fields=fields, raw=True)
+        # One transaction, so the deferred foreign keys are checked once at its end whatever the
+        # order of the tables, also for tests that run without a wrapping transaction (live_server).
+        with transaction.atomic():
+            for model, rows in self.rows:
+                # As loaddata writes (raw): the values as kept, no field's pre_save, no signals.
+                fields = model._meta.concrete_fields
+                objects = [model(**row) for row in rows]
+                size = connection.ops.bulk_batch_size(fields, objects) or len(objects)
+                for start in range(0, len(objects), size):
+                    model._base_manager._insert(objects[start:start + size], fields=fields, raw=True)
         statements = connection.ops.sequence_reset_sql(no_style(), [model for model, _ in self.rows])
         with connection.cursor() as cursor:
             for sql in statements:
