@@ -102,6 +102,17 @@ def client_ip(request: HttpRequest) -> str:
     return str(parsed)
 
 
+def axes_client_ip(request: HttpRequest) -> str | None:
+    """client_ip as django-axes stores it: in an IP address column (PostgreSQL's inet checks it),
+    so an IPv6 client's /64 is written as its first address, and a request with no readable
+    address (a test client's force_login, a broken proxy) as none rather than a word."""
+    key = client_ip(request)
+    try:
+        return str(ipaddress.ip_network(key, strict=False).network_address)
+    except ValueError:
+        return None
+
+
 # --- Rate limits -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

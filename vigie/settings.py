@@ -443,7 +443,7 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one reaching the 
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "oncall/locked.html"
-AXES_CLIENT_IP_CALLABLE = "statuspage.security.client_ip"  # honours VIGIE_PROXY_HOPS
+AXES_CLIENT_IP_CALLABLE = "statuspage.security.axes_client_ip"  # honours VIGIE_PROXY_HOPS
 AXES_VERBOSE = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = False
 

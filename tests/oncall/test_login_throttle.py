@@ -45,3 +45,14 @@ def test_a_success_before_the_limit_resets_the_count(staff):
     assert attempt("/oncall/login/", "ada", PASSWORD).status_code == 302
     for _ in range(4):
         assert attempt("/oncall/login/", "ada", "wrong").status_code == 200
+
+
+@pytest.mark.parametrize(("remote", "stored"), [("203.0.113.7", "203.0.113.7"), ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"),
+                                                ("", None), ("not-an-address", None)])
+def test_the_address_axes_stores_fits_an_ip_address_column(rf, remote, stored):
+    """PostgreSQL's inet column refused 'unknown' and '2001:db8::/64': every login through
+    force_login failed there."""
+    from statuspage.security import axes_client_ip
+
+    request = rf.get("/oncall/login/", REMOTE_ADDR=remote)
+    assert axes_client_ip(request) == stored
