@@ -7,7 +7,7 @@ was a change of Django's state only (detection/migrations/0001_initial.py).
 from __future__ import annotations
 
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from probes.models import PlacementState, Platform, ProbeLocation, Probe, Run, RunCounts, new_public_id
 
@@ -70,6 +70,10 @@ class Component(models.Model):
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=100)
+    # The operator's translations of the name, by language code ({"fr": "Publication"}), from the
+    # config's `names`; the English name above stays the one the API, feeds and JSON carry.
+    name_translations = models.JSONField(default=dict, blank=True,
+                                         help_text='The name in other languages: {"fr": "Publication"}.')
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
     group = models.ForeignKey(ComponentGroup, null=True, blank=True, on_delete=models.SET_NULL,
@@ -92,6 +96,16 @@ class Component(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def name_in(self, language: str | None = None) -> str:
+        """The name in `language` (the active one by default): its translation, else the name."""
+        language = (language or translation.get_language() or "").split("-")[0]
+        return (self.name_translations or {}).get(language) or self.name
+
+    @property
+    def local_name(self) -> str:
+        """The name in the language of the page being rendered (templates)."""
+        return self.name_in()
 
 
 class ComponentStatusChange(models.Model):

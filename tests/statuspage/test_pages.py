@@ -195,6 +195,22 @@ def test_a_french_reader_is_sent_to_the_french_page_and_can_switch_back(client, 
     assert client.get("/history", HTTP_ACCEPT_LANGUAGE="fr").status_code == 200  # the choice is kept
 
 
+def test_a_component_name_translated_in_the_config_shows_on_the_french_pages_only(client, site):
+    posting = Component.objects.get(name="Posting")
+    posting.name_translations = {"fr": "Publication"}
+    posting.save(update_fields=["name_translations"])
+    french = get(client, "/fr/")
+    assert ">Publication</a>" in french and ">Posting</a>" not in french
+    assert "<h1>Publication</h1>" in get(client, f"/fr/components/{posting.public_id}")
+    english = get(client, "/?hl=en")
+    assert ">Posting</a>" in english and "Publication" not in english
+    assert "<h1>Posting</h1>" in get(client, f"/components/{posting.public_id}?hl=en")
+    for path in ("/api/v2/summary.json", "/api/v2/components.json"):  # the Statuspage JSON keeps the name
+        names = [c["name"] for c in client.get(path, HTTP_ACCEPT_LANGUAGE="fr").json()["components"]]
+        assert "Posting" in names and "Publication" not in names
+    assert "Publication" not in client.get("/history.atom", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+
 def test_machine_documents_are_never_redirected_by_language(client, site):
     for path in ("/api/v2/summary.json", "/history.atom", "/badges/status.svg"):
         assert client.get(path, HTTP_ACCEPT_LANGUAGE="fr").status_code == 200
