@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from detection.events import announce, incident_updated, public_change
+from detection.texts import component_names
 from probes.models import Account, Action, FailureClass, PlacementState, Platform, ProbeLocation, Run
 from detection.models import (
     Component, ComponentStatus, Impact, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
@@ -194,9 +195,12 @@ def _impact(incident: Incident) -> str:
 
 
 def incident_add_update(*, incident: Incident, status: str, body: str, automatic: bool,
-                        affected: list[dict] | None = None, at: datetime | None = None) -> IncidentUpdate:
+                        affected: list[dict] | None = None, at: datetime | None = None,
+                        text: dict | None = None) -> IncidentUpdate:
+    """`text`: an automatic body's key and parameters, for pages in other languages (detection.texts)."""
     update = IncidentUpdate.objects.create(incident=incident, status=status, body=body, automatic=automatic,
-                                           affected_components=affected or [], created_at=at or timezone.now())
+                                           affected_components=affected or [], text=text or {},
+                                           created_at=at or timezone.now())
     fields = {"status": status, "updated_at": timezone.now()}
     if status == IncidentStatus.MONITORING and not incident.monitoring_at:
         fields["monitoring_at"] = timezone.now()
@@ -270,16 +274,23 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
         worse = any(SEVERITY.get(c["new_status"], 0) > SEVERITY.get(c["old_status"], 0) for c in changes)
         status = IncidentStatus.INVESTIGATING if incident.status == IncidentStatus.MONITORING and worse \
             else incident.status
-        incident_add_update(incident=incident, status=status, body=body, automatic=True, affected=changes)
+        named = {n["name"]: n for n in component_names(components)}
+        text = {"key": "changed", "params": {"changes": [
+            {**named.get(c["name"], {"name": c["name"]}), "old_status": c["old_status"], "new_status": c["new_status"]}
+            for c in changes]}}
+        incident_add_update(incident=incident, status=status, body=body, automatic=True, affected=changes,
+                            text=text)
     if (incident.status in (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED) and failing
             and all(p.consecutive_successes >= 1 for p in failing)):
+        back = sorted({p.location.name for p in failing})
         incident_add_update(incident=incident, status=IncidentStatus.MONITORING, automatic=True,
-                            body="Runs succeed again from " + ", ".join(sorted({p.location.name for p in failing}))
-                                 + "; watching for a steady recovery.")
+                            body="Runs succeed again from " + ", ".join(back) + "; watching for a steady recovery.",
+                            text={"key": "recovering", "params": {"locations": back}})
     elif incident.status == IncidentStatus.MONITORING and any(p.consecutive_failures >= 1 for p in failing):
         again = sorted({p.location.name for p in failing if p.consecutive_failures >= 1})
         incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, automatic=True,
-                            body="Failing again from " + ", ".join(again) + ".")
+                            body="Failing again from " + ", ".join(again) + ".",
+                            text={"key": "failing_again", "params": {"locations": again}})
     return incident
 
 
@@ -304,8 +315,13 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
     Incident.objects.filter(id=incident.id).update(impact=incident.impact)
     body = (f"Vigie detected {', '.join(c.name for c in out)} not working: {_evidence_sentence(evidence)}. "
             f"First failing run at {started_at:%H:%M:%S %Z}.")
+    classes = sorted((evidence.get("failure_classes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    text = {"key": "opened", "params": {
+        "components": component_names(out), "classes": [name for name, _ in classes],
+        "status_code": evidence["status_code"] if isinstance(evidence.get("status_code"), int) else None,
+        "locations": evidence.get("locations") or [], "started_at": started_at.isoformat()}}
     incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, body=body, automatic=True,
-                        affected=[c for c in changes if c])
+                        affected=[c for c in changes if c], text=text)
     return incident
 
 
@@ -327,10 +343,11 @@ def _resolve(incident: Incident, components: list[Component], placements: list[P
     Incident.objects.filter(id=incident.id).update(resolved_at=resolved_at, resolved_uncertainty_s=uncertainty,
                                                    impact=_impact(incident))
     incident.resolved_at, incident.resolved_uncertainty_s = resolved_at, uncertainty
-    body = (f"Resolved: every affected action works again. Outage lasted {format_duration(incident.duration)} "
-            f"(± {format_duration_seconds(incident.duration_uncertainty_s)}).")
+    lasted = {"duration": format_duration(incident.duration),
+              "uncertainty": format_duration_seconds(incident.duration_uncertainty_s)}
+    body = f"Resolved: every affected action works again. Outage lasted {lasted['duration']} (± {lasted['uncertainty']})."
     incident_add_update(incident=incident, status=IncidentStatus.RESOLVED, body=body, automatic=True,
-                        affected=changes)
+                        affected=changes, text={"key": "resolved", "params": lasted})
     return incident
 
 
@@ -378,7 +395,7 @@ def incident_write_postmortem(*, incident: Incident, body: str) -> Incident:
     incident.postmortem_body, incident.postmortem_published_at = body, now if body else None
     if first and incident.resolved_at is not None:
         incident_add_update(incident=incident, status=IncidentStatus.POSTMORTEM, body="Postmortem published.",
-                            automatic=False)
+                            automatic=False, text={"key": "postmortem", "params": {}})
     else:
         public_change()
     return incident

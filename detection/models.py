@@ -279,6 +279,9 @@ class IncidentUpdate(models.Model):
     automatic = models.BooleanField(default=False)
     # [{"code", "name", "old_status", "new_status"}], as in Statuspage's affected_components.
     affected_components = models.JSONField(default=list, blank=True)
+    # An automatic update's words as a key and parameters ({"key": "opened", "params": {…}}), so a
+    # page in another language renders them (detection.texts); `body` keeps the English as written.
+    text = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -286,6 +289,19 @@ class IncidentUpdate(models.Model):
         ordering = ["-created_at", "-id"]
         # An incident's timeline, newest first.
         indexes = [models.Index(fields=["incident", "-created_at"], name="incident_timeline")]
+
+    @property
+    def shown_body(self) -> str:
+        """The body in the language of the page being rendered: an automatic update's text in that
+        language, else the body as stored."""
+        from detection.texts import text_render
+
+        return text_render(self.text, fallback=self.body)
+
+    @property
+    def shown_in_english(self) -> bool:
+        """An automatic update the page shows in English (for its lang attribute)."""
+        return self.automatic and self.shown_body == self.body
 
 
 class Maintenance(models.Model):

@@ -138,6 +138,40 @@ def test_the_incident_page_gives_evidence_and_duration_with_its_uncertainty(clie
     assert "5 min" in html and "± 30 s" in html
 
 
+def test_automatic_updates_read_in_french_on_the_french_page_and_stay_english_elsewhere(client, site):
+    Component.objects.filter(name="Posting").update(name_translations={"fr": "Publication"})
+    simulate_scenario(FEB_2023, start=site + timedelta(minutes=1), interval_s=30)
+    incident = Incident.objects.get()
+    bodies = list(incident.updates.order_by("created_at", "id").values_list("body", "text"))
+    assert bodies[0][0].startswith("Vigie detected Posting, ") and bodies[0][1]["key"] == "opened"
+    assert bodies[-1][0].startswith("Resolved: every affected action works again.") and bodies[-1][1]["key"] == "resolved"
+    french = get(client, f"/fr/incidents/{incident.public_id}")
+    assert "Vigie a détecté une panne de Publication, " in french
+    assert "écritures refusées pour limite quotidienne atteinte; HTTP 429; depuis atlanta, sacramento" in french
+    assert "Résolu : toutes les actions touchées fonctionnent de nouveau. La panne a duré 5 min" in french
+    assert "Vigie detected" not in french and "Resolved: every" not in french
+    english = get(client, f"/incidents/{incident.public_id}?hl=en")
+    assert "Vigie detected Posting, " in english and "Resolved: every affected action works again." in english
+    assert "Publication" not in english and "Vigie a détecté" not in english
+    api = client.get("/api/v2/incidents.json", HTTP_ACCEPT_LANGUAGE="fr").json()["incidents"][0]
+    shown = [u["body"] for u in api["incident_updates"]]
+    assert shown[-1] == bodies[0][0] and shown[0] == bodies[-1][0] and set(shown) <= {b for b, _ in bodies}
+    assert "Vigie a détecté" not in client.get("/history.atom", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+
+def test_an_update_without_a_text_key_or_with_a_broken_one_shows_its_stored_body(db):
+    from detection.texts import text_render
+
+    assert text_render({}, fallback="As written", language="fr") == "As written"
+    assert text_render({"key": "nope"}, fallback="As written", language="fr") == "As written"
+    assert text_render({"key": "resolved", "params": {}}, fallback="As written", language="fr") == "As written"
+    assert text_render({"key": "resolved", "params": {"duration": "2 min", "uncertainty": "30 s"}},
+                       fallback="As written", language="en") == "As written"
+    changed = {"key": "changed", "params": {"changes": [
+        {"name": "Posting", "names": {"fr": "Publication"}, "old_status": "major_outage", "new_status": "partial_outage"}]}}
+    assert text_render(changed, fallback="x", language="fr") == "Publication : panne majeure → panne partielle"
+
+
 def test_history_lists_incidents_by_month_and_links_to_older_months(client, site):
     old = Incident.objects.create(title="Spring outage", started_at=site - timedelta(days=200),
                                   detected_at=site - timedelta(days=200), resolved_at=site - timedelta(days=200),
