@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from detection.events import announce, incident_updated, public_change
-from detection.texts import component_names
+from detection.texts import component_names, title_render
 from probes.models import Account, Action, FailureClass, PlacementState, Platform, ProbeLocation, Run
 from detection.models import (
     Component, ComponentStatus, Impact, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
@@ -98,7 +98,12 @@ def _human_join(words: list[str]) -> str:
 
 
 def incident_title(platform: Platform, components: list[Component], failing: list[ProbeLocation]) -> str:
-    """What users feel, from the evidence."""
+    """What users feel, from the evidence, in English (the stored title)."""
+    return title_render(incident_title_text(platform, components, failing), language="en")
+
+
+def incident_title_text(platform: Platform, components: list[Component], failing: list[ProbeLocation]) -> dict:
+    """The title as a key and parameters (detection.texts), so each page renders it in its language."""
     actions = {p.probe.action for p in failing}
     classes = Counter(p.last_failure_class for p in failing if p.last_failure_class)
     dominant = classes.most_common(1)[0][0] if classes else ""
@@ -109,28 +114,21 @@ def incident_title(platform: Platform, components: list[Component], failing: lis
     # (read_only, or a quota refusing every write); writes crashing are said to crash.
     refused = dominant in (FailureClass.READ_ONLY, FailureClass.QUOTA_EXCEEDED)
     if len(writes_here) >= 2 and set(writes_here) <= actions and reads_fine and refused:
-        title = _human_join([ACTION_WORDS[a] for a in writes_here]).capitalize() + " failing — platform read-only"
-        if dominant == FailureClass.QUOTA_EXCEEDED:
-            title += ": writes refused with a daily-limit error"
-        return title
+        return {"key": "read_only", "params": {"actions": [str(a) for a in writes_here],
+                                                "quota": dominant == FailureClass.QUOTA_EXCEEDED}}
     if actions == {Action.LIMITS} and dominant == FailureClass.INVARIANT:
-        return "Character limit not enforced"
-    names = [c.name for c in sorted(components, key=lambda c: c.position)]
-    words = [names[0]] + [n[0].lower() + n[1:] for n in names[1:]] if names else [platform.name]
+        return {"key": "limit_not_enforced", "params": {}}
     every = Component.objects.filter(probes__platform=platform, probes__enabled=True).distinct().count()
-    if len(components) > 2 and len(components) == every:
-        words = [f"Everything on {platform.name}"]
     worst = max((c.status for c in components), key=lambda s: SEVERITY.get(s, 0), default=ComponentStatus.PARTIAL)
-    verb = "degraded" if worst == ComponentStatus.DEGRADED else "failing"
-    title = f"{_human_join(words)} {verb}"
     locations = sorted({p.location.name for p in failing})
     all_locations = set(ProbeLocation.objects.filter(probe__platform=platform, probe__enabled=True)
                         .values_list("location__name", flat=True))
-    if failing and len(locations) < len(all_locations):
-        title += " from " + _human_join([n.capitalize() for n in locations])
-    if dominant and dominant in CLASS_WORDS:
-        title += f" — {CLASS_WORDS[dominant]}"
-    return title
+    return {"key": "failing", "params": {
+        "components": component_names(sorted(components, key=lambda c: c.position)),
+        "platform": platform.name, "everything": len(components) > 2 and len(components) == every,
+        "degraded": worst == ComponentStatus.DEGRADED,
+        "locations": locations if failing and len(locations) < len(all_locations) else [],
+        "class": str(dominant) if dominant in CLASS_WORDS else ""}}
 
 
 def _evidence(failing: list[ProbeLocation]) -> dict:
@@ -258,7 +256,8 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
     if not incident.title_locked:
         # The title covers the incident's whole extent, so it never narrows while things recover.
         involved = [p for p in placements if p.last_failure_at and p.last_failure_at >= incident.started_at]
-        fields["title"] = incident_title(platform, components, involved)[:200]
+        fields["title_text"] = incident_title_text(platform, components, involved)
+        fields["title"] = title_render(fields["title_text"], language="en")[:200]
     # This runs for every run while the incident is open: write only what changed.
     fields = {k: v for k, v in fields.items() if getattr(incident, k) != v}
     if fields:
@@ -303,9 +302,10 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
     previous = first.streak_previous_success_at if first else None
     detected = [p.detected_at for p in failing if p.detected_at]
     evidence = _evidence(failing)
+    title_text = incident_title_text(platform, out, failing)
     with transaction.atomic():
         incident = Incident.objects.create(
-            platform=platform, automatic=True, title=incident_title(platform, out, failing)[:200],
+            platform=platform, automatic=True, title=title_render(title_text, language="en")[:200], title_text=title_text,
             started_at=started_at, detected_at=min(detected) if detected else now,
             started_uncertainty_s=(started_at - previous).total_seconds() if previous else 0.0,
             evidence=evidence,

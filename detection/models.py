@@ -198,6 +198,8 @@ class Incident(models.Model):
     title = models.CharField(max_length=200)
     # A person's title is kept; an automatic one follows the evidence as the incident grows.
     title_locked = models.BooleanField(default=False)
+    # An automatic title as a key and parameters (detection.texts), for pages in other languages.
+    title_text = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.INVESTIGATING)
     impact = models.CharField(max_length=10, choices=Impact.choices, default=Impact.NONE)
     impact_override = models.CharField(max_length=10, choices=Impact.choices, blank=True)
@@ -238,6 +240,14 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def shown_title(self) -> str:
+        """The title in the language of the page being rendered: an automatic title that is not a
+        person's in that language, else the title as stored."""
+        from detection.texts import title_shown
+
+        return self.title if self.title_locked else title_shown(self.title, self.title_text)
 
     @property
     def effective_impact(self) -> str:

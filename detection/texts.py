@@ -120,3 +120,74 @@ def text_render(text: dict | None, *, fallback: str, language: str | None = None
             return RENDERERS[text["key"]](text.get("params") or {}, language)
     except (KeyError, TypeError, ValueError):
         return fallback
+
+
+# --- titles ---------------------------------------------------------------------------------------
+
+def _action_words() -> dict[str, str]:
+    return {
+        "post": pgettext("automatic incident", "posting"),
+        "repost": pgettext("automatic incident", "reposting"),
+        "follow": pgettext("automatic incident", "following"),
+        "dm": pgettext("automatic incident", "direct messages"),
+        "read": pgettext("automatic incident", "reading timelines"),
+        "limits": pgettext("automatic incident", "limit checks"),
+    }
+
+
+def _and(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return pgettext("automatic incident", "%(items)s and %(last)s") % {"items": ", ".join(words[:-1]),
+                                                                       "last": words[-1]}
+
+
+def _title_read_only(params: dict, language: str) -> str:
+    words = _action_words()
+    title = pgettext("automatic incident", "%(actions)s failing — platform read-only") % {
+        "actions": _and([words.get(a, a) for a in params["actions"]]).capitalize()}
+    if params.get("quota"):
+        title = pgettext("automatic incident", "%(title)s: %(reason)s") % {
+            "title": title, "reason": _class_words()["quota_exceeded"]}
+    return title
+
+
+def _title_limit(params: dict, language: str) -> str:
+    return pgettext("automatic incident", "Character limit not enforced")
+
+
+def _title_failing(params: dict, language: str) -> str:
+    names = [_name(c, language) for c in params["components"]]
+    words = [names[0]] + [n[0].lower() + n[1:] for n in names[1:]] if names else [params["platform"]]
+    if params.get("everything"):
+        words = [pgettext("automatic incident", "Everything on %(platform)s") % {"platform": params["platform"]}]
+    if params.get("degraded"):
+        title = pgettext("automatic incident", "%(what)s degraded") % {"what": _and(words)}
+    else:
+        title = pgettext("automatic incident", "%(what)s failing") % {"what": _and(words)}
+    if params.get("locations"):
+        title += pgettext("automatic incident", " from %(locations)s") % {
+            "locations": _and([n.capitalize() for n in params["locations"]])}
+    if params.get("class"):
+        title += f" — {_class_words().get(params['class'], params['class'])}"
+    return title
+
+
+TITLES = {"read_only": _title_read_only, "limit_not_enforced": _title_limit, "failing": _title_failing}
+
+
+def title_render(text: dict, *, language: str) -> str:
+    """An automatic incident's title in `language` ("en": the stored title)."""
+    with override(language):
+        return TITLES[text["key"]](text.get("params") or {}, language.split("-")[0])
+
+
+def title_shown(title: str, text: dict | None, *, language: str | None = None) -> str:
+    """The title a page shows: the stored one in English, for a person's title, or an old row."""
+    language = (language or get_language() or "en").split("-")[0]
+    if language == "en" or not text or text.get("key") not in TITLES:
+        return title
+    try:
+        return title_render(text, language=language)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return title

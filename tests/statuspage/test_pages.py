@@ -150,9 +150,15 @@ def test_automatic_updates_read_in_french_on_the_french_page_and_stay_english_el
     assert "écritures refusées pour limite quotidienne atteinte; HTTP 429; depuis atlanta, sacramento" in french
     assert "Résolu : toutes les actions touchées fonctionnent de nouveau. La panne a duré 5 min" in french
     assert "Vigie detected" not in french and "Resolved: every" not in french
+    assert incident.title == ("Posting, reposting, following and direct messages failing — platform read-only: "
+                              "writes refused with a daily-limit error")
+    assert ("<h1>Publication, partage, abonnement et messages privés en échec — plateforme en lecture seule : "
+            "écritures refusées pour limite quotidienne atteinte</h1>") in french
+    assert "Publication, partage, abonnement et messages privés en échec" in get(client, "/fr/history")
     english = get(client, f"/incidents/{incident.public_id}?hl=en")
     assert "Vigie detected Posting, " in english and "Resolved: every affected action works again." in english
     assert "Publication" not in english and "Vigie a détecté" not in english
+    assert f'<h1 lang="en">{incident.title}</h1>' in english
     api = client.get("/api/v2/incidents.json", HTTP_ACCEPT_LANGUAGE="fr").json()["incidents"][0]
     shown = [u["body"] for u in api["incident_updates"]]
     assert shown[-1] == bodies[0][0] and shown[0] == bodies[-1][0] and set(shown) <= {b for b, _ in bodies}
@@ -170,6 +176,19 @@ def test_an_update_without_a_text_key_or_with_a_broken_one_shows_its_stored_body
     changed = {"key": "changed", "params": {"changes": [
         {"name": "Posting", "names": {"fr": "Publication"}, "old_status": "major_outage", "new_status": "partial_outage"}]}}
     assert text_render(changed, fallback="x", language="fr") == "Publication : panne majeure → panne partielle"
+
+
+def test_an_automatic_title_names_translated_components_and_locations_in_french(db):
+    from detection.texts import title_render, title_shown
+
+    text = {"key": "failing", "params": {
+        "components": [{"name": "Posting", "names": {"fr": "Publication"}}, {"name": "Timeline", "names": {}}],
+        "platform": "Sandbox", "everything": False, "degraded": False, "locations": ["atlanta"],
+        "class": "server_error"}}
+    assert title_render(text, language="en") == "Posting and timeline failing from Atlanta — server errors"
+    assert title_render(text, language="fr") == "Publication et timeline en échec depuis Atlanta — erreurs du serveur"
+    assert title_shown("Stored", text, language="en") == "Stored"
+    assert title_shown("Stored", {"key": "failing", "params": {}}, language="fr") == "Stored"
 
 
 def test_history_lists_incidents_by_month_and_links_to_older_months(client, site):
