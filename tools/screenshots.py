@@ -5,7 +5,7 @@ six components with four months of history, the feb-2023 outage twenty minutes a
 maintenance tomorrow. Serves it on a free local port, and writes one PNG per page and width,
 cropped to the viewport:
 
-    status-desktop.png  incident-desktop.png  oncall-desktop.png  api-docs-desktop.png  not-found-desktop.png
+    status-desktop.png  incident-desktop.png  incident-fr-desktop.png  oncall-desktop.png  api-docs-desktop.png  not-found-desktop.png
     status-phone.png    …
 
     make screenshots                                                   # every page, both widths
@@ -26,7 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGES = ["status", "incident", "oncall", "api-docs", "not-found"]
+PAGES = ["status", "incident", "incident-fr", "oncall", "api-docs", "not-found"]
+# The demo's French names, as examples/demo.yaml gives them.
+FRENCH_NAMES = {"Posting": "Publication", "Reposting": "Partage", "Following": "Abonnement",
+                "Direct messages": "Messages privés", "Timeline": "Fil d’actualité",
+                "Post length limit": "Limite de longueur des messages"}
 # Viewport (CSS pixels) and whether the browser behaves as a phone (touch, mobile viewport meta).
 WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 PAGE_LOAD_TIMEOUT_S = 30
@@ -59,6 +63,8 @@ def seed() -> dict[str, str]:
     call_command("migrate", verbosity=0)
     now = timezone.now()
     demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=120))
+    for english, french in FRENCH_NAMES.items():
+        Component.objects.filter(name=english).update(name_translations={"fr": french})
     writes = ComponentGroup.objects.create(name="Writes", position=0)
     Component.objects.filter(name__in=["Posting", "Reposting", "Following", "Direct messages"]).update(group=writes)
     history_fill(days=100, now=now - timedelta(hours=3))
@@ -73,7 +79,8 @@ def seed() -> dict[str, str]:
     upcoming.components.set(Component.objects.filter(name="Timeline"))
     get_user_model().objects.create_user(USERNAME, password=PASSWORD, is_staff=True)
     incident = Incident.objects.order_by("-started_at").first()
-    return {"status": "/", "incident": f"/incidents/{incident.public_id}", "oncall": "/oncall/",
+    return {"status": "/", "incident": f"/incidents/{incident.public_id}",
+            "incident-fr": f"/fr/incidents/{incident.public_id}", "oncall": "/oncall/",
             "api-docs": "/api/docs/", "not-found": "/no-such-page"}
 
 
