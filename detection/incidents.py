@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from detection.events import announce, incident_updated, public_change
-from detection.texts import component_names, title_render
+from detection.texts import component_names, text_english, title_render
 from probes.models import Account, Action, FailureClass, PlacementState, Platform, ProbeLocation, Run
 from detection.models import (
     Component, ComponentStatus, Impact, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
@@ -26,8 +26,7 @@ SEVERITY = STATUS_SEVERITY
 IMPACT = {ComponentStatus.DEGRADED: Impact.MINOR, ComponentStatus.PARTIAL: Impact.MAJOR,
           ComponentStatus.MAJOR: Impact.CRITICAL}
 WRITE_ACTIONS = (Action.POST, Action.REPOST, Action.FOLLOW, Action.DM)
-ACTION_WORDS = {Action.POST: "posting", Action.REPOST: "reposting", Action.FOLLOW: "following",
-                Action.DM: "direct messages", Action.READ: "reading timelines", Action.LIMITS: "limit checks"}
+# English only, for on-call (oncall_words); the public texts take theirs from detection.texts.
 CLASS_WORDS = {
     FailureClass.TIMEOUT: "requests time out", FailureClass.CONNECT: "the platform cannot be reached",
     FailureClass.SERVER_ERROR: "server errors", FailureClass.RATE_LIMITED: "requests rate-limited",
@@ -89,12 +88,6 @@ def _confirmed(components: list[Component]) -> bool:
             if p.consecutive_failures >= p.probe.failure_threshold + extra:
                 return True
     return False
-
-
-def _human_join(words: list[str]) -> str:
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def incident_title(platform: Platform, components: list[Component], failing: list[ProbeLocation]) -> str:
@@ -169,21 +162,6 @@ def _evidence_merge(old: dict, new: dict) -> dict:
         classes[name] = max(count, classes.get(name, 0))
     merged["failure_classes"] = classes
     return merged
-
-
-def _evidence_sentence(evidence: dict) -> str:
-    """Vigie's words for the public: what failed, by class, and how, never the platform's raw
-    answer (it stays in the incident's evidence and the runs, for on-call)."""
-    parts = []
-    classes = evidence.get("failure_classes") or {}
-    if classes:
-        ranked = sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))
-        parts.append(", ".join(CLASS_WORDS.get(name, name.replace("_", " ")) for name, _ in ranked))
-    if isinstance(evidence.get("status_code"), int):
-        parts.append(f"HTTP {evidence['status_code']}")
-    if evidence.get("locations"):
-        parts.append("from " + ", ".join(evidence["locations"]))
-    return "; ".join(parts)
 
 
 def _impact(incident: Incident) -> str:
@@ -266,8 +244,6 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
             setattr(incident, key, value)
         public_change()
     if changes:
-        body = "; ".join(f"{c['name']}: {c['old_status'].replace('_', ' ')} → {c['new_status'].replace('_', ' ')}"
-                         for c in changes)
         # Only a worsening sends a watched incident back to investigating; a component getting
         # better while runs recover keeps it in monitoring (no back-and-forth on the timeline).
         worse = any(SEVERITY.get(c["new_status"], 0) > SEVERITY.get(c["old_status"], 0) for c in changes)
@@ -277,19 +253,18 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
         text = {"key": "changed", "params": {"changes": [
             {**named.get(c["name"], {"name": c["name"]}), "old_status": c["old_status"], "new_status": c["new_status"]}
             for c in changes]}}
-        incident_add_update(incident=incident, status=status, body=body, automatic=True, affected=changes,
-                            text=text)
+        incident_add_update(incident=incident, status=status, body=text_english(text), automatic=True,
+                            affected=changes, text=text)
     if (incident.status in (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED) and failing
             and all(p.consecutive_successes >= 1 for p in failing)):
-        back = sorted({p.location.name for p in failing})
+        text = {"key": "recovering", "params": {"locations": sorted({p.location.name for p in failing})}}
         incident_add_update(incident=incident, status=IncidentStatus.MONITORING, automatic=True,
-                            body="Runs succeed again from " + ", ".join(back) + "; watching for a steady recovery.",
-                            text={"key": "recovering", "params": {"locations": back}})
+                            body=text_english(text), text=text)
     elif incident.status == IncidentStatus.MONITORING and any(p.consecutive_failures >= 1 for p in failing):
         again = sorted({p.location.name for p in failing if p.consecutive_failures >= 1})
+        text = {"key": "failing_again", "params": {"locations": again}}
         incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, automatic=True,
-                            body="Failing again from " + ", ".join(again) + ".",
-                            text={"key": "failing_again", "params": {"locations": again}})
+                            body=text_english(text), text=text)
     return incident
 
 
@@ -313,15 +288,13 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
         changes = [_join(incident, c) for c in out]
     incident.impact = _impact(incident)
     Incident.objects.filter(id=incident.id).update(impact=incident.impact)
-    body = (f"Vigie detected {', '.join(c.name for c in out)} not working: {_evidence_sentence(evidence)}. "
-            f"First failing run at {started_at:%H:%M:%S %Z}.")
     classes = sorted((evidence.get("failure_classes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
     text = {"key": "opened", "params": {
         "components": component_names(out), "classes": [name for name, _ in classes],
         "status_code": evidence["status_code"] if isinstance(evidence.get("status_code"), int) else None,
         "locations": evidence.get("locations") or [], "started_at": started_at.isoformat()}}
-    incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, body=body, automatic=True,
-                        affected=[c for c in changes if c], text=text)
+    incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, body=text_english(text),
+                        automatic=True, affected=[c for c in changes if c], text=text)
     return incident
 
 
@@ -343,11 +316,10 @@ def _resolve(incident: Incident, components: list[Component], placements: list[P
     Incident.objects.filter(id=incident.id).update(resolved_at=resolved_at, resolved_uncertainty_s=uncertainty,
                                                    impact=_impact(incident))
     incident.resolved_at, incident.resolved_uncertainty_s = resolved_at, uncertainty
-    lasted = {"duration": format_duration(incident.duration),
-              "uncertainty": format_duration_seconds(incident.duration_uncertainty_s)}
-    body = f"Resolved: every affected action works again. Outage lasted {lasted['duration']} (± {lasted['uncertainty']})."
-    incident_add_update(incident=incident, status=IncidentStatus.RESOLVED, body=body, automatic=True,
-                        affected=changes, text={"key": "resolved", "params": lasted})
+    text = {"key": "resolved", "params": {"duration": format_duration(incident.duration),
+                                          "uncertainty": format_duration_seconds(incident.duration_uncertainty_s)}}
+    incident_add_update(incident=incident, status=IncidentStatus.RESOLVED, body=text_english(text), automatic=True,
+                        affected=changes, text=text)
     return incident
 
 

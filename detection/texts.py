@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
-from django.utils import timezone
 from django.utils.translation import get_language, override, pgettext
 
 
@@ -45,7 +44,7 @@ def _status_words() -> dict[str, str]:
         "partial_outage": pgettext("automatic incident", "partial outage"),
         "major_outage": pgettext("automatic incident", "major outage"),
         "under_maintenance": pgettext("automatic incident", "under maintenance"),
-        "unknown": pgettext("automatic incident", "no data"),
+        "unknown": pgettext("automatic incident", "unknown"),
     }
 
 
@@ -59,7 +58,8 @@ def _name(entry: dict, language: str) -> str:
 
 
 def _time(value: str) -> str:
-    return f"{timezone.localtime(datetime.fromisoformat(value)):%H:%M:%S %Z}"
+    # As the English body writes it: in the time zone it was stored with (UTC).
+    return f"{datetime.fromisoformat(value):%H:%M:%S %Z}"
 
 
 def _evidence(params: dict) -> str:
@@ -107,6 +107,12 @@ def _postmortem(params: dict, language: str) -> str:
 
 RENDERERS = {"opened": _opened, "changed": _changed, "recovering": _recovering,
              "failing_again": _failing_again, "resolved": _resolved, "postmortem": _postmortem}
+
+
+def text_english(text: Text) -> str:
+    """The English body of a new automatic update (what is stored, and what the API shows)."""
+    with override("en"):
+        return RENDERERS[text["key"]](text.get("params") or {}, "en")
 
 
 def text_render(text: dict | None, *, fallback: str, language: str | None = None) -> str:
