@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install clean messages bench
+.PHONY: run test install clean messages bench screenshots
 
 # requirements.txt is what Vigie needs to run (all a production image installs); requirements-test.txt
 # adds the test tools. `make run` installs the first only, `make test` both.
@@ -39,6 +39,11 @@ test: $(VENV)/.installed
 # minutes. `make bench BENCH_ARGS=--quick` for a smoke run; `--help` lists every knob.
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The pictures in docs/screenshots/ (linked from docs/screenshots.md), from a throwaway site with an
+# outage under way, taken by headless Chromium at desktop and phone widths; about 10 seconds.
+screenshots: $(VENV)/.installed
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u VIGIE_CACHE_URL $(PY) tools/screenshots.py
 
 clean:
 	rm -rf $(VENV) var

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from detection.events import announce, incident_updated, public_change
+from detection.texts import component_names, text_english, title_render
 from probes.models import Account, Action, FailureClass, PlacementState, Platform, ProbeLocation, Run
 from detection.models import (
     Component, ComponentStatus, Impact, Incident, IncidentComponent, IncidentStatus, IncidentUpdate,
@@ -25,8 +26,7 @@ SEVERITY = STATUS_SEVERITY
 IMPACT = {ComponentStatus.DEGRADED: Impact.MINOR, ComponentStatus.PARTIAL: Impact.MAJOR,
           ComponentStatus.MAJOR: Impact.CRITICAL}
 WRITE_ACTIONS = (Action.POST, Action.REPOST, Action.FOLLOW, Action.DM)
-ACTION_WORDS = {Action.POST: "posting", Action.REPOST: "reposting", Action.FOLLOW: "following",
-                Action.DM: "direct messages", Action.READ: "reading timelines", Action.LIMITS: "limit checks"}
+# English only, for on-call (oncall_words); the public texts take theirs from detection.texts.
 CLASS_WORDS = {
     FailureClass.TIMEOUT: "requests time out", FailureClass.CONNECT: "the platform cannot be reached",
     FailureClass.SERVER_ERROR: "server errors", FailureClass.RATE_LIMITED: "requests rate-limited",
@@ -90,14 +90,13 @@ def _confirmed(components: list[Component]) -> bool:
     return False
 
 
-def _human_join(words: list[str]) -> str:
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def incident_title(platform: Platform, components: list[Component], failing: list[ProbeLocation]) -> str:
-    """What users feel, from the evidence."""
+    """What users feel, from the evidence, in English (the stored title)."""
+    return title_render(incident_title_text(platform, components, failing), language="en")
+
+
+def incident_title_text(platform: Platform, components: list[Component], failing: list[ProbeLocation]) -> dict:
+    """The title as a key and parameters (detection.texts), so each page renders it in its language."""
     actions = {p.probe.action for p in failing}
     classes = Counter(p.last_failure_class for p in failing if p.last_failure_class)
     dominant = classes.most_common(1)[0][0] if classes else ""
@@ -108,28 +107,21 @@ def incident_title(platform: Platform, components: list[Component], failing: lis
     # (read_only, or a quota refusing every write); writes crashing are said to crash.
     refused = dominant in (FailureClass.READ_ONLY, FailureClass.QUOTA_EXCEEDED)
     if len(writes_here) >= 2 and set(writes_here) <= actions and reads_fine and refused:
-        title = _human_join([ACTION_WORDS[a] for a in writes_here]).capitalize() + " failing — platform read-only"
-        if dominant == FailureClass.QUOTA_EXCEEDED:
-            title += ": writes refused with a daily-limit error"
-        return title
+        return {"key": "read_only", "params": {"actions": [str(a) for a in writes_here],
+                                                "quota": dominant == FailureClass.QUOTA_EXCEEDED}}
     if actions == {Action.LIMITS} and dominant == FailureClass.INVARIANT:
-        return "Character limit not enforced"
-    names = [c.name for c in sorted(components, key=lambda c: c.position)]
-    words = [names[0]] + [n[0].lower() + n[1:] for n in names[1:]] if names else [platform.name]
+        return {"key": "limit_not_enforced", "params": {}}
     every = Component.objects.filter(probes__platform=platform, probes__enabled=True).distinct().count()
-    if len(components) > 2 and len(components) == every:
-        words = [f"Everything on {platform.name}"]
     worst = max((c.status for c in components), key=lambda s: SEVERITY.get(s, 0), default=ComponentStatus.PARTIAL)
-    verb = "degraded" if worst == ComponentStatus.DEGRADED else "failing"
-    title = f"{_human_join(words)} {verb}"
     locations = sorted({p.location.name for p in failing})
     all_locations = set(ProbeLocation.objects.filter(probe__platform=platform, probe__enabled=True)
                         .values_list("location__name", flat=True))
-    if failing and len(locations) < len(all_locations):
-        title += " from " + _human_join([n.capitalize() for n in locations])
-    if dominant and dominant in CLASS_WORDS:
-        title += f" — {CLASS_WORDS[dominant]}"
-    return title
+    return {"key": "failing", "params": {
+        "components": component_names(sorted(components, key=lambda c: c.position)),
+        "platform": platform.name, "everything": len(components) > 2 and len(components) == every,
+        "degraded": worst == ComponentStatus.DEGRADED,
+        "locations": locations if failing and len(locations) < len(all_locations) else [],
+        "class": str(dominant) if dominant in CLASS_WORDS else ""}}
 
 
 def _evidence(failing: list[ProbeLocation]) -> dict:
@@ -172,21 +164,6 @@ def _evidence_merge(old: dict, new: dict) -> dict:
     return merged
 
 
-def _evidence_sentence(evidence: dict) -> str:
-    """Vigie's words for the public: what failed, by class, and how, never the platform's raw
-    answer (it stays in the incident's evidence and the runs, for on-call)."""
-    parts = []
-    classes = evidence.get("failure_classes") or {}
-    if classes:
-        ranked = sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))
-        parts.append(", ".join(CLASS_WORDS.get(name, name.replace("_", " ")) for name, _ in ranked))
-    if isinstance(evidence.get("status_code"), int):
-        parts.append(f"HTTP {evidence['status_code']}")
-    if evidence.get("locations"):
-        parts.append("from " + ", ".join(evidence["locations"]))
-    return "; ".join(parts)
-
-
 def _impact(incident: Incident) -> str:
     worst = max(IncidentComponent.objects.filter(incident=incident).values_list("worst_status", flat=True),
                 key=lambda s: SEVERITY.get(s, 0), default=ComponentStatus.OPERATIONAL)
@@ -194,9 +171,12 @@ def _impact(incident: Incident) -> str:
 
 
 def incident_add_update(*, incident: Incident, status: str, body: str, automatic: bool,
-                        affected: list[dict] | None = None, at: datetime | None = None) -> IncidentUpdate:
+                        affected: list[dict] | None = None, at: datetime | None = None,
+                        text: dict | None = None) -> IncidentUpdate:
+    """`text`: an automatic body's key and parameters, for pages in other languages (detection.texts)."""
     update = IncidentUpdate.objects.create(incident=incident, status=status, body=body, automatic=automatic,
-                                           affected_components=affected or [], created_at=at or timezone.now())
+                                           affected_components=affected or [], text=text or {},
+                                           created_at=at or timezone.now())
     fields = {"status": status, "updated_at": timezone.now()}
     if status == IncidentStatus.MONITORING and not incident.monitoring_at:
         fields["monitoring_at"] = timezone.now()
@@ -254,7 +234,8 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
     if not incident.title_locked:
         # The title covers the incident's whole extent, so it never narrows while things recover.
         involved = [p for p in placements if p.last_failure_at and p.last_failure_at >= incident.started_at]
-        fields["title"] = incident_title(platform, components, involved)[:200]
+        fields["title_text"] = incident_title_text(platform, components, involved)
+        fields["title"] = title_render(fields["title_text"], language="en")[:200]
     # This runs for every run while the incident is open: write only what changed.
     fields = {k: v for k, v in fields.items() if getattr(incident, k) != v}
     if fields:
@@ -263,23 +244,27 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
             setattr(incident, key, value)
         public_change()
     if changes:
-        body = "; ".join(f"{c['name']}: {c['old_status'].replace('_', ' ')} → {c['new_status'].replace('_', ' ')}"
-                         for c in changes)
         # Only a worsening sends a watched incident back to investigating; a component getting
         # better while runs recover keeps it in monitoring (no back-and-forth on the timeline).
         worse = any(SEVERITY.get(c["new_status"], 0) > SEVERITY.get(c["old_status"], 0) for c in changes)
         status = IncidentStatus.INVESTIGATING if incident.status == IncidentStatus.MONITORING and worse \
             else incident.status
-        incident_add_update(incident=incident, status=status, body=body, automatic=True, affected=changes)
+        named = {n["name"]: n for n in component_names(components)}
+        text = {"key": "changed", "params": {"changes": [
+            {**named.get(c["name"], {"name": c["name"]}), "old_status": c["old_status"], "new_status": c["new_status"]}
+            for c in changes]}}
+        incident_add_update(incident=incident, status=status, body=text_english(text), automatic=True,
+                            affected=changes, text=text)
     if (incident.status in (IncidentStatus.INVESTIGATING, IncidentStatus.IDENTIFIED) and failing
             and all(p.consecutive_successes >= 1 for p in failing)):
+        text = {"key": "recovering", "params": {"locations": sorted({p.location.name for p in failing})}}
         incident_add_update(incident=incident, status=IncidentStatus.MONITORING, automatic=True,
-                            body="Runs succeed again from " + ", ".join(sorted({p.location.name for p in failing}))
-                                 + "; watching for a steady recovery.")
+                            body=text_english(text), text=text)
     elif incident.status == IncidentStatus.MONITORING and any(p.consecutive_failures >= 1 for p in failing):
         again = sorted({p.location.name for p in failing if p.consecutive_failures >= 1})
+        text = {"key": "failing_again", "params": {"locations": again}}
         incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, automatic=True,
-                            body="Failing again from " + ", ".join(again) + ".")
+                            body=text_english(text), text=text)
     return incident
 
 
@@ -292,9 +277,10 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
     previous = first.streak_previous_success_at if first else None
     detected = [p.detected_at for p in failing if p.detected_at]
     evidence = _evidence(failing)
+    title_text = incident_title_text(platform, out, failing)
     with transaction.atomic():
         incident = Incident.objects.create(
-            platform=platform, automatic=True, title=incident_title(platform, out, failing)[:200],
+            platform=platform, automatic=True, title=title_render(title_text, language="en")[:200], title_text=title_text,
             started_at=started_at, detected_at=min(detected) if detected else now,
             started_uncertainty_s=(started_at - previous).total_seconds() if previous else 0.0,
             evidence=evidence,
@@ -302,10 +288,13 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
         changes = [_join(incident, c) for c in out]
     incident.impact = _impact(incident)
     Incident.objects.filter(id=incident.id).update(impact=incident.impact)
-    body = (f"Vigie detected {', '.join(c.name for c in out)} not working: {_evidence_sentence(evidence)}. "
-            f"First failing run at {started_at:%H:%M:%S %Z}.")
-    incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, body=body, automatic=True,
-                        affected=[c for c in changes if c])
+    classes = sorted((evidence.get("failure_classes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    text = {"key": "opened", "params": {
+        "components": component_names(out), "classes": [name for name, _ in classes],
+        "status_code": evidence["status_code"] if isinstance(evidence.get("status_code"), int) else None,
+        "locations": evidence.get("locations") or [], "started_at": started_at.isoformat()}}
+    incident_add_update(incident=incident, status=IncidentStatus.INVESTIGATING, body=text_english(text),
+                        automatic=True, affected=[c for c in changes if c], text=text)
     return incident
 
 
@@ -327,10 +316,10 @@ def _resolve(incident: Incident, components: list[Component], placements: list[P
     Incident.objects.filter(id=incident.id).update(resolved_at=resolved_at, resolved_uncertainty_s=uncertainty,
                                                    impact=_impact(incident))
     incident.resolved_at, incident.resolved_uncertainty_s = resolved_at, uncertainty
-    body = (f"Resolved: every affected action works again. Outage lasted {format_duration(incident.duration)} "
-            f"(± {format_duration_seconds(incident.duration_uncertainty_s)}).")
-    incident_add_update(incident=incident, status=IncidentStatus.RESOLVED, body=body, automatic=True,
-                        affected=changes)
+    text = {"key": "resolved", "params": {"duration": format_duration(incident.duration),
+                                          "uncertainty": format_duration_seconds(incident.duration_uncertainty_s)}}
+    incident_add_update(incident=incident, status=IncidentStatus.RESOLVED, body=text_english(text), automatic=True,
+                        affected=changes, text=text)
     return incident
 
 
@@ -378,7 +367,7 @@ def incident_write_postmortem(*, incident: Incident, body: str) -> Incident:
     incident.postmortem_body, incident.postmortem_published_at = body, now if body else None
     if first and incident.resolved_at is not None:
         incident_add_update(incident=incident, status=IncidentStatus.POSTMORTEM, body="Postmortem published.",
-                            automatic=False)
+                            automatic=False, text={"key": "postmortem", "params": {}})
     else:
         public_change()
     return incident

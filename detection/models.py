@@ -7,7 +7,7 @@ was a change of Django's state only (detection/migrations/0001_initial.py).
 from __future__ import annotations
 
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from probes.models import PlacementState, Platform, ProbeLocation, Probe, Run, RunCounts, new_public_id
 
@@ -70,6 +70,10 @@ class Component(models.Model):
 
     public_id = models.CharField(max_length=12, unique=True, default=new_public_id, editable=False)
     name = models.CharField(max_length=100)
+    # The operator's translations of the name, by language code ({"fr": "Publication"}), from the
+    # config's `names`; the English name above stays the one the API, feeds and JSON carry.
+    name_translations = models.JSONField(default=dict, blank=True,
+                                         help_text='The name in other languages: {"fr": "Publication"}.')
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
     group = models.ForeignKey(ComponentGroup, null=True, blank=True, on_delete=models.SET_NULL,
@@ -92,6 +96,16 @@ class Component(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def name_in(self, language: str | None = None) -> str:
+        """The name in `language` (the active one by default): its translation, else the name."""
+        language = (language or translation.get_language() or "").split("-")[0]
+        return (self.name_translations or {}).get(language) or self.name
+
+    @property
+    def local_name(self) -> str:
+        """The name in the language of the page being rendered (templates)."""
+        return self.name_in()
 
 
 class ComponentStatusChange(models.Model):
@@ -184,6 +198,8 @@ class Incident(models.Model):
     title = models.CharField(max_length=200)
     # A person's title is kept; an automatic one follows the evidence as the incident grows.
     title_locked = models.BooleanField(default=False)
+    # An automatic title as a key and parameters (detection.texts), for pages in other languages.
+    title_text = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.INVESTIGATING)
     impact = models.CharField(max_length=10, choices=Impact.choices, default=Impact.NONE)
     impact_override = models.CharField(max_length=10, choices=Impact.choices, blank=True)
@@ -226,6 +242,14 @@ class Incident(models.Model):
         return self.title
 
     @property
+    def shown_title(self) -> str:
+        """The title in the language of the page being rendered: an automatic title that is not a
+        person's in that language, else the title as stored."""
+        from detection.texts import title_shown
+
+        return self.title if self.title_locked else title_shown(self.title, self.title_text)
+
+    @property
     def effective_impact(self) -> str:
         return self.impact_override or self.impact
 
@@ -265,6 +289,9 @@ class IncidentUpdate(models.Model):
     automatic = models.BooleanField(default=False)
     # [{"code", "name", "old_status", "new_status"}], as in Statuspage's affected_components.
     affected_components = models.JSONField(default=list, blank=True)
+    # An automatic update's words as a key and parameters ({"key": "opened", "params": {…}}), so a
+    # page in another language renders them (detection.texts); `body` keeps the English as written.
+    text = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -272,6 +299,19 @@ class IncidentUpdate(models.Model):
         ordering = ["-created_at", "-id"]
         # An incident's timeline, newest first.
         indexes = [models.Index(fields=["incident", "-created_at"], name="incident_timeline")]
+
+    @property
+    def shown_body(self) -> str:
+        """The body in the language of the page being rendered: an automatic update's text in that
+        language, else the body as stored."""
+        from detection.texts import text_render
+
+        return text_render(self.text, fallback=self.body)
+
+    @property
+    def shown_in_english(self) -> bool:
+        """An automatic update the page shows in English (for its lang attribute)."""
+        return self.automatic and self.shown_body == self.body
 
 
 class Maintenance(models.Model):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -39,7 +40,9 @@ ACCOUNT_KEYS = ("username", "token")
 PROBE_KEYS = ("slug", "name", "platform", "action", "interval", "timeout", "latency_threshold_ms",
               "failure_threshold", "success_threshold", "quorum", "locations", "steps", "cleanup")
 SCRIPTED_KIND = "http"  # platforms whose probes are scripts of HTTP steps (platforms.adapters.scripted)
-COMPONENT_KEYS = ("name", "description", "group", "probes", "incident_on_degraded")
+# The languages a component's `names` may give: the page's, but English, which `name` already is.
+TRANSLATED_LANGUAGES = tuple(code for code, _ in settings.LANGUAGES if code != settings.LANGUAGE_CODE.split("-")[0])
+COMPONENT_KEYS = ("name", "names", "description", "group", "probes", "incident_on_degraded")
 CHANNEL_KEYS = ("name", "kind", "url", "secret", "events")
 
 
@@ -90,6 +93,8 @@ def _document(r: Reader, root: Any) -> dict:
     for path, item in r.items(root, (), "components", COMPONENT_KEYS):
         data["components"].append({
             "name": r.unique(r.text(item, path, "name"), (*path, "name"), names["component"]),
+            # The name in the page's other languages (English is `name`).
+            "names": r.translations(item, path, "names", TRANSLATED_LANGUAGES),
             "description": r.text(item, path, "description", default="", max_length=2000, multiline=True),
             "group": r.text(item, path, "group", default=""),
             "probes": r.references(item, path, "probes", names["probe"], "probe", default=[]),
@@ -249,7 +254,8 @@ def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> N
 
 # --- applying ----------------------------------------------------------------------------------
 
-_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events", "settle_s": "settle"}
+_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events", "settle_s": "settle",
+                "name_translations": "names"}
 
 
 def _shown(value: Any) -> str:
@@ -331,7 +337,8 @@ def _apply(data: dict) -> list[str]:
             groups[name], _ = _upsert(changes, ComponentGroup, {"name": name}, {"position": position},
                                       f"group {name}")
         component, created = _upsert(changes, Component, {"name": item["name"]}, {
-            "position": position, "description": item["description"], "group": groups.get(name),
+            "position": position, "name_translations": item.get("names") or {},
+            "description": item["description"], "group": groups.get(name),
             "incident_on_degraded": item["incident_on_degraded"]}, f"component {item['name']}")
         wanted = {probes[slug].id for slug in item["probes"]}
         if wanted != set(component.probes.values_list("id", flat=True)):

@@ -309,6 +309,21 @@ class Reader:
             self._unset(name, path)
         return None if missing else _VAR.sub(lambda m: os.environ[m.group(1)], value)
 
+    def translations(self, item: dict, path: FieldPath, key: str, languages: tuple[str, ...], *,
+                     max_length: int = 100) -> dict[str, str] | None:
+        """A mapping of language code → text (`names: {fr: Publication}`), each language one of
+        `languages`, each text as `text` reads it; absent: {}."""
+        given, value = self._given(item, path, key, "a mapping of language → text", {})
+        if not given:
+            return value
+        if self.mapping(value, (*path, key), languages, noun="language") is None:
+            return None
+        found = {}
+        for language in languages:
+            if language in value:
+                found[language] = self.text(value, (*path, key), language, max_length=max_length)
+        return found
+
     def slug(self, item: dict, path: FieldPath, key: str, seen: set[str]) -> str | None:
         value = self.text(item, path, key, max_length=64)
         if value is None:

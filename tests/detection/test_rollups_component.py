@@ -281,7 +281,8 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
         executor = MigrationExecutor(connection)
         executor.migrate(after)
 
-        posting = Component.objects.get(id=component.id)
+        # Fields added by later migrations (detection 0003's name translations) are not there yet.
+        posting = Component.objects.defer("name_translations").get(id=component.id)
         assert posting.status_since == T0 + timedelta(days=2)
         days = {d.day: d for d in RunDay.objects.all()}
         assert {day: (d.runs, d.failures) for day, d in days.items()} == {date(2026, 10, 23): (120, 4),

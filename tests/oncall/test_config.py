@@ -128,6 +128,31 @@ def test_components_join_the_group_named_in_the_file_and_leave_it(demo_env):
 
 
 @pytest.mark.django_db
+def test_component_names_translated_in_the_file_are_stored_and_changed_by_applying(demo_env):
+    config_apply(config_load(DEMO.read_text()))
+    posting = Component.objects.get(name="Posting")
+    assert posting.name_translations == {"fr": "Publication"} and posting.name_in("fr") == "Publication"
+    assert posting.name_in("en") == "Posting"
+    untranslated = DEMO.read_text().replace(", names: {fr: Publication}", "")
+    changes = config_apply(config_load(untranslated))
+    assert changes == ["~ component Posting: names {'fr': 'Publication'} → {}"]
+    posting.refresh_from_db()
+    assert posting.name_translations == {} and posting.name_in("fr") == "Posting"
+
+
+@pytest.mark.parametrize("names, problem", [
+    ("{de: Veröffentlichung}", "v.yaml:2:29: components[0].names.de: unknown language; expected one of fr"),
+    ("{en: Posts}", "v.yaml:2:29: components[0].names.en: unknown language; expected one of fr"),
+    ("{fr: [Publication]}", "v.yaml:2:33: components[0].names.fr: expected text, got a list"),
+    ("{fr: ''}", "v.yaml:2:33: components[0].names.fr: is empty"),
+    ("Publication", "v.yaml:2:28: components[0].names: expected a mapping with fr, got text 'Publication'"),
+])
+def test_a_bad_translated_name_is_reported_with_its_line(names, problem):
+    problems = problems_of(f"components:\n  - {{name: Posting, names: {names}}}\n")
+    assert problem in problems, problems
+
+
+@pytest.mark.django_db
 def test_tokens_are_encrypted_at_rest(demo_env):
     config_apply(config_load(DEMO.read_text()))
     stored = raw("probes_account", "token")
@@ -143,7 +168,7 @@ def test_removing_a_probe_from_the_file_disables_it_and_keeps_its_history(demo_e
     Run.objects.create(probe=probe, location=Location.objects.get(name="atlanta"), scheduled_for=now,
                        started_at=now, finished_at=now, latency_ms=10, outcome="success")
     trimmed = DEMO.read_text().replace("  - {slug: sandbox-read,", "  # - {slug: sandbox-read,") \
-        .replace("  - {name: Timeline, probes: [sandbox-read]}", "")
+        .replace("  - {name: Timeline, probes: [sandbox-read], names: {fr: Fil d’actualité}}", "")
     changes = config_apply(config_load(trimmed))
     assert "- probe sandbox-read (disabled, history kept)" in changes
     probe.refresh_from_db()

@@ -138,6 +138,59 @@ def test_the_incident_page_gives_evidence_and_duration_with_its_uncertainty(clie
     assert "5 min" in html and "± 30 s" in html
 
 
+def test_automatic_updates_read_in_french_on_the_french_page_and_stay_english_elsewhere(client, site):
+    Component.objects.filter(name="Posting").update(name_translations={"fr": "Publication"})
+    simulate_scenario(FEB_2023, start=site + timedelta(minutes=1), interval_s=30)
+    incident = Incident.objects.get()
+    bodies = list(incident.updates.order_by("created_at", "id").values_list("body", "text"))
+    assert bodies[0][0].startswith("Vigie detected Posting, ") and bodies[0][1]["key"] == "opened"
+    assert bodies[-1][0].startswith("Resolved: every affected action works again.") and bodies[-1][1]["key"] == "resolved"
+    french = get(client, f"/fr/incidents/{incident.public_id}")
+    assert "Vigie a détecté une panne de Publication, " in french
+    assert "écritures refusées pour limite quotidienne atteinte; HTTP 429; depuis atlanta, sacramento" in french
+    assert "Résolu : toutes les actions touchées fonctionnent de nouveau. La panne a duré 5 min" in french
+    assert "Vigie detected" not in french and "Resolved: every" not in french
+    assert incident.title == ("Posting, reposting, following and direct messages failing — platform read-only: "
+                              "writes refused with a daily-limit error")
+    assert ("<h1>Publication, partage, abonnement et messages privés en échec — plateforme en lecture seule : "
+            "écritures refusées pour limite quotidienne atteinte</h1>") in french
+    assert "Publication, partage, abonnement et messages privés en échec" in get(client, "/fr/history")
+    english = get(client, f"/incidents/{incident.public_id}?hl=en")
+    assert "Vigie detected Posting, " in english and "Resolved: every affected action works again." in english
+    assert "Publication" not in english and "Vigie a détecté" not in english
+    assert f'<h1 lang="en">{incident.title}</h1>' in english
+    api = client.get("/api/v2/incidents.json", HTTP_ACCEPT_LANGUAGE="fr").json()["incidents"][0]
+    shown = [u["body"] for u in api["incident_updates"]]
+    assert shown[-1] == bodies[0][0] and shown[0] == bodies[-1][0] and set(shown) <= {b for b, _ in bodies}
+    assert "Vigie a détecté" not in client.get("/history.atom", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+
+def test_an_update_without_a_text_key_or_with_a_broken_one_shows_its_stored_body(db):
+    from detection.texts import text_render
+
+    assert text_render({}, fallback="As written", language="fr") == "As written"
+    assert text_render({"key": "nope"}, fallback="As written", language="fr") == "As written"
+    assert text_render({"key": "resolved", "params": {}}, fallback="As written", language="fr") == "As written"
+    assert text_render({"key": "resolved", "params": {"duration": "2 min", "uncertainty": "30 s"}},
+                       fallback="As written", language="en") == "As written"
+    changed = {"key": "changed", "params": {"changes": [
+        {"name": "Posting", "names": {"fr": "Publication"}, "old_status": "major_outage", "new_status": "partial_outage"}]}}
+    assert text_render(changed, fallback="x", language="fr") == "Publication : panne majeure → panne partielle"
+
+
+def test_an_automatic_title_names_translated_components_and_locations_in_french(db):
+    from detection.texts import title_render, title_shown
+
+    text = {"key": "failing", "params": {
+        "components": [{"name": "Posting", "names": {"fr": "Publication"}}, {"name": "Timeline", "names": {}}],
+        "platform": "Sandbox", "everything": False, "degraded": False, "locations": ["atlanta"],
+        "class": "server_error"}}
+    assert title_render(text, language="en") == "Posting and timeline failing from Atlanta — server errors"
+    assert title_render(text, language="fr") == "Publication et timeline en échec depuis Atlanta — erreurs du serveur"
+    assert title_shown("Stored", text, language="en") == "Stored"
+    assert title_shown("Stored", {"key": "failing", "params": {}}, language="fr") == "Stored"
+
+
 def test_history_lists_incidents_by_month_and_links_to_older_months(client, site):
     old = Incident.objects.create(title="Spring outage", started_at=site - timedelta(days=200),
                                   detected_at=site - timedelta(days=200), resolved_at=site - timedelta(days=200),
@@ -193,6 +246,22 @@ def test_a_french_reader_is_sent_to_the_french_page_and_can_switch_back(client, 
     assert english.status_code == 200 and "All Systems Operational" in english.content.decode()
     assert client.cookies["vigie_language"].value == "en"
     assert client.get("/history", HTTP_ACCEPT_LANGUAGE="fr").status_code == 200  # the choice is kept
+
+
+def test_a_component_name_translated_in_the_config_shows_on_the_french_pages_only(client, site):
+    posting = Component.objects.get(name="Posting")
+    posting.name_translations = {"fr": "Publication"}
+    posting.save(update_fields=["name_translations"])
+    french = get(client, "/fr/")
+    assert ">Publication</a>" in french and ">Posting</a>" not in french
+    assert "<h1>Publication</h1>" in get(client, f"/fr/components/{posting.public_id}")
+    english = get(client, "/?hl=en")
+    assert ">Posting</a>" in english and "Publication" not in english
+    assert "<h1>Posting</h1>" in get(client, f"/components/{posting.public_id}?hl=en")
+    for path in ("/api/v2/summary.json", "/api/v2/components.json"):  # the Statuspage JSON keeps the name
+        names = [c["name"] for c in client.get(path, HTTP_ACCEPT_LANGUAGE="fr").json()["components"]]
+        assert "Posting" in names and "Publication" not in names
+    assert "Publication" not in client.get("/history.atom", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
 
 
 def test_machine_documents_are_never_redirected_by_language(client, site):
