@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django_filters",
     "probes",
     "detection",
+    "official",
     "sandbox",
     "statuspage",
     "notifications",
