@@ -35,3 +35,22 @@ class StatuspageConfig(AppConfig):
             pre_save.connect(clean_instance_texts, sender=model, dispatch_uid=f"clean-texts-{model.__name__}")
         m2m_changed.connect(edited, sender=models.Maintenance.components.through, weak=False,
                             dispatch_uid="public-m2m-maintenance")
+
+        # What the platforms declare shows on the pages too (official/): each row the fetcher or
+        # the matcher saves is a change. A source's poll bookkeeping alone is not (it would
+        # render the site again at every poll).
+        from official import models as official
+
+        bookkeeping = frozenset({"next_poll_at", "last_polled_at", "last_ok_at", "last_error"})
+
+        def source_edited(update_fields=None, **_kwargs):
+            if update_fields is None or not set(update_fields) <= bookkeeping:
+                public_change()
+
+        post_save.connect(source_edited, sender=official.OfficialSource, weak=False,
+                          dispatch_uid="public-save-OfficialSource")
+        post_delete.connect(edited, sender=official.OfficialSource, weak=False,
+                            dispatch_uid="public-delete-OfficialSource")
+        for model in (official.OfficialIncident, official.OfficialStateChange, official.IncidentAcknowledgement):
+            post_save.connect(edited, sender=model, weak=False, dispatch_uid=f"public-save-{model.__name__}")
+            post_delete.connect(edited, sender=model, weak=False, dispatch_uid=f"public-delete-{model.__name__}")

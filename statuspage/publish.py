@@ -38,6 +38,7 @@ from django.test import Client
 from django.utils import timezone
 
 from detection.models import Component, Incident, IncidentComponent, IncidentUpdate, Maintenance
+from official.models import IncidentAcknowledgement, OfficialSource
 from statuspage.i18n import PREFIXED
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ CHROME_SETTINGS = ("VIGIE_PAGE_NAME", "TIME_ZONE", "LANGUAGE_CODE", "LANGUAGES",
                    "USE_THOUSAND_SEPARATOR", "FORMAT_MODULE_PATH", "ROOT_URLCONF")
 CHROME_MODULES = ("statuspage.publish", "statuspage.views", "statuspage.context", "statuspage.i18n",
                   "vigie.urls", "statuspage.v2", "statuspage.templatetags.status", "statuspage.sanitize", "detection.incidents",
-                  "probes.models")
+                  "probes.models", "official.selectors", "statuspage.templatetags.declared")
 CHROME_LIBRARIES = ("Django", "markdown-it-py", "nh3")
 
 
@@ -153,6 +154,19 @@ def page_inputs(now: datetime) -> dict[str, str]:
         "incident_id", "component__public_id", "component__name", "component__position")
     for incident_id, *component in links.iterator(chunk_size=2000):
         _fold(incidents, incident_id, component)
+    # What the platform declared about it shows on its page too (official/): its acknowledgement,
+    # the official incident it links to, and the source's platform name.
+    acks = IncidentAcknowledgement.objects.order_by("incident_id").values_list(
+        "incident_id", "source__platform__name", "source__enabled", "acknowledged_at", "official_resolved_at",
+        "official_incident__name", "official_incident__url")
+    for incident_id, *ack in acks.iterator(chunk_size=2000):
+        _fold(incidents, incident_id, ack)
+    # Which platforms have a source decides whether a page says "never acknowledged" at all.
+    declared = list(OfficialSource.objects.filter(enabled=True).order_by("platform_id").values_list(
+        "platform_id", "platform__name"))
+    if declared:
+        for incident_id in incidents:
+            _fold(incidents, incident_id, ["declared", declared])
     maintenances: dict = {}
     for row in Maintenance.objects.order_by("id").values(*_fields(Maintenance)).iterator(chunk_size=2000):
         _fold(maintenances, row["id"], row)

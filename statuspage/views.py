@@ -14,6 +14,7 @@ from detection.incidents import format_duration, format_duration_seconds
 from detection.models import Component, Incident, Maintenance
 from detection.rollups import latency_series
 from detection.uptime import uptime_bars
+from official import selectors as official
 from statuspage import charts, selectors, v2
 from statuspage.cache import cached
 
@@ -36,6 +37,9 @@ def index(request: HttpRequest) -> HttpResponse:
     active = selectors.unresolved_incidents()
     past = [i for i in selectors.incidents(resolved_at__gte=now - timedelta(days=PAST_DAYS))
             if i.status not in selectors.UNRESOLVED]
+    acks = official.acknowledgements(active + past)
+    for incident in active + past:
+        incident.ack = acks.get(incident.id)
     return render(request, "statuspage/index.html", {
         "sections": selectors.sections(components),
         "status": v2.overall_status(components),
@@ -47,6 +51,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "past_days": PAST_DAYS,
         "maintenances_active": selectors.maintenances(now, "active"),
         "maintenances_upcoming": sorted(selectors.maintenances(now, "upcoming"), key=lambda m: m.scheduled_for),
+        "declared": official.sources(),
+        "unseen": official.unseen_official_incidents(since=now - timedelta(days=PAST_DAYS)),
         "now": now,
     })
 
@@ -67,9 +73,14 @@ def incident_page(request: HttpRequest, public_id: str) -> HttpResponse:
                       if name == "scheduled" or not maintenance.cancelled],
         })
     evidence = incident.evidence or {}
+    shown = timeline(list(incident.updates.all()))
+    ack = official.acknowledgement_of(incident)
     return render(request, "statuspage/incident.html", {
         "incident": incident,
-        "timeline": timeline(list(incident.updates.all())),
+        "ack": ack,
+        "ack_position": ack_position(ack, shown),
+        "now": timezone.now(),
+        "timeline": shown,
         "duration": format_duration(incident.duration) if incident.resolved_at else None,
         "ongoing": format_duration(timezone.now() - incident.started_at) if not incident.resolved_at else None,
         "uncertainty": format_duration_seconds(incident.duration_uncertainty_s),
@@ -174,6 +185,14 @@ def timeline(updates: list) -> list:
             continue
         shown.append(update)
     return shown
+
+
+def ack_position(ack, updates: list) -> int | None:
+    """Where the acknowledgement goes in the timeline (newest first): before the first update
+    older than it; None when there is nothing to place (not acknowledged)."""
+    if ack is None or not ack.acknowledged:
+        return None
+    return next((i for i, u in enumerate(updates) if u.created_at <= ack.acknowledged_at), len(updates))
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
