@@ -12,7 +12,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import feedgenerator, timezone
 from django.views.decorators.http import require_safe
 
+from detection.incidents import format_duration_seconds
 from detection.models import Incident, Maintenance
+from official import selectors as official
 from statuspage import v2
 from statuspage.sanitize import clean_text, markdown_html
 
@@ -81,13 +83,43 @@ def content_html(steps: list[Step]) -> str:
     return "".join(paragraphs)
 
 
+def ack_words(ack: official.Acknowledgement) -> str:
+    """The acknowledgement in the feeds' words (English, as the feeds are): who, which official
+    incident (its http(s) address as text, never as a link a platform chose), how long after the
+    measured start."""
+    words = f"Acknowledged by {ack.platform_name}"
+    if ack.official_name:
+        words += f" (official incident: {ack.official_name}"
+        words += f", {ack.official_url})" if ack.official_url else ")"
+    if ack.before_measured_start:
+        return words + ", before the measured start."
+    return words + f" — {format_duration_seconds(ack.time_to_acknowledge_s)} after the measured start."
+
+
+def ack_steps(ack: official.Acknowledgement, steps: list[Step]) -> list[Step]:
+    """The incident's steps with the acknowledgement as one more update, in time order (newest
+    first), under the status the incident had then (so its label reads "Update")."""
+    older = [s for s in steps if s.at <= ack.acknowledged_at]
+    status = older[0].status if older else (steps[-1].status if steps else "investigating")
+    step = Step(status, ack.acknowledged_at, ack_words(ack), plain=True)
+    return sorted(steps + [step], key=lambda s: s.at, reverse=True)
+
+
 def history_entries(now: datetime) -> list[Entry]:
     """The newest incidents and maintenances (cancelled ones left out), newest first by publication,
-    in four queries. A maintenance is published when it is announced (created), not at its start: an
+    in six queries. A maintenance is published when it is announced (created), not at its start: an
     upcoming one is never dated in the future at the top of the feed. Ties keep one order (by id)."""
-    entries = [Entry("Incident", i.public_id, i.title, i.started_at, i.updated_at,
-                     [Step(u.status, u.created_at, u.body, u.automatic) for u in i.updates.all()])
-               for i in Incident.objects.order_by("-started_at").prefetch_related("updates")[:RECENT]]
+    incidents = list(Incident.objects.order_by("-started_at").prefetch_related("updates")[:RECENT])
+    acks = official.acknowledgements(incidents)
+    entries = []
+    for i in incidents:
+        steps = [Step(u.status, u.created_at, u.body, u.automatic) for u in i.updates.all()]
+        updated = i.updated_at
+        ack = acks.get(i.id)
+        if ack is not None and ack.acknowledged:
+            steps = ack_steps(ack, steps)
+            updated = max(updated, ack.row.seen_at or ack.acknowledged_at)
+        entries.append(Entry("Incident", i.public_id, i.title, i.started_at, updated, steps))
     # maintenance_json reads the components, hence their prefetch; its steps are computed, not queried.
     for m in Maintenance.objects.filter(cancelled=False).order_by("-scheduled_for").prefetch_related(
             "components__group")[:RECENT]:

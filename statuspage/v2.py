@@ -11,6 +11,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from detection.models import Component, ComponentStatus, Incident
+from official import selectors as official
 from statuspage.selectors import Section, sections, worst
 
 ComponentStatusName = Literal["operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"]
@@ -218,6 +219,35 @@ class IncidentJSON(TypedDict):
     components: list[ComponentJSON]
     postmortem_body: str | None
     postmortem_published_at: str | None
+    vigie_acknowledgement: NotRequired[AcknowledgementJSON]  # only for a platform with an official source
+
+
+class OfficialIncidentJSON(TypedDict):
+    name: str
+    url: str | None  # http(s) only
+
+
+class AcknowledgementJSON(TypedDict):
+    """Vigie's extra on an incident (`vigie_acknowledgement`): whether and when the platform
+    acknowledged it on its own status page. Not a Statuspage field: consumers ignore it."""
+
+    platform: str
+    acknowledged: bool
+    acknowledged_at: str | None
+    time_to_acknowledge_s: float | None  # official first sign − measured start; < 0: declared first
+    official_incident: OfficialIncidentJSON | None
+    official_resolved_at: str | None
+
+
+class DeclaredJSON(TypedDict):
+    """Vigie's extra on summary.json and status.json (`vigie_declared`): what each platform
+    declares about itself. `indicator` is Statuspage's, or "unreachable" / "unknown" (not read yet)."""
+
+    platform: str
+    indicator: str
+    since: str | None
+    description: str
+    url: str | None
 
 
 class MaintenanceJSON(IncidentJSON):
@@ -229,7 +259,33 @@ def _opt(value: datetime | None) -> str | None:
     return timestamp(value) if value else None
 
 
-def incident_json(incident) -> IncidentJSON:
+def acknowledgement_json(ack: official.Acknowledgement) -> AcknowledgementJSON:
+    official_incident = ack.official_incident
+    return {
+        "platform": ack.platform_name,
+        "acknowledged": ack.acknowledged,
+        "acknowledged_at": _opt(ack.acknowledged_at),
+        "time_to_acknowledge_s": ack.time_to_acknowledge_s,
+        "official_incident": ({"name": official_incident.name, "url": ack.official_url or None}
+                              if official_incident is not None else None),
+        "official_resolved_at": _opt(ack.official_resolved_at),
+    }
+
+
+def declared_json(sources: list) -> list[DeclaredJSON]:
+    return [{"platform": s.platform.name, "indicator": s.indicator, "since": _opt(s.indicator_since),
+             "description": s.description if s.indicator not in ("unreachable", "unknown") else "",
+             "url": official.safe_url(s.url) or None} for s in sources]
+
+
+def incidents_json(incidents: list) -> list[IncidentJSON]:
+    """Incidents as Statuspage shapes them, each with Vigie's `vigie_acknowledgement` where its
+    platform has an official source (two more queries in all)."""
+    acks = official.acknowledgements(incidents)
+    return [incident_json(i, ack=acks.get(i.id)) for i in incidents]
+
+
+def incident_json(incident, ack: official.Acknowledgement | None = None) -> IncidentJSON:
     """An incident as Statuspage shapes it; `incident` comes with updates and components prefetched."""
     updates: list[IncidentUpdateJSON] = [{
         "id": u.public_id, "status": u.status, "body": u.body, "incident_id": incident.public_id,
@@ -242,7 +298,7 @@ def incident_json(incident) -> IncidentJSON:
         # Vigie dates the end when the runs came back, which may precede the last update written;
         # Statuspage's resolved_at is never earlier than the incident's last update.
         resolved_at = max([resolved_at] + [u.created_at for u in incident.updates.all()])
-    return {
+    document: IncidentJSON = {
         "id": incident.public_id, "name": incident.title, "status": incident.status,
         "created_at": timestamp(incident.created_at), "updated_at": timestamp(incident.updated_at),
         "monitoring_at": _opt(incident.monitoring_at), "resolved_at": _opt(resolved_at),
@@ -253,6 +309,9 @@ def incident_json(incident) -> IncidentJSON:
         "postmortem_body": incident.postmortem_body or None,
         "postmortem_published_at": _opt(incident.postmortem_published_at),
     }
+    if ack is not None:
+        document["vigie_acknowledgement"] = acknowledgement_json(ack)
+    return document
 
 
 MAINTENANCE_STEPS = (("scheduled", "created_at", "Maintenance scheduled."),

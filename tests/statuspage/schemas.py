@@ -52,7 +52,29 @@ def _update(statuses: list[str]) -> dict:
                            "tweet_id": {"type": "null"}}}
 
 
-def _incident(statuses: list[str], impacts: list[str], extra: dict | None = None) -> dict:
+# Vigie's own extras, documented in docs/statuspage-v2.md: optional fields consumers ignore.
+ACKNOWLEDGEMENT = {"type": "object", "additionalProperties": False,
+                   "required": ["platform", "acknowledged", "acknowledged_at", "time_to_acknowledge_s",
+                                "official_incident", "official_resolved_at"],
+                   "properties": {"platform": {"type": "string"}, "acknowledged": {"type": "boolean"},
+                                  "acknowledged_at": stamp_or_null,
+                                  "time_to_acknowledge_s": {"type": ["number", "null"]},
+                                  "official_incident": {"anyOf": [{"type": "null"}, {
+                                      "type": "object", "additionalProperties": False, "required": ["name", "url"],
+                                      "properties": {"name": {"type": "string"},
+                                                     "url": {"anyOf": [{"type": "null"}, {
+                                                         "type": "string", "pattern": "^https?://"}]}}}]},
+                                  "official_resolved_at": stamp_or_null}}
+DECLARED = {"type": "array", "items": {
+    "type": "object", "additionalProperties": False, "required": ["platform", "indicator", "since", "description", "url"],
+    "properties": {"platform": {"type": "string"},
+                   "indicator": {"enum": ["none", "minor", "major", "critical", "maintenance", "unreachable", "unknown"]},
+                   "since": stamp_or_null, "description": {"type": "string"},
+                   "url": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": "^https?://"}]}}}}
+
+
+def _incident(statuses: list[str], impacts: list[str], extra: dict | None = None,
+              optional: dict | None = None) -> dict:
     properties = {
         "id": ident, "name": {"type": "string"}, "status": {"enum": statuses}, "created_at": stamp,
         "updated_at": stamp, "monitoring_at": stamp_or_null, "resolved_at": stamp_or_null,
@@ -62,24 +84,27 @@ def _incident(statuses: list[str], impacts: list[str], extra: dict | None = None
         "postmortem_body": {"type": ["string", "null"]}, "postmortem_published_at": stamp_or_null,
         **(extra or {}),
     }
-    return {"type": "object", "additionalProperties": False, "required": sorted(properties), "properties": properties}
+    return {"type": "object", "additionalProperties": False, "required": sorted(properties),
+            "properties": {**properties, **(optional or {})}}
 
 
-INCIDENT = _incident(INCIDENT_STATUS, ["none", "minor", "major", "critical"])
+INCIDENT = _incident(INCIDENT_STATUS, ["none", "minor", "major", "critical"],
+                     optional={"vigie_acknowledgement": ACKNOWLEDGEMENT})
 MAINTENANCE = _incident(MAINTENANCE_STATUS, ["maintenance"], {"scheduled_for": stamp, "scheduled_until": stamp})
 
 
-def document(**parts: dict) -> dict:
+def document(optional: dict | None = None, **parts: dict) -> dict:
     return {"type": "object", "additionalProperties": False, "required": ["page", *parts],
-            "properties": {"page": PAGE, **parts}}
+            "properties": {"page": PAGE, **parts, **(optional or {})}}
 
 
 DOCUMENTS = {
-    "/api/v2/status.json": document(status=STATUS),
+    "/api/v2/status.json": document(status=STATUS, optional={"vigie_declared": DECLARED}),
     "/api/v2/components.json": document(components={"type": "array", "items": COMPONENT}),
     "/api/v2/summary.json": document(components={"type": "array", "items": COMPONENT},
                                      incidents={"type": "array", "items": INCIDENT},
-                                     scheduled_maintenances={"type": "array", "items": MAINTENANCE}, status=STATUS),
+                                     scheduled_maintenances={"type": "array", "items": MAINTENANCE}, status=STATUS,
+                                     optional={"vigie_declared": DECLARED}),
     "/api/v2/incidents.json": document(incidents={"type": "array", "items": INCIDENT}),
     "/api/v2/incidents/unresolved.json": document(incidents={"type": "array", "items": INCIDENT}),
     "/api/v2/scheduled-maintenances.json": document(scheduled_maintenances={"type": "array", "items": MAINTENANCE}),

@@ -19,7 +19,10 @@ import requests
 from arez.statuspage import StatusPage
 from statuspage_prometheus_exporter.service_checker import check_status_page_service
 
+from datetime import timedelta
+
 from detection.models import Incident
+from tests.statuspage.official_rows import ack_make, official_incident_make, source_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,6 +33,11 @@ def served(live_server, history, settings):
     settings.VIGIE_PUBLIC_URL = live_server.url
     incident = history["incident"]
     Incident.objects.filter(id=incident.id).update(resolved_at=None, status="identified")
+    # What the platform declares (Vigie's extra fields, vigie_declared and vigie_acknowledgement):
+    # the consumers must read the documents as before.
+    source = source_make(incident.platform, indicator="major", since=incident.started_at)
+    official = official_incident_make(source, seen_at=incident.started_at + timedelta(minutes=3))
+    ack_make(incident, source, official=official, at=official.first_seen_at)
     return live_server.url
 
 

@@ -155,3 +155,29 @@ def test_a_declared_change_renders_the_cached_page_again(client, db, clock, sett
         source.last_polled_at = NOW
         source.save(update_fields=["last_polled_at", "next_poll_at"])
     assert callbacks == []
+
+
+def test_the_statuspage_documents_carry_the_extras_and_stay_valid(client, history):
+    import jsonschema
+
+    from tests.statuspage.schemas import DOCUMENTS
+
+    incident = history["incident"]
+    source = source_make(incident.platform, indicator=Indicator.MINOR, since=incident.started_at,
+                         description="Partial outage")
+    official = official_incident_make(source, seen_at=incident.started_at + timedelta(minutes=23))
+    ack_make(incident, source, official=official, at=official.first_seen_at)
+    for path in ("/api/v2/summary.json", "/api/v2/status.json", "/api/v2/incidents.json"):
+        jsonschema.validate(client.get(path).json(), DOCUMENTS[path], format_checker=jsonschema.FormatChecker())
+    (declared,) = client.get("/api/v2/status.json").json()["vigie_declared"]
+    assert declared["platform"] == incident.platform.name and declared["indicator"] == "minor"
+    assert declared["description"] == "Partial outage" and declared["url"] == "https://status.chirp.example"
+    ack = client.get("/api/v2/incidents.json").json()["incidents"][0]["vigie_acknowledgement"]
+    assert ack["acknowledged"] is True and ack["time_to_acknowledge_s"] == 23 * 60
+    assert ack["official_incident"] == {"name": "Elevated error rates",
+                                        "url": "https://status.chirp.example/incidents/abc"}
+
+
+def test_a_page_without_official_sources_sends_only_statuspage_fields(client, history):
+    assert "vigie_declared" not in client.get("/api/v2/summary.json").json()
+    assert "vigie_acknowledgement" not in client.get("/api/v2/incidents.json").json()["incidents"][0]
