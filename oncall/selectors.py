@@ -16,6 +16,7 @@ from detection.incidents import format_duration_seconds
 from detection.models import Component, Incident, IncidentComponent, Maintenance, OwnProblem
 from probes.models import Location, Outcome, PlacementState, Platform, Probe, ProbeLocation, Run
 from detection.uptime import ratio, uptime_bars
+from official import selectors as official
 
 RUNS_PER_CELL = 10
 # Runs older than this many probe intervals are not drawn: bounds the rows the window function
@@ -126,7 +127,13 @@ def incidents(now: datetime) -> dict:
                  .order_by("-started_at"))
     resolved = list(Incident.objects.filter(resolved_at__gte=now - RECENTLY_RESOLVED).prefetch_related("components")
                     .order_by("-resolved_at"))
-    return {"open_incidents": open_, "resolved_incidents": resolved}
+    # What each platform declares (official/), beside what Vigie measured: its source's health,
+    # and each incident's acknowledgement.
+    acks = official.acknowledgements(open_ + resolved)
+    for incident in open_ + resolved:
+        incident.ack = acks.get(incident.id)
+    return {"open_incidents": open_, "resolved_incidents": resolved, "declared": official.sources(),
+            "unseen": official.unseen_official_incidents(since=now - RECENTLY_RESOLVED)}
 
 
 def maintenances(now: datetime) -> list[Maintenance]:

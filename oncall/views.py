@@ -80,7 +80,7 @@ def fragment(request: HttpRequest, name: str) -> HttpResponse:
     if name not in FRAGMENTS:
         raise Http404("No such fragment.")
     now = timezone.now()
-    context = selectors.matrix(now) if name == "matrix" else _incidents_context(now)
+    context = selectors.matrix(now) if name == "matrix" else {**_incidents_context(now), "now": now}
     return render(request, FRAGMENTS[name], context)
 
 

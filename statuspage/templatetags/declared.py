@@ -41,3 +41,9 @@ def ack_duration(seconds: float | None) -> str:
 def official_link(url: str) -> str:
     """An official page's URL, only if http(s) (else empty: no link is drawn)."""
     return safe_url(url)
+
+
+@register.filter
+def unacknowledged_for(ack, now) -> str:
+    """`{{ ack|unacknowledged_for:now }}`: how long the incident has gone unacknowledged."""
+    return format_duration_seconds(ack.unacknowledged_s(now)) if ack is not None else "—"
