@@ -37,3 +37,12 @@ class NotificationsConfig(AppConfig):
 
         if not any(getattr(duty, "__name__", "") == "deliveries_retry" for duty in heartbeat.SILENT_DUTIES):
             heartbeat.SILENT_DUTIES.append(deliveries_retry)
+
+        def acknowledgements_check(now) -> None:
+            # While the scheduler is silent, its watchdog loop checks acknowledgements itself.
+            from notifications.acknowledgements import acknowledgements_notify
+
+            acknowledgements_notify(now=now)
+
+        if not any(getattr(duty, "__name__", "") == "acknowledgements_check" for duty in heartbeat.SILENT_DUTIES):
+            heartbeat.SILENT_DUTIES.append(acknowledgements_check)

@@ -28,6 +28,10 @@ class EventKind(models.TextChoices):
     MAINTENANCE_ENDED = "maintenance.ended", "Maintenance ended"
     PROBLEM_OPENED = "problem.opened", "Vigie problem opened"
     PROBLEM_RESOLVED = "problem.resolved", "Vigie problem resolved"
+    # What the platform declares about an incident (official/): still silent past its source's
+    # threshold, then acknowledged. On-call channels only.
+    INCIDENT_UNACKNOWLEDGED = "incident.unacknowledged", "Incident not acknowledged by the platform"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged", "Incident acknowledged by the platform"
     TEST = "test", "Test message (manage.py notify test)"
 
 

@@ -32,3 +32,12 @@ def send_confirmation(subscriber_id: int) -> bool:
         return domain.subscriber_send_confirmation(subscriber_id=subscriber_id)
     except TransportError as exc:
         raise OSError(exc.message) from None
+
+
+@shared_task(ignore_result=True, time_limit=30, soft_time_limit=25)
+def acknowledgements_check() -> int:
+    """Tell on-call of incidents the platform leaves unacknowledged past the threshold, and of
+    acknowledgements; each once (notifications.acknowledgements)."""
+    from notifications.acknowledgements import acknowledgements_notify
+
+    return acknowledgements_notify()

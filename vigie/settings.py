@@ -397,6 +397,13 @@ CELERY_BEAT_SCHEDULE["deliver-due-notifications"] = {
     "schedule": 15.0,
     "options": {"expires": 15.0},
 }
+# Incidents the platform leaves unacknowledged past its source's threshold, and acknowledgements
+# (official/, issue 18): told to on-call once each.
+CELERY_BEAT_SCHEDULE["official-acknowledgements-check"] = {
+    "task": "notifications.tasks.acknowledgements_check",
+    "schedule": 30.0,
+    "options": {"expires": 30.0},
+}
 
 # --- Security ---------------------------------------------------------------------------------
 # Headers on every response (SecurityMiddleware; the Content-Security-Policy: statuspage/security.py).

@@ -497,9 +497,9 @@ channels:
         'v.yaml:3:38: channels[1].url: a password must not be written in the file: put the URL in an environment '
         'variable and write "${NAME}"',
         "v.yaml:3:84: channels[1].secret: the value of ${SHORT} is shorter than 16 characters",
-        "v.yaml:3:105: channels[1].events[0]: 'incident.open' is not one of incident.opened, incident.resolved, "
-        "incident.updated, maintenance.ended, maintenance.started, problem.opened, problem.resolved (did you mean "
-        "'incident.opened'?)",
+        "v.yaml:3:105: channels[1].events[0]: 'incident.open' is not one of incident.acknowledged, incident.opened, "
+        "incident.resolved, incident.unacknowledged, incident.updated, maintenance.ended, maintenance.started, "
+        "problem.opened, problem.resolved (did you mean 'incident.opened'?)",
         "v.yaml:4:12: channels[2].name: 'hook' is declared twice",
         "v.yaml:4:24: channels[2].kind: 'telegram' is not one of apprise, webhook",
     ]
