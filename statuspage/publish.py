@@ -38,11 +38,16 @@ from django.test import Client
 from django.utils import timezone
 
 from detection.models import Component, Incident, IncidentComponent, IncidentUpdate, Maintenance
-from official.models import IncidentAcknowledgement, OfficialSource
+from official.models import IncidentAcknowledgement, OfficialIncident, OfficialSource
+from probes.models import Platform
+from statuspage.reports import report_id
 from statuspage.i18n import PREFIXED
 
 log = logging.getLogger(__name__)
 
+# The static copy holds each platform's reports of this many months (they are rendered at every
+# rewrite: a month's uptime moves with its rollups, which no digest here follows).
+REPORT_MONTHS = 12
 MANIFEST = ".vigie-published"
 MANIFEST_FORMAT = 2
 LOCK = ".vigie-publish.lock"
@@ -58,7 +63,8 @@ CHROME_SETTINGS = ("VIGIE_PAGE_NAME", "TIME_ZONE", "LANGUAGE_CODE", "LANGUAGES",
                    "USE_THOUSAND_SEPARATOR", "FORMAT_MODULE_PATH", "ROOT_URLCONF")
 CHROME_MODULES = ("statuspage.publish", "statuspage.views", "statuspage.context", "statuspage.i18n",
                   "vigie.urls", "statuspage.v2", "statuspage.templatetags.status", "statuspage.sanitize", "detection.incidents",
-                  "probes.models", "official.selectors", "statuspage.templatetags.declared")
+                  "probes.models", "official.selectors", "statuspage.templatetags.declared",
+                  "statuspage.reports")
 CHROME_LIBRARIES = ("Django", "markdown-it-py", "nh3")
 
 
@@ -88,8 +94,14 @@ def site_urls() -> list[str]:
     pages += [f"/incidents/{m}" for m in Maintenance.objects.values_list("public_id", flat=True)]
     components = list(Component.objects.values_list("public_id", flat=True))
     pages += [f"/components/{c}" for c in components]
+    # Each platform's reliability reports (statuspage.reports) for the last REPORT_MONTHS months.
+    report_months = _months(min(firsts) if firsts else None, now)[-REPORT_MONTHS:]
+    reports = [f"/reports/{report_id(platform)}/{month}" for platform in Platform.objects.filter(enabled=True)
+               .order_by("id") for month in report_months]
+    pages += reports
     urls = pages + [f"/{code}{page}" for code in sorted(PREFIXED) for page in pages]
     urls += DOCUMENTS + [f"/components/{c}/{kind}.svg" for c in components for kind in ("status", "uptime")]
+    urls += [f"{report}.csv" for report in reports]
     return urls
 
 
@@ -195,6 +207,13 @@ def page_inputs(now: datetime) -> dict[str, str]:
         months.setdefault(scheduled_for.astimezone(zone).strftime("%Y-%m"), []).append(f"maintenance {digest}")
         if (cancelled or scheduled_until <= now) and maintenance_id in maintenances:
             inputs[f"/incidents/{public_id}"] = digest
+    # Official incidents Vigie did not see show in the month they were first seen.
+    unseen = (OfficialIncident.objects.filter(acknowledgements__isnull=True, source__enabled=True)
+              .order_by("first_seen_at", "id").values_list("first_seen_at", "id", "name", "url", "declared_started_at",
+                                                           "source__platform__name"))
+    for first_seen_at, *row in unseen.iterator(chunk_size=2000):
+        months.setdefault(first_seen_at.astimezone(zone).strftime("%Y-%m"), []).append(
+            "official " + json.dumps(row, default=str))
     if months:  # months with nothing in them too: they show the month's name and the "older" link
         year, month = (int(part) for part in min(months).split("-"))
         last = max(max(months), now.astimezone(zone).strftime("%Y-%m"))

@@ -17,6 +17,7 @@ from detection.uptime import uptime_bars
 from official import selectors as official
 from statuspage import charts, selectors, v2
 from statuspage.cache import cached
+from statuspage.reports import last_full_month, report_id
 
 PAST_DAYS = 14
 HISTORY_MONTHS = 3
@@ -127,10 +128,15 @@ def _months_back(today: date, count: int) -> list[datetime]:
     return months
 
 
-def _history(request: HttpRequest, months: list[datetime], older: datetime | None) -> HttpResponse:
+def _history(request: HttpRequest, months: list[datetime], older: datetime | None,
+             stats: bool = False) -> HttpResponse:
     start, end = months[-1], _next_month(months[0])
     incidents = list(Incident.objects.filter(started_at__gte=start, started_at__lt=end).order_by("-started_at")
                      .prefetch_related("components"))
+    acks = official.acknowledgements(incidents)
+    for incident in incidents:
+        incident.ack = acks.get(incident.id)
+    unseen = [o for o in official.unseen_official_incidents(since=start, until=end) if o.first_seen_at >= start]
     maintenances = list(Maintenance.objects.filter(scheduled_for__gte=start, scheduled_for__lt=end, cancelled=False)
                         .order_by("-scheduled_for").prefetch_related("components"))
     groups = []
@@ -140,11 +146,17 @@ def _history(request: HttpRequest, months: list[datetime], older: datetime | Non
             "month": month,
             "incidents": [i for i in incidents if month <= i.started_at < following],
             "maintenances": [m for m in maintenances if month <= m.scheduled_for < following],
+            "unseen": [o for o in unseen if month <= o.first_seen_at < following],
         })
     earliest = Incident.objects.order_by("started_at").values_list("started_at", flat=True).first()
     show_older = older is not None and earliest is not None and earliest < months[-1]
+    now = timezone.now()
     return render(request, "statuspage/history.html", {
-        "months": groups, "older": older if show_older else None,
+        "months": groups, "older": older if show_older else None, "now": now,
+        # Moves with the clock: on /history only (a month's page is kept by the static copy).
+        "ack_stats": _with_report_ids(official.acknowledgement_stats(now)) if stats else [],
+        "ack_days": official.ACK_STATS_DAYS,
+        "report_month": last_full_month(now),
     })
 
 
@@ -152,7 +164,7 @@ def _history(request: HttpRequest, months: list[datetime], older: datetime | Non
 @cached
 def history(request: HttpRequest) -> HttpResponse:
     months = _months_back(timezone.localtime(timezone.now(), _zone()).date(), HISTORY_MONTHS)
-    return _history(request, months, older=months[-1] - timedelta(days=1))
+    return _history(request, months, older=months[-1] - timedelta(days=1), stats=True)
 
 
 @require_safe
@@ -165,6 +177,12 @@ def history_month(request: HttpRequest, month: str) -> HttpResponse:
     if start > timezone.now():
         raise Http404("That month has not come yet.")
     return _history(request, [start], older=start - timedelta(days=1))
+
+
+def _with_report_ids(stats: list) -> list:
+    for row in stats:
+        row.report_id = report_id(row.source.platform)
+    return stats
 
 
 # An automatic status change followed this soon by another update said nothing a reader needs.

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from statuspage import api, badges, feeds, views
+from statuspage import api, badges, feeds, reports, views
 from oncall import metrics
 from statuspage.cache import cached
 
@@ -45,6 +45,10 @@ urlpatterns += i18n_patterns(
     path("components/<str:public_id>", views.component_page, name="component"),
     path("history", views.history, name="history"),
     re_path(r"^history/(?P<month>\d{4}-\d{2})$", views.history_month, name="history-month"),
+    re_path(r"^reports/(?P<public>[a-z0-9]{12})$", reports.report_latest, name="report-latest"),
+    re_path(r"^reports/(?P<public>[a-z0-9]{12})/(?P<month>\d{4}-\d{2})$", reports.report_page, name="report"),
+    re_path(r"^reports/(?P<public>[a-z0-9]{12})/(?P<month>\d{4}-\d{2})\.csv$", reports.report_csv,
+            name="report-csv"),
     prefix_default_language=False,
 )
 
