@@ -33,7 +33,7 @@ def test_the_command_writes_a_phone_wide_png_of_one_page(tmp_path):
 
 def test_the_committed_screenshots_are_the_documented_ones_and_small():
     shots = sorted((ROOT / "docs" / "screenshots").glob("*.png"))
-    pages = ["status", "incident", "incident-fr", "oncall", "api-docs", "not-found"]
+    pages = ["status", "incident", "incident-fr", "oncall", "api-docs", "not-found", "unacknowledged"]
     assert [p.name for p in shots] == sorted(f"{page}-{width}.png" for page in pages for width in ("desktop", "phone"))
     assert all(p.stat().st_size <= MAX_BYTES for p in shots)
     index = (ROOT / "docs" / "screenshots.md").read_text()

@@ -1,11 +1,12 @@
 """`make screenshots`: the pictures in docs/screenshots/, taken from a throwaway site by headless Chromium.
 
 Builds a fresh SQLite database in a temporary folder (never the one `make run` uses): the demo's
-six components with four months of history, the feb-2023 outage twenty minutes ago and a
-maintenance tomorrow. Serves it on a free local port, and writes one PNG per page and width,
+six components with four months of history, the feb-2023 outage twenty minutes ago (which the
+platform's own status page has not acknowledged) and a maintenance tomorrow. Serves it on a free local port, and writes one PNG per page and width,
 cropped to the viewport:
 
     status-desktop.png  incident-desktop.png  incident-fr-desktop.png  oncall-desktop.png  api-docs-desktop.png  not-found-desktop.png
+    unacknowledged-desktop.png (the status page: the platform still declares "operational")
     status-phone.png    …
 
     make screenshots                                                   # every page, both widths
@@ -26,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGES = ["status", "incident", "incident-fr", "oncall", "api-docs", "not-found"]
+PAGES = ["status", "incident", "incident-fr", "oncall", "api-docs", "not-found", "unacknowledged"]
 # The demo's French names, as examples/demo.yaml gives them.
 FRENCH_NAMES = {"Posting": "Publication", "Reposting": "Partage", "Following": "Abonnement",
                 "Direct messages": "Messages privés", "Timeline": "Fil d’actualité",
@@ -59,6 +60,7 @@ def seed() -> dict[str, str]:
     from detection.models import Component, ComponentGroup, Incident, Maintenance
     from detection.scenarios import SCENARIOS
     from detection.simulation import demo_layout, history_fill, simulate_scenario
+    from official.models import IncidentAcknowledgement, Indicator, OfficialSource
 
     call_command("migrate", verbosity=0)
     now = timezone.now()
@@ -79,9 +81,16 @@ def seed() -> dict[str, str]:
     upcoming.components.set(Component.objects.filter(name="Timeline"))
     get_user_model().objects.create_user(USERNAME, password=PASSWORD, is_staff=True)
     incident = Incident.objects.order_by("-started_at").first()
+    # The platform's own status page still says all is well, and has not acknowledged the outage
+    # (the rows official/ writes when it reads the platform's Statuspage).
+    source = OfficialSource.objects.create(
+        platform=incident.platform, kind="statuspage", url="https://status.sandbox.example",
+        indicator=Indicator.NONE, indicator_since=now - timedelta(days=2), description="All Systems Operational",
+        unacknowledged_after_s=300, last_polled_at=now, last_ok_at=now)
+    IncidentAcknowledgement.objects.create(incident=incident, source=source)
     return {"status": "/", "incident": f"/incidents/{incident.public_id}",
             "incident-fr": f"/fr/incidents/{incident.public_id}", "oncall": "/oncall/",
-            "api-docs": "/api/docs/", "not-found": "/no-such-page"}
+            "api-docs": "/api/docs/", "not-found": "/no-such-page", "unacknowledged": "/"}
 
 
 def serve() -> tuple[str, object]:
