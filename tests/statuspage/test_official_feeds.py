@@ -56,3 +56,42 @@ def test_an_unacknowledged_incident_has_no_such_update(client, db):
         incident = incident_make(platform, started_at=NOW - timedelta(minutes=30))
         ack_make(incident, source)
         assert "Acknowledged" not in client.get("/history.atom").content.decode()
+
+
+def test_a_hostile_official_name_is_text_in_every_feed(client, db):
+    with time_machine.travel(NOW, tick=False):
+        incident = _acknowledged()
+        incident.acknowledgement.official_incident.__class__.objects.update(
+            name="<script>alert(1)</script>\x00\x1b[31m [x](javascript:alert(2))", url="javascript:alert(3)")
+        for path in ("/history.atom", "/history.rss"):
+            body = client.get(path).content
+            parsed = feedparser.parse(body)
+            assert not parsed.bozo, parsed.get("bozo_exception")
+            assert b"<script>" not in body and b"javascript:" not in body.replace(b"[x](javascript:", b"")
+            assert b'href="javascript' not in body and b"href=&quot;javascript" not in body
+        item = jsonfeed.Feed.parse_string(client.get("/history.json").content.decode()).items[0]
+        assert "<script>" not in item.content_html and 'href="javascript' not in item.content_html
+        page = client.get(f"/incidents/{incident.public_id}").content
+        assert b"<script>alert" not in page and b'href="javascript' not in page
+
+
+def test_the_static_copy_lists_the_reports_and_follows_acknowledgements(db):
+    from statuspage.publish import page_inputs, site_urls
+    from statuspage.reports import report_id
+
+    with time_machine.travel(NOW, tick=False):
+        platform = platform_make()
+        source = source_make(platform)
+        start = NOW - timedelta(hours=2)
+        incident = incident_make(platform, started_at=start, resolved_at=NOW - timedelta(hours=1))
+        urls = site_urls()
+        assert f"/reports/{report_id(platform)}/2026-11" in urls
+        assert f"/fr/reports/{report_id(platform)}/2026-11" in urls
+        assert f"/reports/{report_id(platform)}/2026-11.csv" in urls
+        before = page_inputs(NOW)
+        ack_make(incident, source, at=start + timedelta(minutes=9))
+        after = page_inputs(NOW)
+        page = f"/incidents/{incident.public_id}"
+        assert before[page] != after[page] and before["/history/2026-11"] != after["/history/2026-11"]
+        official_incident_make(source, name="Unseen", external_id="u", seen_at=NOW - timedelta(minutes=5))
+        assert page_inputs(NOW)["/history/2026-11"] != after["/history/2026-11"]
