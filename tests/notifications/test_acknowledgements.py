@@ -97,3 +97,22 @@ def test_racing_checkers_make_one_event(webhook_channel, enqueued):
     for thread in threads:
         thread.join()
     assert sorted(counts) == [0, 0, 0, 1] and Event.objects.count() == 1
+
+
+def test_the_webhook_receiver_gets_the_unacknowledged_event(silent, receiver, webhook_channel, enqueued):
+    acknowledgements_notify(now=silent["now"])
+    delivery = Delivery.objects.get()
+    assert tasks.deliver(delivery.id) == Delivery.Status.DELIVERED
+    (got,) = receiver.requests
+    assert got.json()["type"] == "incident.unacknowledged"
+    assert got.json()["data"]["title"] == "Posting failing"
+    assert got.json()["data"]["url"].endswith(f"/incidents/{silent['incident'].public_id}")
+
+
+def test_a_channel_that_did_not_ask_for_these_kinds_hears_nothing(silent, enqueued):
+    from notifications.models import Channel
+
+    Channel.objects.create(name="Incidents only", kind=Channel.Kind.WEBHOOK, url="http://127.0.0.1:9/h",
+                           secret="whsec-0123456789abcdef", event_kinds=["incident.opened"])
+    acknowledgements_notify(now=silent["now"])
+    assert Event.objects.count() == 1 and not Delivery.objects.exists()
