@@ -37,7 +37,8 @@ from django.template.loader import get_template
 from django.test import Client
 from django.utils import timezone
 
-from detection.models import Component, Incident, IncidentComponent, IncidentUpdate, Maintenance
+from detection.models import Component, ComponentDay, Incident, IncidentComponent, IncidentUpdate, Maintenance
+from detection.rollups import SECONDS_FIELDS
 from official.models import IncidentAcknowledgement, OfficialIncident, OfficialSource
 from probes.models import Platform
 from statuspage.reports import report_id
@@ -45,8 +46,8 @@ from statuspage.i18n import PREFIXED
 
 log = logging.getLogger(__name__)
 
-# The static copy holds each platform's reports of this many months (they are rendered at every
-# rewrite: a month's uptime moves with its rollups, which no digest here follows).
+# The static copy holds each platform's reports of this many months (a month that is over is
+# rendered again only when its inputs change: _report_inputs).
 REPORT_MONTHS = 12
 MANIFEST = ".vigie-published"
 MANIFEST_FORMAT = 2
@@ -155,7 +156,8 @@ def page_inputs(now: datetime) -> dict[str, str]:
     and nothing that moves with the clock: a resolved incident (its row, its updates, the id, name
     and position of its components), a maintenance that is over or cancelled (its row and its
     components), a month of history (the digests of the incidents and maintenances that began in
-    it, and whether an older incident exists, for its "older" link). Every other page is absent."""
+    it, and whether an older incident exists, for its "older" link), a platform's report of a month
+    that is over (_report_inputs). Every other page is absent."""
     incidents: dict = {}  # id → running sha256 of its rows
     for row in Incident.objects.order_by("id").values(*_fields(Incident)).iterator(chunk_size=2000):
         _fold(incidents, row["id"], row)
@@ -223,7 +225,41 @@ def page_inputs(now: datetime) -> dict[str, str]:
     for month, digests in months.items():
         older = earliest is not None and earliest < month
         inputs[f"/history/{month}"] = hashlib.sha256(f"{month} {older} {' '.join(digests)}".encode()).hexdigest()
+    inputs.update(_report_inputs(now, {month: inputs[f"/history/{month}"] for month in months}, declared))
     return {page: digest[:32] for page, digest in inputs.items()}
+
+
+def _report_inputs(now: datetime, month_digests: dict[str, str], declared: list) -> dict[str, str]:
+    """The reports of months that are over (statuspage.reports): a month's report shows its
+    incidents and official incidents (the month's digest), which platforms have a source, and the
+    platform's components with their days of that month. The current month's moves with the clock."""
+    current = timezone.localtime(now, ZoneInfo(settings.TIME_ZONE)).strftime("%Y-%m")
+    platforms = list(Platform.objects.filter(enabled=True).order_by("id"))
+    if not platforms:
+        return {}
+    links: dict[int, set[int]] = {}
+    for platform_id, component_id in Component.probes.through.objects.values_list("probe__platform_id",
+                                                                                   "component_id"):
+        links.setdefault(platform_id, set()).add(component_id)
+    components = {row["id"]: row for row in Component.objects.values(
+        "id", "name", "name_translations", "position", "created_at", "status", "status_since")}
+    days: dict[tuple[int, str], list] = {}
+    rows = ComponentDay.objects.order_by("component_id", "day").values_list("component_id", "day", *SECONDS_FIELDS)
+    for component_id, day, *seconds in rows.iterator(chunk_size=2000):
+        days.setdefault((component_id, day.strftime("%Y-%m")), []).append([day, *seconds])
+    inputs = {}
+    for platform in platforms:
+        ids = sorted(links.get(platform.id, ()))
+        page = f"/reports/{report_id(platform)}"
+        for month, month_digest in month_digests.items():
+            if month >= current:
+                continue
+            digest = hashlib.sha256(f"report {month} {platform.name} {month_digest} {declared}".encode())
+            for component_id in ids:
+                digest.update(json.dumps([components[component_id], days.get((component_id, month), [])],
+                                         sort_keys=True, default=str).encode())
+            inputs[f"{page}/{month}"] = inputs[f"{page}/{month}.csv"] = digest.hexdigest()
+    return inputs
 
 
 def _unprefixed(url: str) -> str:

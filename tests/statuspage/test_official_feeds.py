@@ -95,3 +95,20 @@ def test_the_static_copy_lists_the_reports_and_follows_acknowledgements(db):
         assert before[page] != after[page] and before["/history/2026-11"] != after["/history/2026-11"]
         official_incident_make(source, name="Unseen", external_id="u", seen_at=NOW - timedelta(minutes=5))
         assert page_inputs(NOW)["/history/2026-11"] != after["/history/2026-11"]
+
+
+def test_a_past_months_report_is_kept_until_its_month_changes(db):
+    from statuspage.publish import page_inputs
+    from statuspage.reports import report_id
+
+    with time_machine.travel(NOW, tick=False):
+        platform = platform_make()
+        incident_make(platform, started_at=datetime(2026, 10, 5, tzinfo=dt_timezone.utc),
+                      resolved_at=datetime(2026, 10, 5, 1, tzinfo=dt_timezone.utc))
+        page = f"/reports/{report_id(platform)}"
+        before = page_inputs(NOW)
+        assert f"{page}/2026-10" in before and f"{page}/2026-10.csv" in before
+        assert f"{page}/2026-11" not in before  # the month under way moves with the clock
+        assert page_inputs(NOW)[f"{page}/2026-10"] == before[f"{page}/2026-10"]
+        source_make(platform)  # now it says what the platform acknowledged
+        assert page_inputs(NOW)[f"{page}/2026-10"] != before[f"{page}/2026-10"]

@@ -22,7 +22,9 @@ from detection.evaluation import component_set_status
 from detection.incidents import incident_add_update
 from detection.models import Component, ComponentStatus, Incident, Maintenance
 from statuspage import publish
+from probes.models import Platform
 from statuspage.publish import MANIFEST, site_publish, site_urls
+from statuspage.reports import report_id
 from vigie.celery import app as celery_app
 from tests.snapshots import Snapshot
 from tests.statuspage.test_pages import FEB_2023, SITE_AT, site, site_build  # noqa: F401  (the fixture)
@@ -203,8 +205,12 @@ def test_an_unchanged_resolved_incident_is_not_rendered_again(history, static_ho
     assert len(requested) == len(again) < len(first) == len(site_urls())
     # What moves with the clock or with every change is rendered every time, and only that.
     unresolved = {name for incident in Incident.objects.filter(resolved_at__isnull=True) for name in pages_of(incident)}
+    # The reports of the month under way (statuspage.reports), each platform's.
+    month = timezone.localtime(timezone.now()).strftime("%Y-%m")
+    reports = {f"{prefix}reports/{report_id(p)}/{month}{ext}" for p in Platform.objects.filter(enabled=True)
+               for prefix, ext in (("", ".html"), ("fr/", ".html"), ("", ".csv"))}
     always = {"index.html", "fr/index.html", "history.html", "fr/history.html", *pages_of(upcoming), *unresolved,
-              *(publish.file_for(url) for url in publish.DOCUMENTS)}
+              *(publish.file_for(url) for url in publish.DOCUMENTS), *reports}
     assert {name for name in again if not name.startswith(("components/", "fr/components/"))} == always
     assert {f"components/{c}.html" for c in Component.objects.values_list("public_id", flat=True)} <= set(again)
 
