@@ -14,7 +14,7 @@ from typing import Iterable
 from django.db.models import Q
 
 from detection.models import Incident
-from official.models import IncidentAcknowledgement, Indicator, OfficialIncident, OfficialSource
+from official.models import IncidentAcknowledgement, OfficialIncident, OfficialSource
 
 ACK_STATS_DAYS = 90
 SAFE_SCHEMES = ("http://", "https://")
@@ -28,15 +28,12 @@ def safe_url(url: str) -> str:
 
 
 def sources(platform_ids: Iterable[int] | None = None) -> list[OfficialSource]:
-    """The enabled official sources with their platform, by platform name (one query)."""
-    rows = OfficialSource.objects.filter(enabled=True).select_related("platform").order_by("platform__name")
+    """The enabled official sources of enabled platforms, by platform name (one query)."""
+    rows = (OfficialSource.objects.filter(enabled=True, platform__enabled=True).select_related("platform")
+            .order_by("platform__name"))
     if platform_ids is not None:
         rows = rows.filter(platform_id__in=list(platform_ids))
     return list(rows)
-
-
-def declared_unreachable(source: OfficialSource) -> bool:
-    return source.indicator == Indicator.UNREACHABLE
 
 
 @dataclass
