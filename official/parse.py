@@ -38,7 +38,10 @@ MAX_ID = 200
 FEED_STALE = timedelta(days=2)
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
-_RESOLVED_WORDS = re.compile(r"^\W*(resolved|completed|postmortem)\b", re.IGNORECASE)
+# The latest update's label, as Statuspage's history feeds write it once tags are gone:
+# "Oct 3, 03:47 UTC Resolved - This incident has been resolved." (the date is optional).
+_RESOLVED_WORDS = re.compile(r"^\W*(?:[A-Za-z]{3,9}\.? ?\d{1,2}, \d{1,2}:\d{2} UTC\W*)?(resolved|completed|postmortem)\b",
+                             re.IGNORECASE)
 _RESOLVED_TITLE = re.compile(r"\bresolved\b", re.IGNORECASE)
 
 
@@ -158,6 +161,8 @@ def plain(value: Any, limit: int = MAX_TEXT) -> str:
     if not isinstance(value, str) or not value:
         return ""
     value = value[: limit * 20]  # nh3 is linear, but there is no reason to read a megabyte for 500 characters
+    # A tag separates words ("UTC</small><br><strong>Resolved" is "UTC Resolved").
+    value = value.replace("<", " <")
     text = html.unescape(nh3.clean(value, tags=set(), clean_content_tags={"script", "style"}))
     text = _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
