@@ -5,7 +5,9 @@ official sign overlapping it — an official incident, or a declared indicator o
 (and other than Vigie's own `unreachable`/`unknown`) — on the same platform, between GRACE before
 the measured start and the measured end (or now while open). An official incident that names
 components mapped to Vigie components must share one with the Vigie incident; one naming none (or
-none mapped), or a Vigie incident with no component, is matched by time alone.
+none mapped), or a Vigie incident with no component, is matched by time alone. An indicator
+change seen while an official incident was open is that incident's doing: it is judged through the
+incident (so a red page about other components does not acknowledge).
 
 acknowledged_at is the sign's declared time (else when Vigie first saw it), never earlier than
 GRACE before the measured start (a page already red long before counts from there) and never later
@@ -66,14 +68,22 @@ def _incident_signs(incident: Incident, source: OfficialSource, low: datetime, h
     return signs
 
 
+def _explained(source: OfficialSource, at: datetime) -> bool:
+    """Whether an official incident was open when an indicator change was seen: the change is then
+    that incident's doing, and judged through it (its components)."""
+    return source.incidents.filter(first_seen_at__lte=at).filter(
+        Q(resolved_seen_at__isnull=True) | Q(resolved_seen_at__gt=at)).exists()
+
+
 def _indicator_signs(source: OfficialSource, low: datetime, high: datetime) -> list[Sign]:
-    """Periods of a declared indicator in SIGNS that overlap [low, high]: from its change to the next."""
+    """Periods of a declared indicator in SIGNS that overlap [low, high], from its change to the
+    next, that no official incident explains."""
     changes = list(source.changes.filter(kind=ChangeKind.INDICATOR, seen_at__lte=high).order_by("seen_at", "id"))
     signs = []
     for i, change in enumerate(changes):
         following = changes[i + 1:]
         ends = following[0].seen_at if following else None
-        if change.new not in SIGNS or (ends is not None and ends < low):
+        if change.new not in SIGNS or (ends is not None and ends < low) or _explained(source, change.seen_at):
             continue
         back = next((c for c in following if c.new == Indicator.NONE), None)
         started = change.declared_at or change.seen_at
