@@ -17,6 +17,7 @@ import calendar
 import html
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NotRequired, TypedDict
@@ -38,6 +39,7 @@ MAX_ID = 200
 FEED_STALE = timedelta(days=2)
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _SPACE = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" ([,.;:!?])")
 # The latest update's label, as Statuspage's history feeds write it once tags are gone:
 # "Oct 3, 03:47 UTC Resolved - This incident has been resolved." (the date is optional).
 _RESOLVED_WORDS = re.compile(r"^\W*(?:[A-Za-z]{3,9}\.? ?\d{1,2}, \d{1,2}:\d{2} UTC\W*)?(resolved|completed|postmortem)\b",
@@ -165,6 +167,7 @@ def plain(value: Any, limit: int = MAX_TEXT) -> str:
     value = value.replace("<", " <")
     text = html.unescape(nh3.clean(value, tags=set(), clean_content_tags={"script", "style"}))
     text = _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    text = _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)  # the space a closing tag left ("3 , 03:47")
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -288,7 +291,9 @@ def _shown(value: Any) -> str:
 # --- feeds ---------------------------------------------------------------------------------------
 
 def _feed_time(entry: Any, key: str) -> datetime | None:
-    parsed = entry.get(f"{key}_parsed")
+    with warnings.catch_warnings():  # feedparser warns when `updated` falls back to `published`
+        warnings.simplefilter("ignore", DeprecationWarning)
+        parsed = entry.get(f"{key}_parsed")
     if parsed is None:
         return None
     try:
@@ -310,7 +315,7 @@ def parse_feed(body: bytes, *, now: datetime) -> Declared:
     version = parsed.get("version") or ""
     if not version:
         reason = "the answer is not an RSS or Atom feed"
-        if parsed.get("bozo") and body.lstrip()[:1] == b"<" and b"<html" in body[:2048].lower():
+        if body.lstrip()[:1] == b"<" and b"<html" in body[:2048].lower():
             reason = "the answer is an HTML page, not an RSS or Atom feed"
         raise Unreadable(reason)
     entries = parsed.get("entries") or []
