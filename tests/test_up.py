@@ -101,6 +101,9 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
     assert set(components(port).values()) == {"operational"}
     html = urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
     assert "All Systems Operational" in html and "Last checked" in html
+    # The demo reads what the sandbox platform declares on its own official page (beat → worker).
+    wait_for(lambda: runs(db, "SELECT indicator, last_error FROM official_officialsource") == [("none", "")], 40,
+             "the official page to be read")
 
     fault = subprocess.run([sys.executable, "manage.py", "sandbox", "fault", "set", "quota_exceeded",
                             "--action", "post"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
