@@ -32,13 +32,19 @@ class Scenario:
     # Flapping: instead of one window, each interval fails with this probability (one slot each).
     random_failure_ratio: float = 0.0
     expect: str = ""
+    # When the sandbox's official status page acknowledges the faults, after they start (scaled
+    # like every duration); None: the page's own setting (sandbox/official.py).
+    official_ack_s: float | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
     "feb-2023": Scenario(
         "feb-2023", "every write refused with the daily-limit error for 20 minutes, reads fine",
         warmup_s=120, fault_s=20 * 60, faults=[Fault("quota_exceeded", a) for a in WRITES],
-        expect="one incident covering the four write components, impact critical, reads operational"),
+        # In February 2023 the platform's own page stayed silent for hours; here it speaks after 5 minutes.
+        official_ack_s=5 * 60,
+        expect="one incident covering the four write components, impact critical, reads operational, "
+               "acknowledged by the platform's official page after 5 minutes"),
     "regional": Scenario(
         "regional", "one location cannot reach the platform for 10 minutes",
         warmup_s=120, fault_s=10 * 60, faults=[Fault("drop", "*", location="@last")],
@@ -117,12 +123,14 @@ class SandboxControl:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def set(self, fault: Fault, duration_s: float | None = None) -> None:
+    def set(self, fault: Fault, duration_s: float | None = None, official_ack_s: float | None = None) -> None:
         body = {"kind": fault.kind, "action": fault.action}
         if fault.location:
             body["location"] = fault.location
         if duration_s:
             body["duration_s"] = duration_s
+        if official_ack_s is not None:
+            body["official_ack_s"] = official_ack_s
         response = self.session.post(f"{self.url}/_sandbox/faults", json=body, timeout=10)
         if response.status_code != 201:
             raise RuntimeError(f"the sandbox refused fault {body}: {response.status_code} {response.text[:200]}")
@@ -164,10 +172,13 @@ def scenario_play(scenario: Scenario, *, control: SandboxControl, scale: float, 
                     control.set(fault, duration_s=interval_s * 0.9)
             sleep(interval_s)
     else:
+        ack_s = None if scenario.official_ack_s is None else round(scenario.official_ack_s * scale, 3)
         for fault in faults:
-            control.set(fault)
+            control.set(fault, official_ack_s=ack_s)
             say(f"{fault_from:%H:%M:%S} fault {fault.kind} on {fault.action}"
                 + (f" at {fault.location}" if fault.location else ""))
+        if ack_s is not None:
+            say(f"{fault_from:%H:%M:%S} the official status page acknowledges {ack_s:g} s after the faults start")
         sleep(_round_to_slots(fault_s, interval_s))
     control.clear()
     fault_until = timezone.now()

@@ -9,6 +9,7 @@ or `{file: PATH}` (a file's content, one trailing newline dropped). No message s
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +21,10 @@ from django.utils import timezone
 from notifications.models import Channel, EventKind
 from platforms.adapters import REGISTRY
 from platforms.adapters.scripted import script_issues
-from oncall.configreader import ConfigError, FieldPath, Problem, Reader, parse, quote
+from oncall.configreader import ConfigError, FieldPath, Problem, Reader, _hint, parse, quote
 from probes.models import DEFAULT_SETTLE_S, Account, Action, Location, Platform, Probe, ProbeLocation
 from detection.models import Component, ComponentGroup
+from official.models import OfficialSource
 
 __all__ = ["ConfigError", "Problem", "config_apply", "config_load", "config_read"]
 
@@ -32,7 +34,10 @@ CHANNEL_EVENTS = tuple(kind for kind in EventKind.values if kind != EventKind.TE
 # --- the document ------------------------------------------------------------------------------
 
 LOCATION_KEYS = ("name", "label")
-PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts", "settle", "write_limits")
+PLATFORM_KEYS = ("slug", "name", "kind", "base_url", "accounts", "settle", "write_limits", "official_status")
+# `official_status:` of a platform: where it declares its own status (official.models.OfficialSource).
+OFFICIAL_KEYS = ("kind", "url", "interval", "components", "unacknowledged_after")
+OFFICIAL_KINDS = ("statuspage", "feed", "none")
 # "300/3h": a limit per period.
 WRITE_LIMIT_RE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{1,6})\s*([smhd])\s*$")
 PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -102,6 +107,12 @@ def _document(r: Reader, root: Any) -> dict:
         })
     for path, item in r.items(root, (), "channels", CHANNEL_KEYS):
         data["channels"].append(_channel(r, item, path, names["channel"]))
+    for path, platform in zip(platform_paths, data["platforms"], strict=True):
+        official = platform.get("official_status") or {}
+        for official_name, name in official.get("components", {}).items():
+            if name not in names["component"]:
+                r.problem((*path, "official_status", "components", official_name),
+                          f"no component {quote(name)} in this file{_hint(name, names['component'])}")
     kinds = {p["slug"]: p["kind"] for p in data["platforms"]}
     raw_probes = root.get("probes") if isinstance(root.get("probes"), list) else []
     for i, item in enumerate(raw_probes):
@@ -135,6 +146,7 @@ def _platform(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
     url = platform["base_url"]
     if url is not None and not re.match(r"^https?://[^/\s]+", url):
         r.problem((*path, "base_url"), f"{quote(item['base_url'])} is not an http(s) URL")
+    platform["official_status"] = _official_status(r, item, path)
     accounts = item.get("accounts")
     roles = tuple(Account.Role.values)
     if accounts is None and platform["kind"] == SCRIPTED_KIND:
@@ -150,6 +162,63 @@ def _platform(r: Reader, item: dict, path: FieldPath, seen: set[str]) -> dict:
                 platform["accounts"][role] = {"username": r.text(accounts[role], where, "username"),
                                               "token": r.secret(accounts[role], where, "token", "token")}
     return platform
+
+
+def _official_status(r: Reader, item: dict, path: FieldPath) -> dict | None:
+    """`official_status:` — where the platform declares its own status: `kind: statuspage` (a page
+    root, its /api/v2/*.json read), `feed` (an RSS or Atom URL) or `none`. None when absent or none."""
+    value = item.get("official_status")
+    where = (*path, "official_status")
+    if value is None:
+        return None
+    if value == "none":
+        return None
+    if r.mapping(value, where, OFFICIAL_KEYS) is None:
+        return None
+    kind = r.choice(value, where, "kind", OFFICIAL_KINDS)
+    if kind == "none":
+        for key in ("url", "components"):
+            if key in value:
+                r.problem((*where, key), "an official source of kind none has no " + key)
+        return None
+    official = {
+        "kind": kind,
+        "url": r.text(value, where, "url", max_length=300),
+        "interval": r.number(value, where, "interval", low=10, high=86_400, default=60, unit=" s"),
+        "unacknowledged_after": r.number(value, where, "unacknowledged_after", low=60, high=7 * 86_400,
+                                         default=900, unit=" s"),
+        "components": {},
+    }
+    url = official["url"]
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            parts, host = urlsplit(""), None
+        if parts.scheme not in ("http", "https") or not host:
+            r.problem((*where, "url"), f"{quote(url)} is not an http(s) URL")
+        elif parts.username or parts.password:
+            r.problem((*where, "url"), "an official status page is public: no user or password in its URL")
+        elif kind == "statuspage" and "/api/v2" in parts.path:
+            r.problem((*where, "url"), "give the page's root (https://status.example.com), not an /api/v2 URL: "
+                                       "Vigie reads /api/v2/status.json, incidents/unresolved.json and "
+                                       "components.json under it")
+    mapping = value.get("components")
+    if mapping is not None:
+        cwhere = (*where, "components")
+        if not isinstance(mapping, dict):
+            r.problem(cwhere, "expected a mapping of official component name → Vigie component name, got "
+                              f"{type(mapping).__name__ if not isinstance(mapping, list) else 'a list'}")
+        else:
+            for official_name in mapping:
+                if not isinstance(official_name, str) or not official_name.strip():
+                    r.problem((*cwhere, str(official_name)), "an official component name must be text", key=True)
+                    continue
+                name = r.text(mapping, cwhere, official_name, max_length=100)
+                if name is not None:
+                    official["components"][official_name] = name
+    return official
 
 
 def _probe(r: Reader, item: dict, path: FieldPath, names: dict[str, set[str]]) -> dict:
@@ -254,7 +323,8 @@ def _budget(r: Reader, path: FieldPath, platform: dict, probes: list[dict]) -> N
 
 # --- applying ----------------------------------------------------------------------------------
 
-_FIELD_NAMES = {"interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events", "settle_s": "settle",
+_FIELD_NAMES = {"poll_interval_s": "interval", "unacknowledged_after_s": "unacknowledged_after",
+                "component_map": "components", "interval_s": "interval", "timeout_s": "timeout", "event_kinds": "events", "settle_s": "settle",
                 "name_translations": "names"}
 
 
@@ -310,6 +380,7 @@ def _apply(data: dict) -> list[str]:
             _upsert(changes, Account, {"platform": platform, "role": role},
                     {"username": account["username"], "token": account["token"]},
                     f"account {role} of {item['slug']}", secret=("token",))
+        _apply_official(platform, item.get("official_status"), changes)
     probes = {}
     for item in data.get("probes", []):
         probe, _ = _upsert(changes, Probe, {"slug": item["slug"]}, {
@@ -356,6 +427,24 @@ def _apply(data: dict) -> list[str]:
     if data.get("channels") is not None:
         _apply_channels(data["channels"], changes)
     return changes
+
+
+def _apply_official(platform: Platform, official: dict | None, changes: list[str]) -> None:
+    """The platform's official source as the file says; none in the file: none in the database
+    (its declared history goes with it, as the file is the truth about where to read)."""
+    label = f"official status of {platform.slug}"
+    if official is None:
+        deleted, _ = OfficialSource.objects.filter(platform=platform).delete()
+        if deleted:
+            changes.append(f"- {label}")
+        return
+    source, created = _upsert(changes, OfficialSource, {"platform": platform}, {
+        "kind": official["kind"], "url": official["url"], "poll_interval_s": official["interval"],
+        "unacknowledged_after_s": official["unacknowledged_after"], "component_map": official["components"],
+        "enabled": True}, label)
+    if not created and source.next_poll_at > timezone.now() + timedelta(seconds=official["interval"]):
+        # A shorter interval takes effect now, not after the old one.
+        OfficialSource.objects.filter(id=source.id).update(next_poll_at=timezone.now())
 
 
 def _apply_channels(items: list[dict], changes: list[str]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Sum, Value
+from django.db.models import Count, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
@@ -30,6 +30,7 @@ from detection.evaluation import is_stale
 from detection.models import ComponentStatus, Impact, Incident, OwnProblem
 from probes.models import Location, Probe, ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_upper_ms
+from official.models import IncidentAcknowledgement, Indicator, OfficialSource
 from statuspage import selectors
 
 # Upper bounds of the latency histogram, in seconds: the usual round ones, so that an alert or an
@@ -109,6 +110,7 @@ class VigieCollector(Collector):
         yield from self._components()
         yield from self._incidents()
         yield from self._own_problems()
+        yield from self._official()
 
     def _runs(self, labels: Labeller) -> Iterator[Metric]:
         runs = CounterMetricFamily(
@@ -205,6 +207,50 @@ class VigieCollector(Collector):
         for kind in OwnProblem.Kind.values:
             family.add_metric([kind], counts.get(kind, 0))
         yield family
+
+    def _official(self) -> Iterator[Metric]:
+        """What each platform declares (a state set, like components), whether its source could be
+        read, and how long the platform took, or is taking, to acknowledge Vigie's incidents."""
+        declared = GaugeMetricFamily(
+            "vigie_official_status", "1 for the status the platform currently declares (its official source's "
+            "indicator; unreachable: Vigie could not read it), 0 for the others.", labels=["platform", "indicator"])
+        reachable = GaugeMetricFamily(
+            "vigie_official_source_reachable", "1 when the platform's official source was read at its last poll, "
+            "0 when it was unreachable or not read yet.", labels=["platform"])
+        last_read = GaugeMetricFamily(
+            "vigie_official_last_read_timestamp_seconds", "When the platform's official source was last read.",
+            labels=["platform"])
+        sources = OfficialSource.objects.filter(enabled=True).values_list("platform__slug", "indicator", "last_ok_at")
+        for platform, indicator, last_ok_at in sources.order_by("platform__slug"):
+            for value in Indicator.values:
+                declared.add_metric([platform, value], 1 if indicator == value else 0)
+            reachable.add_metric([platform], 0 if indicator in (Indicator.UNREACHABLE, Indicator.UNKNOWN) else 1)
+            if last_ok_at:
+                last_read.add_metric([platform], last_ok_at.timestamp())
+        yield declared
+        yield reachable
+        yield last_read
+        acknowledged = GaugeMetricFamily(
+            "vigie_official_time_to_acknowledge_seconds", "Official first sign − measured start, for the open "
+            "incidents and each platform's latest one, once the platform acknowledged them (negative: it "
+            "declared first).", labels=["platform", "incident"])
+        waiting = GaugeMetricFamily(
+            "vigie_official_unacknowledged_seconds", "How long an open incident has gone unacknowledged by its "
+            "platform.", labels=["platform", "incident"])
+        now = timezone.now()
+        fields = ("source__platform__slug", "incident__public_id", "incident__started_at", "acknowledged_at")
+        latest = OfficialSource.objects.annotate(latest=Subquery(
+            IncidentAcknowledgement.objects.filter(source=OuterRef("pk")).order_by("-incident__started_at")
+            .values("id")[:1])).values("latest")
+        rows = (IncidentAcknowledgement.objects.filter(Q(incident__status__in=selectors.UNRESOLVED) | Q(id__in=latest))
+                .values_list(*fields, "incident__status").order_by("incident__started_at"))
+        for platform, public_id, started_at, acknowledged_at, status in rows:
+            if acknowledged_at is not None:
+                acknowledged.add_metric([platform, public_id], (acknowledged_at - started_at).total_seconds())
+            elif status in selectors.UNRESOLVED:
+                waiting.add_metric([platform, public_id], max(0.0, (now - started_at).total_seconds()))
+        yield acknowledged
+        yield waiting
 
 
 # Only Vigie's collector: the client's default process and GC metrics would describe whichever web

@@ -26,7 +26,7 @@ KIND_ACTIONS = {
     "accept_overlong": ("post", "dm", "*"),
     "delete_lost": ("post", "dm", "*"),
 }
-FIELDS = ("kind", "action", "location", "duration_s")
+FIELDS = ("kind", "action", "location", "duration_s", "official_ack_s")
 LOCATION_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
 # Vigie's probes send e.g. "Vigie/0.1 (probe; location=atlanta; +https://status.example)".
 UA_LOCATION_RE = re.compile(r"(?:^|[\s(;,])location=([A-Za-z0-9_-]{1,64})(?![A-Za-z0-9_-])")
@@ -111,8 +111,15 @@ def validate_spec(data: Any) -> dict[str, Any]:
         if duration <= 0 or duration > MAX_DURATION_S:
             raise FaultSpecError("duration_s", f"duration_s must be > 0 and at most {MAX_DURATION_S} "
                                                f"(30 days), got {duration!r}")
+    # When the sandbox's official page acknowledges this fault: seconds after it starts, or "never"
+    # (absent: the page's own setting, see sandbox/official.py).
+    ack = data.get("official_ack_s")
+    if ack is not None and ack != "never" and (isinstance(ack, bool) or not isinstance(ack, (int, float))
+                                               or not math.isfinite(ack) or not 0 <= ack <= MAX_DURATION_S):
+        raise FaultSpecError("official_ack_s", f"official_ack_s must be a number of seconds (0 to 30 days) or "
+                                               f"\"never\", got {ack!r}")
     return {"kind": f"slow:{delay_ms}" if delay_ms else kind, "action": action, "location": location,
-            "duration_s": duration}
+            "duration_s": duration, "official_ack_s": ack}
 
 
 def parse_duration(text: str) -> float:
@@ -145,6 +152,7 @@ class Fault:
     location: str | None
     created_at: datetime
     expires_at: datetime | None = None
+    official_ack_s: float | str | None = None  # None: the official page's setting; "never"
 
     @property
     def base_kind(self) -> str:
@@ -171,13 +179,15 @@ class Fault:
             "location": self.location,
             "created_at": iso_ms(self.created_at),
             "expires_at": iso_ms(self.expires_at) if self.expires_at else None,
+            "official_ack_s": self.official_ack_s,
         }
 
 
 def make_fault(fault_id: str, spec: dict[str, Any], now: datetime) -> Fault:
     duration = spec.get("duration_s")
     expires = now + timedelta(seconds=duration) if duration else None
-    return Fault(fault_id, spec["kind"], spec["action"], spec.get("location"), now, expires)
+    return Fault(fault_id, spec["kind"], spec["action"], spec.get("location"), now, expires,
+                 spec.get("official_ack_s"))
 
 
 @dataclass

@@ -19,6 +19,7 @@ from .config import SandboxConfig
 from .control import CONTROL_ROUTES
 from .faults import location_from_user_agent
 from .oauth import OAUTH_ROUTES
+from .official_api import OFFICIAL_ROUTES
 from .routing import JSON_TYPE, Request, Response, Route, find_route
 from .state import SandboxState
 
@@ -39,7 +40,7 @@ QUOTA_TEXT = "You are over the daily limit for sending posts."
 QUOTA_FOLLOW_TEXT = "You are unable to follow more people at this time."
 QUOTA_LIMIT = 2400  # Twitter's daily post allowance in the Feb 2023 outage
 
-ALL_ROUTES: list[Route] = CONTROL_ROUTES + OAUTH_ROUTES + ROUTES
+ALL_ROUTES: list[Route] = CONTROL_ROUTES + OFFICIAL_ROUTES + OAUTH_ROUTES + ROUTES
 
 
 class _Dropped(Exception):
@@ -190,6 +191,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if found.auth == "control":
             if not state.is_control_token(req.bearer()):
                 raise ApiError(401, INVALID_TOKEN, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+            return found.handler(req)
+        if found.auth == "official":
+            # The platform's status page is served apart from its API: the API's faults do not reach it.
             return found.handler(req)
         return self._api(found, req)
 

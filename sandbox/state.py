@@ -14,6 +14,7 @@ from .config import SandboxConfig
 from .entities import Account, Follow, Status
 from .oauth_model import App, Grant, OAuthError, check_scopes, scope_list
 from .faults import Effects, Fault, make_fault, resolve
+from .official import OfficialPage
 from .ratelimit import RateLimiter, Verdict
 from .text import countable_length, hashtags, mentioned_usernames
 
@@ -49,6 +50,7 @@ class SandboxState:
         self.apps: dict[str, App] = {}  # by client_id
         self.grants: dict[str, Grant] = {}  # authorization codes, by code
         self.limiter = RateLimiter(self.config.limits())
+        self.official = OfficialPage()
         self._last_id = 0
         self._fault_seq = 0
 
@@ -132,15 +134,23 @@ class SandboxState:
 
     def remove_fault(self, fault_id: str) -> dict[str, Any] | None:
         with self.lock:
-            self._live_faults()
+            # What the official page was due to declare, it declared before the fault went.
+            self.official.follow_faults(self.now(), self._live_faults())
             fault = self.faults.pop(fault_id, None)
             return fault.to_json() if fault else None
 
     def clear_faults(self) -> int:
         with self.lock:
             count = len(self._live_faults())
+            self.official.follow_faults(self.now(), list(self.faults.values()))
             self.faults.clear()
             return count
+
+    def official_page(self) -> OfficialPage:
+        """The official page brought up to now (faults acknowledged as due); hold the lock while using it."""
+        with self.lock:
+            self.official.follow_faults(self.now(), self._live_faults())
+            return self.official
 
     def effects(self, action: str | None, op: str, location: str | None) -> Effects:
         with self.lock:
@@ -413,4 +423,5 @@ class SandboxState:
             self.apps.clear()
             self.grants.clear()
             self.limiter.reset()
+            self.official.reset()
 

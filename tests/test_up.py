@@ -101,6 +101,9 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
     assert set(components(port).values()) == {"operational"}
     html = urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
     assert "All Systems Operational" in html and "Last checked" in html
+    # The demo reads what the sandbox platform declares on its own official page (beat → worker).
+    wait_for(lambda: runs(db, "SELECT indicator, last_error FROM official_officialsource") == [("none", "")], 40,
+             "the official page to be read")
 
     fault = subprocess.run([sys.executable, "manage.py", "sandbox", "fault", "set", "quota_exceeded",
                             "--action", "post"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
@@ -148,3 +151,12 @@ def test_the_feb_2023_scenario_against_the_running_system_is_one_incident_with_m
     injected = float(re.search(r"faults cleared after ([\d.]+) s", result.stdout).group(1))
     assert abs(measured - injected) <= interval
     assert components(port)["Timeline"] == "operational"
+    # The platform's own page acknowledged it after 5 min × 0.05 = 15 s; Vigie, reading that page
+    # every 20 s, measures the time to acknowledge within one of its reads of the truth.
+    truth = float(re.search(r"the official status page acknowledges ([\d.]+) s after", result.stdout).group(1))
+    assert truth == 15
+    (acknowledged_at, official_incident) = runs(db, "SELECT acknowledged_at, official_incident_id FROM "
+                                                f"official_incidentacknowledgement WHERE incident_id = {incident[0]}")[0]
+    assert official_incident is not None
+    time_to_acknowledge = (datetime.fromisoformat(acknowledged_at) - started).total_seconds()
+    assert abs(time_to_acknowledge - truth) <= 20

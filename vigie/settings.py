@@ -233,6 +233,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
         "options": {"expires": 600.0},
     },
+    # What the platforms declare (official/): each source is read on its own interval; this only
+    # claims the ones due.
+    "read-official-sources": {
+        "task": "official.tasks.read_due",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
 }
 
 # --- Cache of the public site ------------------------------------------------------------------

@@ -187,7 +187,7 @@ def test_probe_thresholds_and_quorum_come_from_the_file(demo_env):
     probe = Probe.objects.get(slug="sandbox-post")
     assert (probe.failure_threshold, probe.success_threshold, probe.quorum) == (3, 1, 2)
     assert problems_of(text.replace("quorum: 2", "quorum: 3")) == [
-        "v.yaml:19:123: probes[0].quorum: 3 is more than the probe's 2 location(s)"]
+        "v.yaml:21:123: probes[0].quorum: 3 is more than the probe's 2 location(s)"]
 
 
 # --- where problems are ----------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def test_a_file_that_is_not_a_mapping_is_refused():
 
 def test_a_group_that_is_not_a_name_is_reported_with_where_it_is(demo_env):
     bad = DEMO.read_text().replace("group: Writes, probes: [sandbox-dm]", "group: [Writes], probes: [sandbox-dm]")
-    assert problems_of(bad) == ["v.yaml:31:36: components[3].group: expected text, got a list"]
+    assert problems_of(bad) == ["v.yaml:33:36: components[3].group: expected text, got a list"]
 
 
 def test_the_command_prints_each_problem_with_the_file_and_line_and_exits_non_zero(tmp_path):

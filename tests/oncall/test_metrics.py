@@ -297,3 +297,27 @@ def test_the_grafana_dashboard_reads_only_metrics_that_are_exposed(client, token
     assert families <= {re.sub(r"_(total|bucket|sum|count)$", "", name) for name in used}
     panel_ids = [p["id"] for p in dashboard["panels"]]
     assert len(panel_ids) == len(set(panel_ids))
+
+
+def test_what_platforms_declare_and_their_time_to_acknowledge_are_exposed(client, token, layout):
+    from official.models import IncidentAcknowledgement, OfficialSource
+    from probes.models import Platform
+
+    platform = Platform.objects.get(slug="sandbox")
+    source = OfficialSource.objects.create(platform=platform, kind="statuspage", url="https://status.example",
+                                           indicator="unreachable", last_ok_at=T0)
+    with time_machine.travel(SCRAPED_AT, tick=False):
+        open_one = Incident.objects.create(title="Writes", platform=platform, started_at=T0, detected_at=T0)
+        acked = Incident.objects.create(title="DMs", platform=platform, started_at=T0, detected_at=T0)
+        IncidentAcknowledgement.objects.create(incident=open_one, source=source)
+        IncidentAcknowledgement.objects.create(incident=acked, source=source, acknowledged_at=T0 + timedelta(minutes=47))
+        body = client.get("/metrics", **BEARER).content.decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(body) for s in family.samples}
+    assert samples[("vigie_official_status", (("indicator", "unreachable"), ("platform", "sandbox")))] == 1
+    assert samples[("vigie_official_status", (("indicator", "none"), ("platform", "sandbox")))] == 0
+    assert samples[("vigie_official_source_reachable", (("platform", "sandbox"),))] == 0
+    assert samples[("vigie_official_time_to_acknowledge_seconds",
+                    (("incident", acked.public_id), ("platform", "sandbox")))] == 47 * 60
+    assert samples[("vigie_official_unacknowledged_seconds",
+                    (("incident", open_one.public_id), ("platform", "sandbox")))] == 81 * 60

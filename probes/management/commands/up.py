@@ -99,6 +99,8 @@ class Command(BaseCommand):
                     f"Vigie is running at {url}\n"
                     f"  sandbox platform: http://127.0.0.1:{env['SANDBOX_PORT']}/ "
                     f"(faults: python manage.py sandbox fault set quota_exceeded --action post)\n"
+                    f"  its official status page: http://127.0.0.1:{env['SANDBOX_PORT']}/api/v2/summary.json "
+                    f"(acknowledges faults after 60 s: python manage.py sandbox official never)\n"
                     f"  locations: {', '.join(locations) or 'none'}; Ctrl-C stops everything."
                 ))
             while not stopping:

@@ -23,7 +23,8 @@ from sandbox.server import make_server
 DEFAULT_ACTIONS = {"accept_overlong": "post"}
 DEFAULT_ACTIONS_WHY = {"accept_overlong": "the only action where a too-long text can be accepted "
                                           "(pass --action dm for direct messages)"}
-FLAGS = {"kind": "KIND", "action": "--action", "location": "--location", "duration_s": "--for", "body": "request"}
+FLAGS = {"kind": "KIND", "action": "--action", "location": "--location", "duration_s": "--for", "body": "request",
+         "official_ack_s": "--official-ack"}
 
 
 def _describe(fault: dict[str, Any], now: datetime) -> str:
@@ -40,10 +41,11 @@ def _describe(fault: dict[str, Any], now: datetime) -> str:
 
 class Command(BaseCommand):
     help = ("Run the bundled sandbox platform (a Mastodon API subset with fault injection) "
-            "or steer a running one: sandbox serve | fault set/list/clear | artifacts | reset.")
+            "or steer a running one: sandbox serve | fault set/list/clear | official | artifacts | reset.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        subs = parser.add_subparsers(dest="subcommand", required=True, metavar="{serve,fault,artifacts,reset}")
+        subs = parser.add_subparsers(dest="subcommand", required=True,
+                                     metavar="{serve,fault,official,artifacts,reset}")
 
         serve = subs.add_parser("serve", help="serve the sandbox until SIGINT/SIGTERM")
         serve.add_argument("--host", default="127.0.0.1")
@@ -69,12 +71,35 @@ class Command(BaseCommand):
                                                 "defaults to post (the only action it makes sense on)")
         fault_set.add_argument("--location", default=None, help="only for probes whose User-Agent names it")
         fault_set.add_argument("--for", dest="duration", default=None, help="expire after e.g. 90s, 20m, 1h")
+        fault_set.add_argument("--official-ack", default=None, metavar="DELAY|never",
+                               help="the official status page acknowledges this fault after DELAY (e.g. 5m), or never "
+                                    "(default: the page's own setting, see `sandbox official`)")
         fault_list = fault_subs.add_parser("list", help="list active faults")
         fault_clear = fault_subs.add_parser("clear", help="clear one fault by id, or all")
         fault_clear.add_argument("id", nargs="?", default=None)
+        official = subs.add_parser("official", help="steer the sandbox's official status page (/api/v2/*.json, "
+                                                    "/history.atom)")
+        official_subs = official.add_subparsers(dest="official_command", required=True,
+                                                metavar="{show,ack-after,never,declare,resolve,clear,answer}")
+        official_show = official_subs.add_parser("show", help="what the page declares and how it acknowledges")
+        ack_after = official_subs.add_parser("ack-after", help="acknowledge faults this long after they start")
+        ack_after.add_argument("delay", help="e.g. 0s, 90s, 5m")
+        never = official_subs.add_parser("never", help="never acknowledge faults (the February 2023 silence)")
+        declare = official_subs.add_parser("declare", help="declare an incident (one probes may not see)")
+        declare.add_argument("name")
+        declare.add_argument("--component", action="append", default=[],
+                             help="a component of the page (Posting, Reposting, Following, Direct messages, Timeline)")
+        declare.add_argument("--impact", default="major", choices=("none", "minor", "major", "critical"))
+        resolve = official_subs.add_parser("resolve", help="resolve one official incident by id, or all")
+        resolve.add_argument("id", nargs="?", default=None)
+        official_clear = official_subs.add_parser("clear", help="forget official incidents and settings")
+        answer = official_subs.add_parser("answer", help="how the page itself answers: ok, error (503), html, "
+                                                         "garbage, slow:<ms>")
+        answer.add_argument("answer")
         artifacts = subs.add_parser("artifacts", help="count what the seeded accounts currently have")
         reset = subs.add_parser("reset", help="forget statuses, follows, faults and rate-limit counters")
-        for sub in (fault_set, fault_list, fault_clear, artifacts, reset):
+        for sub in (fault_set, fault_list, fault_clear, official_show, ack_after, never, declare, resolve,
+                    official_clear, answer, artifacts, reset):
             sub.add_argument("--url", default=None,
                              help="base URL of the running sandbox (default http://127.0.0.1:$SANDBOX_PORT)")
             sub.add_argument("--token", default=None, help="control token (default $SANDBOX_CONTROL_TOKEN, else the file the running sandbox wrote: "
@@ -87,6 +112,8 @@ class Command(BaseCommand):
         elif subcommand == "fault":
             handlers = {"set": self._fault_set, "list": self._fault_list, "clear": self._fault_clear}
             handlers[options["fault_command"]](options)
+        elif subcommand == "official":
+            self._official(options)
         elif subcommand == "artifacts":
             self._artifacts(options)
         elif subcommand == "reset":
@@ -182,12 +209,56 @@ class Command(BaseCommand):
                 spec["duration_s"] = parse_duration(options["duration"])
             except ValueError as exc:
                 raise CommandError(f"--for: {exc}") from None
+        if options.get("official_ack") is not None:
+            spec["official_ack_s"] = "never" if options["official_ack"] == "never" else self._delay(
+                options["official_ack"], "--official-ack")
         try:
             validate_spec(spec)  # check locally first: clear errors even when no sandbox is running
         except FaultSpecError as exc:
             raise CommandError(f"{FLAGS.get(exc.field, exc.field)}: {exc.message}") from None
         fault = self._call(options, "POST", "/_sandbox/faults", spec)
         self.stdout.write(f"Fault {fault['id']} set: {_describe(fault, datetime.now(timezone.utc))}")
+
+    @staticmethod
+    def _delay(text: str, flag: str) -> float:
+        if text.strip() in ("0", "0s"):
+            return 0.0
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise CommandError(f"{flag}: {exc}") from None
+
+    def _official(self, options: dict[str, Any]) -> None:
+        command = options["official_command"]
+        if command == "ack-after":
+            self._call(options, "POST", "/_sandbox/official", {"ack_after_s": self._delay(options["delay"], "delay")})
+            self.stdout.write(f"The official page acknowledges faults {options['delay']} after they start.")
+        elif command == "never":
+            self._call(options, "POST", "/_sandbox/official", {"ack_after_s": "never"})
+            self.stdout.write("The official page will not acknowledge faults.")
+        elif command == "declare":
+            incident = self._call(options, "POST", "/_sandbox/official/incidents",
+                                  {"name": options["name"], "components": options["component"],
+                                   "impact": options["impact"]})
+            self.stdout.write(f"Official incident {incident['id']} declared: {incident['name']}")
+        elif command == "resolve":
+            path = (f"/_sandbox/official/incidents/{quote(options['id'], safe='')}/resolve" if options["id"]
+                    else "/_sandbox/official/resolve")
+            resolved = self._call(options, "POST", path, on_404=f"no open official incident {options['id']!r}")
+            self.stdout.write(f"Resolved {resolved['resolved']} official incident(s).")
+        elif command == "clear":
+            self._call(options, "DELETE", "/_sandbox/official")
+            self.stdout.write("Official page cleared: no incidents, faults acknowledged after 60 s.")
+        elif command == "answer":
+            self._call(options, "POST", "/_sandbox/official", {"answer": options["answer"]})
+            self.stdout.write(f"The official page now answers: {options['answer']}.")
+        page = self._call(options, "GET", "/_sandbox/official")
+        ack = page["ack_after_s"]
+        self.stdout.write(f"Acknowledges faults: {'never' if ack == 'never' else f'after {ack:g} s'}; "
+                          f"answers: {page['answer']}")
+        for incident in page["incidents"]:
+            self.stdout.write(f"{incident['id']}  {incident['status']:<13} {incident['impact']:<8} {incident['name']}"
+                              f" ({', '.join(c['name'] for c in incident['components']) or 'no component'})")
 
     def _fault_list(self, options: dict[str, Any]) -> None:
         faults = self._call(options, "GET", "/_sandbox/faults")["faults"]
