@@ -50,9 +50,11 @@ def official_unreachable_record(*, source_id: int, reason: str, now: datetime) -
     as they were last read (nothing is known of them)."""
     with transaction.atomic():
         source = OfficialSource.objects.select_for_update().get(id=source_id)
-        _indicator_set(source, Indicator.UNREACHABLE, now, reason)
+        # Only a change of what is declared touches the public pages (statuspage/apps.py): the
+        # bookkeeping alone is saved without the declared fields, so a steady source costs no render.
+        changed = _indicator_set(source, Indicator.UNREACHABLE, now, reason)
         source.last_polled_at, source.last_error = now, reason[:300]
-        source.save(update_fields=["indicator", "indicator_since", "last_polled_at", "last_error"])
+        source.save(update_fields=[*(("indicator", "indicator_since") if changed else ()), "last_polled_at", "last_error"])
 
 
 def _vigie_components(source: OfficialSource) -> tuple[dict[str, Component], dict[str, str]]:
@@ -78,12 +80,14 @@ def official_declared_record(*, source_id: int, declared: Declared, now: datetim
         source = OfficialSource.objects.select_for_update().get(id=source_id)
         before = OfficialStateChange.objects.filter(source=source).count()
         by_name, mapping = _vigie_components(source)
-        _indicator_set(source, declared.indicator, now, declared.description)
-        source.description = declared.description[:200]
+        changed = _indicator_set(source, declared.indicator, now, declared.description)
+        declared_fields = [*(("indicator", "indicator_since") if changed else ())]
+        if source.description != declared.description[:200]:
+            source.description = declared.description[:200]
+            declared_fields.append("description")
         source.last_polled_at = source.last_ok_at = now
         source.last_error = ""
-        source.save(update_fields=["indicator", "indicator_since", "description", "last_polled_at", "last_ok_at",
-                                   "last_error"])
+        source.save(update_fields=[*declared_fields, "last_polled_at", "last_ok_at", "last_error"])
         _components_record(source, declared, now, by_name, mapping)
         _incidents_record(source, declared, now, by_name, mapping)
         return OfficialStateChange.objects.filter(source=source).count() - before

@@ -35,6 +35,15 @@ def test_reading_the_same_page_twice_changes_nothing(source):
     assert kinds(source) == before
 
 
+def test_a_steady_page_read_again_does_not_render_the_public_site_again(source, django_capture_on_commit_callbacks):
+    official_source_read(source_id=source.id)
+    with django_capture_on_commit_callbacks() as callbacks:
+        official_source_read(source_id=source.id, now=timezone.now() + timedelta(seconds=60))
+    assert callbacks == []  # no public_change(): the version (and the rendered pages) stay
+    source.refresh_from_db()
+    assert source.last_ok_at > source.indicator_since  # the read itself was recorded
+
+
 def test_an_acknowledged_fault_opens_an_official_incident_then_resolves_it(source, sandbox, official):
     Component.objects.create(name="Posting")
     component_map = {"Direct messages": "DMs"}
