@@ -98,9 +98,15 @@ def delivery_begin(*, task_id: str, task_name: str, queue: str, args: list, kwar
         return row
 
 
-def delivery_failed(*, task_id: str, error: BaseException) -> None:
+class TaskFailed(Exception):
+    """A task's failure as Celery may log it: its type and message, redacted and truncated."""
+
+
+def delivery_failed(*, task_id: str, error: BaseException) -> str:
+    """Keep a delivery's error (redacted, truncated) on its row; the text kept."""
     text = redact(f"{type(error).__name__}: {error}", secrets_known())[:ERROR_CHARS]
     TaskDelivery.objects.filter(task_id=task_id).update(last_error=text, last_seen_at=timezone.now())
+    return text
 
 
 def delivery_done(*, task_id: str) -> None:
@@ -180,7 +186,7 @@ class GuardedTask(Task):
             raise
         except Exception as exc:
             try:
-                delivery_failed(task_id=request.id, error=exc)
+                error = delivery_failed(task_id=request.id, error=exc)
                 if row.deliveries >= limit:
                     row.refresh_from_db()
                     delivery_set_aside(row=row)
@@ -189,7 +195,8 @@ class GuardedTask(Task):
                 raise exc from None
             log.warning("task %s %s failed on delivery %d of %d (%s); again in %d s", self.name, request.id,
                         row.deliveries, limit, type(exc).__name__, backoff_s(row.deliveries))
-            raise self.retry(exc=exc, countdown=backoff_s(row.deliveries), max_retries=None)
+            # Celery logs the retry's reason: the redacted text, never the exception as raised.
+            raise self.retry(exc=TaskFailed(error), countdown=backoff_s(row.deliveries), max_retries=None) from None
         try:
             delivery_done(task_id=request.id)
         except DB_DOWN:
