@@ -1,6 +1,7 @@
 """Poison messages against a real worker on the embedded broker: a task that kills its process or
 raises on every delivery is delivered a bounded number of times, then set aside as a dead letter,
-which on-call retries or discards from the dashboard."""
+which on-call retries or discards from the dashboard. The same worker, as it starts, stores a run
+left in the spool by an outage (it does not wait for the next run on the machine)."""
 from __future__ import annotations
 
 import sys
@@ -8,9 +9,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from probes.models import TaskDelivery
-from tests.conftest import PROBER_TOKEN
+from probes import spool
+from probes.models import Location, Run, TaskDelivery
+from probes.runner import run_payload
+from tests.conftest import PROBER_TOKEN, make_probe
 from tests.faults.processes import processes, wait_for  # noqa: F401 (fixture)
 
 MAX_DELIVERIES = 2
@@ -48,8 +52,17 @@ def test_a_poison_message_is_delivered_a_bounded_number_of_times_then_set_aside(
         platform, processes, tmp_path, staff_client):  # noqa: F811
     from tests.faults.poison_tasks import crash
 
+    # A run made while the database was down waits in the spool; nothing else runs on this machine.
+    placement = make_probe(platform, "post", [Location.objects.create(name="spooled")]).placements.get()
+    now = timezone.now()
+    left = run_payload(key=str(uuid.uuid4()), placement=placement, scheduled_for=now, started_at=now, latency_ms=5,
+                       failure=None, steps=[], evidence={}, cleanup="none", secrets=[])
+    spool.spool_write(left)
+
     queue = f"poison-{uuid.uuid4().hex[:6]}"
     worker = poison_worker(processes, queue)
+    wait_for(lambda: Run.objects.filter(key=left["key"]).exists(), timeout=30, what="the spool drained at start")
+    assert not spool.spool_pending()
 
     # The worker's pool process dies during every delivery: each is counted before the work starts.
     exits = tmp_path / "exits"
