@@ -2,6 +2,7 @@
 checked with a short timeout), the dead letters, the runs dropped and how late runs start."""
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -81,11 +82,12 @@ def dependencies(timeout: float = CHECK_TIMEOUT_S) -> list[Dependency]:
     return found
 
 
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
 def _no_urls(text: str) -> str:
-    for url in (settings.CELERY_BROKER_URL, settings.CACHE_URL):
-        if url and url in text:
-            text = text.replace(url, "[url]")
-    return text
+    """An error's words without any URL in them (a broker or cache URL may hold a password)."""
+    return _URL.sub("[url]", text)
 
 
 def bound_text(seconds: float | None) -> str:

@@ -84,6 +84,7 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contri
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "statuspage.security.ContentSecurityPolicyMiddleware",
+    "statuspage.fallback.LastGoodCopyMiddleware",  # the database down: pages from their last good copy
     "django.contrib.sessions.middleware.SessionMiddleware",
     "statuspage.i18n.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
