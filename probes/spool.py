@@ -7,8 +7,9 @@ key, written atomically), then waits for the database with backoff for `VIGIE_DB
 One process at a time (a file lock, so every process and thread on this machine) drains the spool,
 oldest run first: runs of one placement reach evaluation in the order they started, whatever order
 they finished waiting in. While the spool holds anything, a new run joins it instead of jumping
-ahead. A run still there after the budget stays on disk and is stored by the next run recorded on
-this machine. Storing is idempotent by run key, so a store that reached the database just before the
+ahead. A run still there after the budget stays on disk and is stored by this machine's workers (the
+drain loop below: when a worker starts, then every VIGIE_SPOOL_DRAIN_EVERY seconds) or by its next
+run, whichever comes first. Storing is idempotent by run key, so a store that reached the database just before the
 connection dropped is not stored twice.
 """
 from __future__ import annotations
