@@ -37,3 +37,15 @@ class NotificationsConfig(AppConfig):
 
         if not any(getattr(duty, "__name__", "") == "deliveries_retry" for duty in heartbeat.SILENT_DUTIES):
             heartbeat.SILENT_DUTIES.append(deliveries_retry)
+
+        from probes import deadletter
+
+        def notification_secrets() -> list[str]:
+            # Channel URLs (Apprise URLs hold tokens) and signing secrets: hidden from dead letters.
+            from notifications.models import Channel, Subscriber
+
+            found = [value for row in Channel.objects.values_list("url", "secret") for value in row if value]
+            return found + [secret for secret in Subscriber.objects.values_list("secret", flat=True) if secret]
+
+        if not any(getattr(source, "__name__", "") == "notification_secrets" for source in deadletter.SECRET_SOURCES):
+            deadletter.SECRET_SOURCES.append(notification_secrets)

@@ -78,10 +78,10 @@ def test_a_message_the_broker_expired_counts_its_runs(placement):
 def test_a_dead_letter_counts_the_runs_it_held(placement):
     now = timezone.now()
     row = TaskDelivery.objects.create(task_id="t", task_name=tasks.run_batch.name, deliveries=4,
-                                      args=[[[placement.id, str(uuid.uuid4()), now.isoformat()]]],
                                       first_seen_at=now, last_seen_at=now)
-    deadletter.delivery_set_aside(row=row, why="its worker died")
-    deadletter.delivery_set_aside(row=row, why="its worker died")  # once only
+    args = [[[placement.id, str(uuid.uuid4()), now.isoformat()]]]
+    deadletter.delivery_set_aside(row=row, args=args, kwargs={}, why="its worker died")
+    deadletter.delivery_set_aside(row=row, args=args, kwargs={}, why="its worker died")  # once only
     assert dropped(DropReason.DEAD_LETTER) == 1
     assert TaskDelivery.objects.get().state == TaskDelivery.State.DEAD
 
@@ -89,12 +89,13 @@ def test_a_dead_letter_counts_the_runs_it_held(placement):
 def test_arguments_holding_a_secret_are_redacted_and_not_retried(placement):
     Account.objects.create(platform=placement.probe.platform, role="prober", username="u",
                            token="a-platform-token-1234567890")
-    row = deadletter.delivery_begin(task_id="t", task_name="x", queue="q", args=[1, "a-platform-token-1234567890"],
-                                    kwargs={})
+    row = deadletter.delivery_begin(task_id="t", task_name="x", queue="q")
+    again = deadletter.delivery_begin(task_id="t", task_name="x", queue="q")
+    assert (row.deliveries, again.deliveries, again.id) == (1, 2, row.id)
+    deadletter.delivery_set_aside(row=again, args=[1, "a-platform-token-1234567890"], kwargs={})
+    row.refresh_from_db()
     assert "a-platform-token-1234567890" not in str(row.args) and not row.retryable
-    again = deadletter.delivery_begin(task_id="t", task_name="x", queue="q", args=[], kwargs={})
-    assert again.deliveries == 2 and again.id == row.id
-    TaskDelivery.objects.filter(id=row.id).update(state=TaskDelivery.State.DEAD)
+    assert row.state == TaskDelivery.State.DEAD
     assert deadletter.dead_letter_retry(row_id=row.id) is None  # never sent again with [redacted] in it
     assert TaskDelivery.objects.filter(id=row.id).exists()
     assert deadletter.dead_letter_discard(row_id=row.id)
@@ -118,3 +119,15 @@ def test_lateness_is_counted_once_per_run_stored_and_read_as_percentiles(placeme
     assert drops.lateness_percentile(histogram, 0.99) == 30.0
     assert drops.lateness_percentile(histogram, 1.0) == float("inf")
     assert drops.lateness_histogram(since=T0 + timedelta(hours=1)) == {}
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_error_hides_notification_secrets_too():
+    from notifications.models import Channel
+
+    Channel.objects.create(name="pager", kind="apprise", url="slack://TokenA-123456/TokenB-654321/TokenC-999999")
+    now = timezone.now()
+    TaskDelivery.objects.create(task_id="t", task_name="x", first_seen_at=now, last_seen_at=now)
+    text = deadletter.delivery_failed(task_id="t", error=RuntimeError(
+        "could not post to slack://TokenA-123456/TokenB-654321/TokenC-999999"))
+    assert "TokenB-654321" not in text and TaskDelivery.objects.get().last_error == text
