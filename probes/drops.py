@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # Upper bounds of the lateness histogram, in seconds; past the last one: the overflow bucket.
 LATENESS_BOUNDS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 OVERFLOW = len(LATENESS_BOUNDS_S)
+# Counts older than this are deleted (prune-old-runs): the dashboard reads a day, Prometheus keeps
+# its own history. A deletion lowers the exported counters, which Prometheus reads as a reset.
+FACTS_KEPT = timedelta(days=90)
 
 
 def hour_of(when: datetime) -> datetime:
@@ -115,3 +118,10 @@ def drops_recent(*, hours: int = 24, now: datetime | None = None) -> list[dict]:
     return list(DroppedRun.objects.filter(hour__gte=since)
                 .values("probe__slug", "location__name", "reason").annotate(n=Sum("count"))
                 .order_by("-n", "probe__slug", "location__name", "reason"))
+
+
+def facts_prune(*, now: datetime | None = None) -> int:
+    """Delete dropped-run and lateness counts older than FACTS_KEPT; how many rows went."""
+    cutoff = hour_of((now or timezone.now()) - FACTS_KEPT)
+    return (DroppedRun.objects.filter(hour__lt=cutoff).delete()[0]
+            + DispatchLateness.objects.filter(hour__lt=cutoff).delete()[0])

@@ -123,4 +123,5 @@ def cleanup_pending() -> int:
 @shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)
 def runs_prune() -> int:
     deliveries_prune()
+    drops.facts_prune()
     return retention.runs_prune()

@@ -131,3 +131,14 @@ def test_a_dead_letter_error_hides_notification_secrets_too():
     text = deadletter.delivery_failed(task_id="t", error=RuntimeError(
         "could not post to slack://TokenA-123456/TokenB-654321/TokenC-999999"))
     assert "TokenB-654321" not in text and TaskDelivery.objects.get().last_error == text
+
+
+def test_counts_older_than_what_is_kept_are_pruned(placement):
+    now = timezone.now()
+    old = now - drops.FACTS_KEPT - timedelta(hours=2)
+    drops.runs_dropped_add([(placement.probe_id, placement.location_id, DropReason.EXPIRED, old),
+                            (placement.probe_id, placement.location_id, DropReason.EXPIRED, now)])
+    drops.lateness_add([SimpleNamespace(location_id=placement.location_id, scheduled_for=old, started_at=old),
+                        SimpleNamespace(location_id=placement.location_id, scheduled_for=now, started_at=now)])
+    assert drops.facts_prune(now=now) == 2
+    assert dropped(DropReason.EXPIRED) == 1 and sum(drops.lateness_histogram().values()) == 1
