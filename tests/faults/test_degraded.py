@@ -9,9 +9,11 @@ import uuid
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from detection.simulation import demo_layout
 from notifications.models import Channel, Delivery, Event
+from probes.models import TaskDelivery
 from statuspage.publish import site_publish
 from tests.faults.processes import free_port, processes, redis_server_installed  # noqa: F401 (fixtures)
 
@@ -52,7 +54,7 @@ def test_with_redis_dead_pages_answer_and_forms_say_what_is_unavailable(processe
 
     processes.kill(redis)
 
-    for path in PUBLIC:
+    for path in PUBLIC + ["/subscribe/"]:
         assert requests.get(base + path, timeout=30).status_code == 200, path
     refused = subscriber.post(base + "/subscribe/", timeout=30, headers={"Referer": base + "/subscribe/"},
                               data={"csrfmiddlewaretoken": subscribe_token, "email": "someone@example.org"})
@@ -67,6 +69,16 @@ def test_with_redis_dead_pages_answer_and_forms_say_what_is_unavailable(processe
     assert "The broker is unavailable" in retried.text
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.PENDING  # due: sent once the broker is back
+
+    now = timezone.now()
+    letter = TaskDelivery.objects.create(task_id=str(uuid.uuid4()), task_name="notifications.tasks.deliver",
+                                         args=[delivery.id], deliveries=4, state=TaskDelivery.State.DEAD,
+                                         first_seen_at=now, last_seen_at=now, dead_at=now)
+    token = csrf_token(session, base + "/oncall/")
+    kept = session.post(base + f"/oncall/dead-letters/{letter.id}/retry", timeout=60, data={"csrfmiddlewaretoken": token},
+                        headers={"Referer": base + "/oncall/"})
+    assert kept.status_code == 200 and "The broker is unavailable: the dead letter is kept" in kept.text
+    assert TaskDelivery.objects.filter(id=letter.id).exists()
 
     dashboard = session.get(base + "/oncall/", timeout=30)
     assert dashboard.status_code == 200
