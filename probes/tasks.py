@@ -99,14 +99,14 @@ def runs_dropped(runs: list[list], reason: str) -> None:
     from probes.models import ProbeLocation
 
     try:
-        placements = dict(ProbeLocation.objects.filter(id__in=[r[0] for r in runs if isinstance(r[0], int)])
-                          .values_list("id", "probe_id"))
-        location_of = dict(ProbeLocation.objects.filter(id__in=placements).values_list("id", "location_id"))
+        placements = {placement_id: (probe_id, location_id) for placement_id, probe_id, location_id in
+                      ProbeLocation.objects.filter(id__in=[r[0] for r in runs if isinstance(r[0], int)])
+                      .values_list("id", "probe_id", "location_id")}
     except spool.DB_DOWN:
         spool.connection_reset()
         log.warning("could not count %d dropped run(s): database unreachable", len(runs))
         return
-    drops.runs_dropped_add((placements[p], location_of[p], reason, datetime.fromisoformat(slot))
+    drops.runs_dropped_add((*placements[p], reason, datetime.fromisoformat(slot))
                            for p, _, slot in runs if p in placements and slot)
 
 
