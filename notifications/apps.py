@@ -28,15 +28,6 @@ class NotificationsConfig(AppConfig):
                                      dispatch_uid="notify-maintenance")
         problem_changed.connect(guarded(domain.problem_notify), weak=False, dispatch_uid="notify-problem")
 
-        from detection import heartbeat
-
-        def deliveries_retry(now) -> None:
-            # While the scheduler is silent, its watchdog loop retries due notifications itself.
-            for delivery_id in domain.deliveries_due(now=now):
-                domain.delivery_send(delivery_id=delivery_id)
-
-        if not any(getattr(duty, "__name__", "") == "deliveries_retry" for duty in heartbeat.SILENT_DUTIES):
-            heartbeat.SILENT_DUTIES.append(deliveries_retry)
 
         from probes import deadletter
 
@@ -49,3 +40,13 @@ class NotificationsConfig(AppConfig):
 
         if not any(getattr(source, "__name__", "") == "notification_secrets" for source in deadletter.SECRET_SOURCES):
             deadletter.SECRET_SOURCES.append(notification_secrets)
+
+        from detection import heartbeat
+
+        def deliveries_retry(now) -> None:
+            # While the scheduler is silent, its watchdog loop retries due notifications itself.
+            for delivery_id in domain.deliveries_due(now=now):
+                domain.delivery_send(delivery_id=delivery_id)
+
+        if not any(getattr(duty, "__name__", "") == "deliveries_retry" for duty in heartbeat.SILENT_DUTIES):
+            heartbeat.SILENT_DUTIES.append(deliveries_retry)
