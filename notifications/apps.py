@@ -28,7 +28,6 @@ class NotificationsConfig(AppConfig):
                                      dispatch_uid="notify-maintenance")
         problem_changed.connect(guarded(domain.problem_notify), weak=False, dispatch_uid="notify-problem")
 
-
         from probes import deadletter
 
         def notification_secrets() -> list[str]:
