@@ -1,5 +1,5 @@
-"""Degraded dependencies degrade features, not pages: a real web server (gunicorn) with its Redis
-(broker and cache) killed, then with its database unreachable. Every public page still answers;
+"""Degraded dependencies degrade features, not pages: a real web server (gunicorn) with its cache's
+Redis killed, then its broker's, then another with its database unreachable. Every public page still answers;
 subscribing and the admin's "retry now" say what is unavailable; on-call sees which part is down."""
 from __future__ import annotations
 
@@ -36,31 +36,45 @@ def signed_in(base: str) -> requests.Session:
     return session
 
 
+def dependency_state(session: requests.Session, base: str) -> dict[str, str]:
+    page = session.get(base + "/oncall/", timeout=30)
+    assert page.status_code == 200
+    return dict(re.findall(r'<th scope="row">(database|cache|broker)</th>\s*<td[^>]*>(up|down)</td>', page.text))
+
+
 @pytest.mark.django_db(transaction=True)
-def test_with_redis_dead_pages_answer_and_forms_say_what_is_unavailable(processes, redis_server_installed):  # noqa: F811
+def test_with_the_cache_then_the_broker_dead_pages_answer_and_forms_say_what_is_unavailable(
+        processes, redis_server_installed):  # noqa: F811
     demo_layout(locations=["atlanta"])
     get_user_model().objects.create_user("oncall", password=PASSWORD, is_staff=True, is_superuser=True)
     channel = Channel.objects.create(name="pager", kind="webhook", url="https://pager.example/")
     delivery = Delivery.objects.create(event=Event.objects.create(key="k", kind="test"), channel=channel,
                                        status=Delivery.Status.FAILED)
-    redis, port = processes.redis()
-    web, base = processes.web(broker_url=f"redis://127.0.0.1:{port}/0", VIGIE_CACHE_URL=f"redis://127.0.0.1:{port}/1",
-                              VIGIE_PUBLIC_CACHE_SECONDS="30")
+    broker, broker_port = processes.redis()
+    cache, cache_port = processes.redis()
+    web, base = processes.web(broker_url=f"redis://127.0.0.1:{broker_port}/0",
+                              VIGIE_CACHE_URL=f"redis://127.0.0.1:{cache_port}/0", VIGIE_PUBLIC_CACHE_SECONDS="30")
     for path in PUBLIC:  # fills the cache while it is there
         assert requests.get(base + path, timeout=30).status_code == 200, path
     session = signed_in(base)
+    assert dependency_state(session, base) == {"database": "up", "cache": "up", "broker": "up"}
     subscriber = requests.Session()
     subscribe_token = csrf_token(subscriber, base + "/subscribe/")
 
-    processes.kill(redis)
-
+    # The cache dies: pages answer uncached; subscribing says it is unavailable.
+    processes.kill(cache)
     for path in PUBLIC + ["/subscribe/"]:
         assert requests.get(base + path, timeout=30).status_code == 200, path
     refused = subscriber.post(base + "/subscribe/", timeout=30, headers={"Referer": base + "/subscribe/"},
                               data={"csrfmiddlewaretoken": subscribe_token, "email": "someone@example.org"})
     assert refused.status_code == 503
     assert "Subscriptions are unavailable right now" in refused.text
+    assert dependency_state(session, base) == {"database": "up", "cache": "down", "broker": "up"}
 
+    # Then the broker: pages still answer; "retry now" and a dead letter's retry say it is unavailable.
+    processes.kill(broker)
+    for path in PUBLIC:
+        assert requests.get(base + path, timeout=30).status_code == 200, path
     token = csrf_token(session, base + "/admin/notifications/delivery/")
     retried = session.post(base + "/admin/notifications/delivery/", timeout=60,
                            headers={"Referer": base + "/admin/notifications/delivery/"},
@@ -80,10 +94,10 @@ def test_with_redis_dead_pages_answer_and_forms_say_what_is_unavailable(processe
     assert kept.status_code == 200 and "The broker is unavailable: the dead letter is kept" in kept.text
     assert TaskDelivery.objects.filter(id=letter.id).exists()
 
-    dashboard = session.get(base + "/oncall/", timeout=30)
-    assert dashboard.status_code == 200
-    assert "The cache is down" in dashboard.text and "The broker is down" in dashboard.text
-    assert "redis://" not in dashboard.text  # a URL may hold a password: never shown
+    assert dependency_state(session, base) == {"database": "up", "cache": "down", "broker": "down"}
+    dashboard = session.get(base + "/oncall/", timeout=30).text
+    assert "The cache is down" in dashboard and "The broker is down" in dashboard
+    assert "redis://" not in dashboard  # a URL may hold a password: never shown
 
 
 @pytest.mark.django_db(transaction=True)
