@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils import timezone
 
 from notifications.models import Channel, Delivery, Event, EventKind, Subscriber
@@ -100,7 +100,15 @@ class DeliveryAdmin(admin.ModelAdmin):
 
         ids = list(queryset.filter(status__in=[Delivery.Status.FAILED, Delivery.Status.PENDING])
                    .values_list("id", flat=True))
+        from kombu.exceptions import OperationalError as BrokerDown
+
         Delivery.objects.filter(id__in=ids).update(status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
-        for delivery_id in ids:
-            tasks.deliver.delay(delivery_id)
+        try:
+            for delivery_id in ids:
+                tasks.deliver.delay(delivery_id)
+        except BrokerDown:
+            # Due now in the database: deliver-due-notifications sends them once the broker is back.
+            self.message_user(request, f"The broker is unavailable: {len(ids)} deliveries are due and will be sent "
+                                       "when it is back.", level=messages.ERROR)
+            return
         self.message_user(request, f"{len(ids)} deliveries queued.")

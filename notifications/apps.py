@@ -28,6 +28,18 @@ class NotificationsConfig(AppConfig):
                                      dispatch_uid="notify-maintenance")
         problem_changed.connect(guarded(domain.problem_notify), weak=False, dispatch_uid="notify-problem")
 
+        from probes import deadletter
+
+        def notification_secrets() -> list[str]:
+            # Channel URLs (Apprise URLs hold tokens) and signing secrets: hidden from dead letters.
+            from notifications.models import Channel, Subscriber
+
+            found = [value for row in Channel.objects.values_list("url", "secret") for value in row if value]
+            return found + [secret for secret in Subscriber.objects.values_list("secret", flat=True) if secret]
+
+        if not any(getattr(source, "__name__", "") == "notification_secrets" for source in deadletter.SECRET_SOURCES):
+            deadletter.SECRET_SOURCES.append(notification_secrets)
+
         from detection import heartbeat
 
         def deliveries_retry(now) -> None:

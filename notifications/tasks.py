@@ -4,12 +4,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from notifications import domain
+from probes.deadletter import GuardedTask
 
 # A delivery's hard limit stays under domain.CLAIM, so a live sender is never presumed dead.
 DELIVER_LIMITS = {"time_limit": 60, "soft_time_limit": 45}
 
 
-@shared_task(ignore_result=True, acks_late=True, **DELIVER_LIMITS)
+# A delivery that crashes its worker every time is set aside as a dead letter (probes/deadletter.py).
+@shared_task(ignore_result=True, acks_late=True, base=GuardedTask, **DELIVER_LIMITS)
 def deliver(delivery_id: int) -> str:
     return domain.delivery_send(delivery_id=delivery_id)
 

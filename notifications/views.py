@@ -8,6 +8,8 @@ to addresses a stranger types in, so each client address may try it VIGIE_SUBSCR
 """
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +21,8 @@ from django.views.decorators.http import require_http_methods
 from notifications import domain
 from detection.models import Component
 from statuspage.security import client_ip, rate_limit_hit
+
+log = logging.getLogger(__name__)
 
 
 class SubscribeForm(forms.Form):
@@ -54,8 +58,15 @@ class SubscribeForm(forms.Form):
 def subscribe(request: HttpRequest) -> HttpResponse:
     form = SubscribeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
-        limit = rate_limit_hit(scope="subscribe", ident=client_ip(request), limit=settings.VIGIE_SUBSCRIBE_RATE,
-                               window_s=3600)
+        try:
+            limit = rate_limit_hit(scope="subscribe", ident=client_ip(request), limit=settings.VIGIE_SUBSCRIBE_RATE,
+                                   window_s=3600)
+        except Exception:  # the cache is down: without the rate limit, strangers could mail anyone at will
+            log.warning("subscription refused: the cache that rate-limits it is unreachable", exc_info=True)
+            form.add_error(None, _("Subscriptions are unavailable right now. Please try again later."))
+            response = render(request, "notifications/subscribe.html", {"form": form}, status=503)
+            response["Retry-After"] = "300"
+            return response
         if not limit.allowed:
             minutes = -(-limit.retry_after_s // 60)
             form.add_error(None, ngettext(

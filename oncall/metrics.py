@@ -111,6 +111,7 @@ class VigieCollector(Collector):
         yield from self._incidents()
         yield from self._own_problems()
         yield from self._official()
+        yield from _faults(labels, locations)  # issue 20
 
     def _runs(self, labels: Labeller) -> Iterator[Metric]:
         runs = CounterMetricFamily(
@@ -251,6 +252,52 @@ class VigieCollector(Collector):
                 waiting.add_metric([platform, public_id], max(0.0, (now - started_at).total_seconds()))
         yield acknowledged
         yield waiting
+
+
+# --- Vigie's own faults (issue 20): dead letters, dropped runs, dispatch lateness, dependencies --------
+
+def _faults(labels: Labeller, locations: dict[int, str]) -> Iterator[Metric]:
+    from oncall.faults import dependencies
+    from probes.drops import LATENESS_BOUNDS_S
+    from probes.models import DispatchLateness, DroppedRun, TaskDelivery
+
+    dead = GaugeMetricFamily("vigie_dead_letters", "Task messages set aside after too many deliveries, by task.",
+                             labels=["task"])
+    for task, n in (TaskDelivery.objects.filter(state=TaskDelivery.State.DEAD).values_list("task_name")
+                    .annotate(n=Count("id")).order_by("task_name")):
+        dead.add_metric([task], n)
+    yield dead
+    dropped = CounterMetricFamily(
+        "vigie_runs_dropped", "Runs due and not performed, by probe, location and reason (expired, "
+        "message_expired, skipped, dead_letter).", labels=[*PROBE_LABELS, "reason"])
+    for row in (DroppedRun.objects.values("probe_id", "location_id", "reason").annotate(n=Sum("count"))
+                .order_by("probe_id", "location_id", "reason")):
+        names = labels(row["probe_id"], row["location_id"])
+        if names:
+            dropped.add_metric([*names, row["reason"]], row["n"])
+    yield dropped
+    per_location: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for location_id, bucket, runs, total_ms in (DispatchLateness.objects.values_list("location_id", "bucket")
+                                                .annotate(runs=Sum("runs"), ms=Sum("total_ms")).order_by()):
+        per_location[location_id][bucket] = (runs, total_ms)
+    lateness = HistogramMetricFamily(
+        "vigie_dispatch_lateness_seconds", "How late runs started after their slot (start − slot), by location.",
+        labels=["location"])
+    for location_id, buckets in sorted(per_location.items()):
+        if location_id not in locations:
+            continue
+        cumulative, seen = [], 0
+        for index, bound in enumerate(LATENESS_BOUNDS_S):
+            seen += buckets.get(index, (0, 0))[0]
+            cumulative.append((floatToGoString(bound), seen))
+        cumulative.append(("+Inf", sum(runs for runs, _ in buckets.values())))
+        lateness.add_metric([locations[location_id]], cumulative, sum(ms for _, ms in buckets.values()) / 1000)
+    yield lateness
+    up = GaugeMetricFamily("vigie_dependency_up", "1 when the dependency answered a check within 2 s, else 0.",
+                           labels=["dependency"])
+    for dependency in dependencies():
+        up.add_metric([dependency.name], 1 if dependency.up else 0)
+    yield up
 
 
 # Only Vigie's collector: the client's default process and GC metrics would describe whichever web

@@ -18,4 +18,6 @@ urlpatterns = [
     path("incidents/<str:public_id>/impact", views.incident_impact, name="incident-impact"),
     path("incidents/<str:public_id>/postmortem", views.incident_postmortem, name="incident-postmortem"),
     path("maintenances", views.maintenance_create, name="maintenance-create"),
+    path("dead-letters/<int:letter_id>/retry", views.dead_letter_retry, name="dead-letter-retry"),
+    path("dead-letters/<int:letter_id>/discard", views.dead_letter_discard, name="dead-letter-discard"),
 ]

@@ -17,7 +17,9 @@ from django.views.decorators.http import require_POST, require_safe
 from detection import evaluation
 from detection.incidents import incident_set_impact, incident_set_status, incident_write_postmortem
 from detection.models import Incident, IncidentStatus
-from oncall import selectors
+from oncall import faults, selectors
+from probes import deadletter
+from probes.models import TaskDelivery
 from oncall.forms import ImpactForm, IncidentUpdateForm, MaintenanceForm, PostmortemForm, ResolveForm
 
 FRAGMENTS = {"matrix": "oncall/_matrix.html", "incidents": "oncall/_incidents.html"}
@@ -65,6 +67,7 @@ def _dashboard(request: HttpRequest, *, maintenance_form: MaintenanceForm | None
         "stats": selectors.component_stats(now),
         "stats_days": selectors.STATS_DAYS,
         "now": now,
+        **faults.context(now),  # issue 20: dependencies, dead letters, dropped runs, lateness
     }, status=status)
 
 
@@ -174,4 +177,34 @@ def maintenance_create(request: HttpRequest) -> HttpResponse:
     maintenance = form.save()
     evaluation.maintenance_refresh(maintenance=maintenance)
     messages.success(request, f"Maintenance “{maintenance.title}” scheduled.")
+    return _back()
+
+
+# --- Dead letters (issue 20): on-call sends a poison message again, or throws it away -----------------
+
+@require_POST
+@staff_only
+def dead_letter_retry(request: HttpRequest, letter_id: int) -> HttpResponse:
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    get_object_or_404(TaskDelivery, id=letter_id, state=TaskDelivery.State.DEAD)
+    try:
+        task_id = deadletter.dead_letter_retry(row_id=letter_id)
+    except BrokerDown:
+        messages.error(request, "The broker is unavailable: the dead letter is kept; retry once it is back.")
+        return _back()
+    if task_id is None:
+        messages.error(request, "This dead letter's arguments were redacted: it cannot be sent again.")
+    else:
+        messages.success(request, f"Dead letter sent again as task {task_id}.")
+    return _back()
+
+
+@require_POST
+@staff_only
+def dead_letter_discard(request: HttpRequest, letter_id: int) -> HttpResponse:
+    if deadletter.dead_letter_discard(row_id=letter_id):
+        messages.success(request, "Dead letter discarded.")
+    else:
+        messages.error(request, "No such dead letter (discarded or retried already).")
     return _back()

@@ -15,7 +15,8 @@ from typing import Callable, NamedTuple
 from django.db import connection
 from django.utils import timezone
 
-from probes.models import Heartbeat, ProbeLocation
+from probes import drops
+from probes.models import DropReason, Heartbeat, ProbeLocation
 
 
 class Due(NamedTuple):
@@ -73,15 +74,22 @@ def dispatch_due(*, enqueue: Enqueue, now: datetime | None = None, limit: int = 
             .only("id", "next_run_at", "probe__interval_s", "probe__timeout_s", "location__name")
             .order_by("next_run_at")[:limit]
         )
-        claims = []
+        claims, skipped = [], {}
         for placement in due:
             interval = timedelta(seconds=placement.probe.interval_s)
             slot = placement.next_run_at
             if now - slot >= interval:
-                slot += interval * ((now - slot) // interval)
+                skipped[placement.id] = (now - slot) // interval
+                slot += interval * skipped[placement.id]
             claims.append((placement, slot, next_slot(slot, interval, now)))
         won = _claim([(p.id, p.next_run_at, following) for p, _, following in claims])
         runs = [Due(placement, str(uuid.uuid4()), slot) for placement, slot, _ in claims if placement.id in won]
+        # The slots jumped over are runs that will never happen: a fact (probes.drops), per slot.
+        drops.runs_dropped_add(
+            (placement.probe_id, placement.location_id, DropReason.SKIPPED, slot, n)
+            for placement, _, _ in claims if placement.id in won and skipped.get(placement.id)
+            for slot, n in drops.slots_by_hour(placement.next_run_at, timedelta(seconds=placement.probe.interval_s),
+                                               skipped[placement.id]))
         if runs:
             enqueue(runs)
             sent += len(runs)

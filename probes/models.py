@@ -344,3 +344,7 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+# What did not go as planned (dropped runs, dispatch lateness, dead letters): their own module.
+from probes.losses import DispatchLateness, DropReason, DroppedRun, TaskDelivery  # noqa: E402,F401

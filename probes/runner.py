@@ -12,13 +12,13 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from probes import inflight, recorder, spool
+from probes import drops, inflight, recorder, spool
 from platforms.adapters import UnknownAdapter, adapter_class
 from platforms.adapters.base import BaseAdapter, CreatedArtifact, Credentials, RunContext
 from platforms.crypto import UNREADABLE
 from platforms.errors import ProbeError
 from platforms.http import HttpSeam, redact, shared_session
-from probes.models import Account, Artifact, FailureClass, Outcome, Platform, ProbeLocation, Run, url_origin
+from probes.models import Account, Artifact, DropReason, FailureClass, Outcome, Platform, ProbeLocation, Run, url_origin
 
 log = logging.getLogger(__name__)
 VERSION = "0.1"
@@ -103,7 +103,7 @@ def runs_execute(runs: list[tuple[int, str, datetime]]) -> list[Run]:
     # A redelivered message may have runs in this machine's spool, performed already; one look at
     # the spool's folder spares every run its own when it is empty, as it nearly always is.
     perform = _perform_unless_spooled if spool.spool_pending() else _perform
-    jobs = []
+    jobs, expired = [], []
     for placement_id, key, at in pending:
         placement = placements.get(placement_id)
         if placement is None:
@@ -112,9 +112,11 @@ def runs_execute(runs: list[tuple[int, str, datetime]]) -> list[Run]:
         if now >= at + timedelta(seconds=placement.probe.interval_s):
             log.warning("run %s of placement %s (scheduled for %s) expired before a worker could run it; not run",
                         key, placement_id, at.isoformat())
+            expired.append((placement.probe_id, placement.location_id, DropReason.EXPIRED, at))
             continue
         jobs.append(functools.partial(perform, placement=placement,
                                       accounts=accounts[placement.probe.platform_id], run_key=key, scheduled_for=at))
+    drops.runs_dropped_add(expired)  # a fact, counted per probe and reason
     # The threads are free for other runs once theirs is performed; the runs are stored together.
     done = inflight.perform_all(jobs)
     stored = iter(recorder.store_all([outcome for outcome in done if isinstance(outcome, dict)]))

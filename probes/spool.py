@@ -7,8 +7,9 @@ key, written atomically), then waits for the database with backoff for `VIGIE_DB
 One process at a time (a file lock, so every process and thread on this machine) drains the spool,
 oldest run first: runs of one placement reach evaluation in the order they started, whatever order
 they finished waiting in. While the spool holds anything, a new run joins it instead of jumping
-ahead. A run still there after the budget stays on disk and is stored by the next run recorded on
-this machine. Storing is idempotent by run key, so a store that reached the database just before the
+ahead. A run still there after the budget stays on disk and is stored by this machine's workers (the
+drain loop below: when a worker starts, then every VIGIE_SPOOL_DRAIN_EVERY seconds) or by its next
+run, whichever comes first. Storing is idempotent by run key, so a store that reached the database just before the
 connection dropped is not stored twice.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -29,6 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.dispatch import Signal
 
+from probes import drops
 from probes.models import Artifact, Run
 
 # Sent inside the transaction that stores new runs, with `runs`: detection evaluates them there
@@ -136,6 +139,7 @@ def runs_store(payloads: list[dict]) -> list[Run]:
         stored = {_key(r.key): r for r in Run.objects.filter(key__in=[key(p) for p in unique])}
         new = [p for p in unique if key(p) not in stored]
         runs = Run.objects.bulk_create([Run(**_fields(p)) for p in new])
+        drops.lateness_add(runs)  # how late each started after its slot (probes.drops)
         for payload in new:
             for state in payload.get("artifacts", ()):
                 artifact_restore(run_key=payload["key"], state=state)
@@ -300,3 +304,52 @@ def spooled_run(key: str) -> Run | None:
     if payload is None:
         return None
     return spool_wait(payload, deadline=time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS)
+
+
+# --- draining at worker start and on a timer -------------------------------------------------------
+
+class DrainLoop(threading.Thread):
+    """A worker's main process drains its machine's spool when it starts, then every
+    VIGIE_SPOOL_DRAIN_EVERY seconds while runs wait there: runs spooled during an outage are
+    stored without waiting for the next run on this machine. A spool is local to its machine, so
+    this is done by every worker rather than by a task that any one worker would take."""
+
+    def __init__(self) -> None:
+        super().__init__(name="vigie-spool-drain", daemon=True)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        every = settings.VIGIE_SPOOL_DRAIN_EVERY
+        while True:
+            try:
+                if spool_pending():
+                    stored = spool_drain(deadline=time.monotonic() + every)
+                    if stored:
+                        log.info("stored %d spooled run(s)", stored)
+            except Exception:  # the loop outlives anything one pass meets
+                log.exception("draining the spool failed")
+                connection_reset()
+            if self._stop_event.wait(every):
+                connection_reset()
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+_drain_loop: DrainLoop | None = None
+
+
+def drain_loop_start() -> DrainLoop:
+    global _drain_loop
+    if _drain_loop is None or not _drain_loop.is_alive():
+        _drain_loop = DrainLoop()
+        _drain_loop.start()
+    return _drain_loop
+
+
+def drain_loop_stop() -> None:
+    global _drain_loop
+    if _drain_loop is not None:
+        _drain_loop.stop()
+        _drain_loop = None

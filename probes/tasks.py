@@ -9,7 +9,9 @@ from celery import shared_task, signals
 from django.conf import settings
 from django.dispatch import Signal
 
-from probes import dispatch, retention, runner
+from probes import dispatch, drops, retention, runner, spool
+from probes.deadletter import ON_DEAD, GuardedTask, deliveries_prune
+from probes.losses import DropReason
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def dispatch_due() -> int:
     return sent
 
 
-@shared_task(ignore_result=True, acks_late=True, time_limit=200 + settings.VIGIE_DB_RETRY_SECONDS,
+@shared_task(ignore_result=True, acks_late=True, base=GuardedTask, time_limit=200 + settings.VIGIE_DB_RETRY_SECONDS,
              soft_time_limit=190 + settings.VIGIE_DB_RETRY_SECONDS)
 def run_probe(placement_id: int, run_key: str, scheduled_for: str) -> str:
     """One run alone: what the dispatcher sent before run_batch (messages queued across an upgrade)."""
@@ -66,7 +68,7 @@ def run_probe(placement_id: int, run_key: str, scheduled_for: str) -> str:
     return f"{run.outcome} {run.failure_class}".strip()
 
 
-@shared_task(ignore_result=True, acks_late=True, time_limit=200 + settings.VIGIE_DB_RETRY_SECONDS,
+@shared_task(ignore_result=True, acks_late=True, base=GuardedTask, time_limit=200 + settings.VIGIE_DB_RETRY_SECONDS,
              soft_time_limit=190 + settings.VIGIE_DB_RETRY_SECONDS)
 def run_batch(runs: list[list]) -> str:
     """The runs of one location due at one moment: [[placement id, run key, slot], …]."""
@@ -84,10 +86,33 @@ def run_expired(sender=None, request=None, expired: bool = False, **_) -> None:
         return
     args = list(getattr(request, "args", None) or [])
     runs = (args[0] if args and isinstance(args[0], list) else []) if name == run_batch.name else [args]
-    for placement_id, key, slot in ((list(run) + [None, None, None])[:3] for run in runs):
+    runs = [(list(run) + [None, None, None])[:3] for run in runs]
+    for placement_id, key, slot in runs:
         log.warning("run %s of placement %s (scheduled for %s) expired before a worker could run it; "
                     "not run. Its worker may have died: anything it created is cleaned by cleanup_pending",
                     key, placement_id, slot)
+    runs_dropped(runs, DropReason.MESSAGE_EXPIRED)
+
+
+def runs_dropped(runs: list[list], reason: str) -> None:
+    """Count runs of a message not performed ([placement id, run key, slot] each): a fact, per probe."""
+    from probes.models import ProbeLocation
+
+    try:
+        placements = {placement_id: (probe_id, location_id) for placement_id, probe_id, location_id in
+                      ProbeLocation.objects.filter(id__in=[r[0] for r in runs if isinstance(r[0], int)])
+                      .values_list("id", "probe_id", "location_id")}
+    except spool.DB_DOWN:
+        spool.connection_reset()
+        log.warning("could not count %d dropped run(s): database unreachable", len(runs))
+        return
+    drops.runs_dropped_add((*placements[p], reason, datetime.fromisoformat(slot))
+                           for p, _, slot in runs if p in placements and slot)
+
+
+# What a dead letter held, counted as dropped runs (probes.deadletter.ON_DEAD).
+ON_DEAD[run_batch.name] = lambda args, kwargs: runs_dropped(list(args[0]) if args else [], DropReason.DEAD_LETTER)
+ON_DEAD[run_probe.name] = lambda args, kwargs: runs_dropped([list(args)], DropReason.DEAD_LETTER)
 
 
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
@@ -97,4 +122,6 @@ def cleanup_pending() -> int:
 
 @shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)
 def runs_prune() -> int:
+    deliveries_prune()
+    drops.facts_prune()
     return retention.runs_prune()

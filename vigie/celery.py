@@ -30,6 +30,22 @@ def _watchdog_stop(**_) -> None:
     loop_stop()
 
 
+# --- Faults (issue 20): the spool drains when a worker starts, and on a timer -----------------------
+@worker_ready.connect
+def _spool_drain_start(**_) -> None:
+    from probes.spool import drain_loop_start
+
+    drain_loop_start()
+
+
+@worker_shutdown.connect
+def _spool_drain_stop(**_) -> None:
+    from probes.spool import drain_loop_stop
+
+    drain_loop_stop()
+# --- end of faults ---------------------------------------------------------------------------------
+
+
 @worker_init.connect
 def _batching_start(**_) -> None:
     # A worker performs the runs of a message side by side (probes.inflight) and stores the runs

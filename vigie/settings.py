@@ -84,6 +84,7 @@ AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contri
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "statuspage.security.ContentSecurityPolicyMiddleware",
+    "statuspage.fallback.LastGoodCopyMiddleware",  # the database down: pages from their last good copy
     "django.contrib.sessions.middleware.SessionMiddleware",
     "statuspage.i18n.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -241,6 +242,14 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 10.0},
     },
 }
+
+# --- Faults (issue 20): poison messages, the spool's timer -------------------------------------
+# A task message acknowledged late is delivered at most this many times (a worker killed mid-task
+# counts as a delivery), then set aside as a dead letter for on-call (probes/deadletter.py).
+VIGIE_TASK_MAX_DELIVERIES = env_int("VIGIE_TASK_MAX_DELIVERIES", 3, minimum=1, maximum=100)
+# Each worker drains its machine's spool when it starts and then this often (a spool is local to a
+# machine, so a beat task, taken by whichever worker, could not reach every machine's).
+VIGIE_SPOOL_DRAIN_EVERY = env_int("VIGIE_SPOOL_DRAIN_EVERY", 30, minimum=1, maximum=3600)
 
 # --- Cache of the public site ------------------------------------------------------------------
 # Shared by every process: the workers announce changes, the web processes serve. Embedded: files

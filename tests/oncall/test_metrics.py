@@ -287,6 +287,7 @@ def _queries(node) -> list[str]:
 def test_the_grafana_dashboard_reads_only_metrics_that_are_exposed(client, token, recorded):
     dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
     OwnProblem.objects.create(kind=OwnProblem.Kind.STALE_LOCATION, subject="atlanta")
+    faults_planted()
     exposed = {name for name, _ in scrape(client)}
     queries = _queries(dashboard)
     assert len(queries) >= 8 and all(q.strip() for q in queries)
@@ -321,3 +322,28 @@ def test_what_platforms_declare_and_their_time_to_acknowledge_are_exposed(client
                     (("incident", acked.public_id), ("platform", "sandbox")))] == 47 * 60
     assert samples[("vigie_official_unacknowledged_seconds",
                     (("incident", open_one.public_id), ("platform", "sandbox")))] == 81 * 60
+# --- Vigie's own faults (issue 20) ------------------------------------------------------------------
+
+def faults_planted() -> None:
+    """A dropped run and a dead letter, so that their families have series."""
+    from probes.drops import runs_dropped_add
+    from probes.models import Location, Probe, TaskDelivery
+
+    now = datetime.now(dt_timezone.utc)
+    runs_dropped_add([(Probe.objects.first().id, Location.objects.first().id, "expired", now)])
+    TaskDelivery.objects.create(task_id="t-1", task_name="probes.tasks.run_batch", deliveries=4,
+                                state=TaskDelivery.State.DEAD, first_seen_at=now, last_seen_at=now, dead_at=now)
+
+
+def test_it_exports_dropped_runs_dead_letters_lateness_and_dependencies(client, token, recorded):
+    from probes.models import Run
+
+    faults_planted()
+    text = client.get("/metrics", **BEARER).content.decode()
+    assert 'vigie_dead_letters{task="probes.tasks.run_batch"} 1.0' in text
+    assert 'reason="expired"} 1.0' in text
+    assert 'vigie_dependency_up{dependency="database"} 1.0' in text
+    assert 'vigie_dependency_up{dependency="cache"} 1.0' in text
+    runs = Run.objects.count()  # each counted once as it was stored (probes.spool.runs_store)
+    counts = re.findall(r'vigie_dispatch_lateness_seconds_count\{location="[^"]+"\} ([0-9.]+)', text)
+    assert sum(float(c) for c in counts) == runs > 0
