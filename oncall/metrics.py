@@ -28,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 
 from detection.evaluation import is_stale
 from detection.models import ComponentStatus, Impact, Incident, OwnProblem
+from probes.lease import lease_leader
 from probes.models import Location, Probe, ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_upper_ms
 from statuspage import selectors
@@ -109,6 +110,7 @@ class VigieCollector(Collector):
         yield from self._components()
         yield from self._incidents()
         yield from self._own_problems()
+        yield from self._scheduler()
 
     def _runs(self, labels: Labeller) -> Iterator[Metric]:
         runs = CounterMetricFamily(
@@ -204,6 +206,14 @@ class VigieCollector(Collector):
                                    "probe budget), by kind.", labels=["kind"])
         for kind in OwnProblem.Kind.values:
             family.add_metric([kind], counts.get(kind, 0))
+        yield family
+
+    def _scheduler(self) -> Iterator[Metric]:
+        leader = lease_leader()
+        family = GaugeMetricFamily("vigie_scheduler_leader", "The scheduler (celery beat) holding the scheduler "
+                                   "lease, by holder (machine:pid:nonce): 1 while one leads; 0 with holder=\"\" "
+                                   "when none does.", labels=["holder"])
+        family.add_metric([leader.holder if leader else ""], 1 if leader else 0)
         yield family
 
 

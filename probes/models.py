@@ -344,3 +344,17 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SchedulerLease(models.Model):
+    """Which scheduler (celery beat process) may schedule: the one named by `holder` until
+    `expires_at`. Taken and renewed by a conditional UPDATE (probes.lease), against the database's
+    clock, so two schedulers on two machines never both hold it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    holder = models.CharField(max_length=200)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
