@@ -42,7 +42,7 @@ bench: $(VENV)/.installed
 
 # The chaos run (issue 20, docs/chaos.md): its own PostgreSQL cluster and Redis on random ports, two
 # locations' workers, two schedulers and two web processes; feb-2023 then a DM-only outage while a
-# worker, PostgreSQL, Redis and the leading scheduler are broken; prints the truth table. About 13
+# worker, PostgreSQL, Redis and the leading scheduler are broken; prints the truth table. About 15
 # minutes; `make chaos CHAOS_ARGS="--scale 0.15"` is the CI size (about 2.5 minutes).
 chaos: $(VENV)/.installed
 	env -u DATABASE_URL -u CELERY_BROKER_URL -u VIGIE_CACHE_URL $(PY) bench/chaos.py $(CHAOS_ARGS)

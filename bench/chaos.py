@@ -1,7 +1,7 @@
 """The chaos run (issue 20): a known scenario on a PostgreSQL + Redis stack with two locations, while
 its own parts are broken, then a truth oracle comparing what Vigie said with what was injected.
 
-    .venv/bin/python bench/chaos.py --scale 1      # full scale, about 13 minutes (make chaos)
+    .venv/bin/python bench/chaos.py --scale 1      # full scale, about 15 minutes (make chaos)
     .venv/bin/python bench/chaos.py --scale 0.15   # the CI size, about 2 minutes
 
 Everything it starts is its own, on random ports, in a temporary folder, and stopped at the end:
