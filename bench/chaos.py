@@ -336,7 +336,11 @@ def main() -> int:
         if args.keep:
             say(f"kept {root}")
         else:
-            shutil.rmtree(root, ignore_errors=True)
+            for _ in range(5):  # a server's last child may still be writing its files for a moment
+                shutil.rmtree(root, ignore_errors=True)
+                if not root.exists():
+                    break
+                time.sleep(1)
 
 
 class Chaos:
