@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install clean messages bench screenshots
+.PHONY: run test install clean messages bench screenshots chaos
 
 # requirements.txt is what Vigie needs to run (all a production image installs); requirements-test.txt
 # adds the test tools. `make run` installs the first only, `make test` both.
@@ -39,6 +39,13 @@ test: $(VENV)/.installed
 # minutes. `make bench BENCH_ARGS=--quick` for a smoke run; `--help` lists every knob.
 bench: $(VENV)/.installed
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The chaos run (issue 20, docs/chaos.md): its own PostgreSQL cluster and Redis on random ports, two
+# locations' workers, two schedulers and two web processes; feb-2023 then a DM-only outage while a
+# worker, PostgreSQL, Redis and the leading scheduler are broken; prints the truth table. About 15
+# minutes; `make chaos CHAOS_ARGS="--scale 0.15"` is the CI size (about 2.5 minutes).
+chaos: $(VENV)/.installed
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u VIGIE_CACHE_URL $(PY) bench/chaos.py $(CHAOS_ARGS)
 
 # The pictures in docs/screenshots/ (linked from docs/screenshots.md), from a throwaway site with an
 # outage under way, taken by headless Chromium at desktop and phone widths; about 10 seconds.

@@ -28,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 
 from detection.evaluation import is_stale
 from detection.models import ComponentStatus, Impact, Incident, OwnProblem
+from probes.lease import lease_leader
 from probes.models import Location, Probe, ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_upper_ms
 from official.models import IncidentAcknowledgement, Indicator, OfficialSource
@@ -112,6 +113,7 @@ class VigieCollector(Collector):
         yield from self._own_problems()
         yield from self._official()
         yield from _faults(labels, locations)  # issue 20
+        yield from self._scheduler()
 
     def _runs(self, labels: Labeller) -> Iterator[Metric]:
         runs = CounterMetricFamily(
@@ -252,6 +254,14 @@ class VigieCollector(Collector):
                 waiting.add_metric([platform, public_id], max(0.0, (now - started_at).total_seconds()))
         yield acknowledged
         yield waiting
+
+    def _scheduler(self) -> Iterator[Metric]:
+        leader = lease_leader()
+        family = GaugeMetricFamily("vigie_scheduler_leader", "The scheduler (celery beat) holding the scheduler "
+                                   "lease, by holder (machine:pid:nonce): 1 while one leads; 0 with holder=\"\" "
+                                   "when none does.", labels=["holder"])
+        family.add_metric([leader.holder if leader else ""], 1 if leader else 0)
+        yield family
 
 
 # --- Vigie's own faults (issue 20): dead letters, dropped runs, dispatch lateness, dependencies --------

@@ -21,6 +21,7 @@ from oncall import faults, selectors
 from probes import deadletter
 from probes.models import TaskDelivery
 from oncall.forms import ImpactForm, IncidentUpdateForm, MaintenanceForm, PostmortemForm, ResolveForm
+from probes.lease import lease_leader
 
 FRAGMENTS = {"matrix": "oncall/_matrix.html", "incidents": "oncall/_incidents.html"}
 SCRIPT = "oncall/oncall.js"
@@ -62,6 +63,7 @@ def _dashboard(request: HttpRequest, *, maintenance_form: MaintenanceForm | None
         **_incidents_context(now),
         "usage": selectors.write_usage(now),
         "own_problems": selectors.own_problems(),
+        "scheduler_leader": lease_leader(),
         "maintenances": selectors.maintenances(now),
         "maintenance_form": maintenance_form or MaintenanceForm(),
         "stats": selectors.component_stats(now),

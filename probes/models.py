@@ -346,5 +346,19 @@ class Heartbeat(models.Model):
         return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"
 
 
+class SchedulerLease(models.Model):
+    """Which scheduler (celery beat process) may schedule: the one named by `holder` until
+    `expires_at`. Taken and renewed by a conditional UPDATE (probes.lease), against the database's
+    clock, so two schedulers on two machines never both hold it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    holder = models.CharField(max_length=200)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
 # What did not go as planned (dropped runs, dispatch lateness, dead letters): their own module.
 from probes.losses import DispatchLateness, DropReason, DroppedRun, TaskDelivery  # noqa: E402,F401

@@ -213,6 +213,11 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_TIMEZONE = "UTC"
 DISPATCH_EVERY_SECONDS = env_int("VIGIE_DISPATCH_EVERY", 2, minimum=1, maximum=60)
+# Several `celery -A vigie beat` may run (two machines): only the holder of the scheduler lease
+# schedules, the others take over when it dies (probes/lease.py, vigie/beat.py). A renewal holds it
+# this long; standbys poll four times as often, so a dead leader is replaced within two intervals.
+CELERY_BEAT_SCHEDULER = "vigie.beat:LeasedScheduler"
+SCHEDULER_LEASE_SECONDS = env_int("VIGIE_SCHEDULER_LEASE_MS", DISPATCH_EVERY_SECONDS * 1250, minimum=200) / 1000
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-probes": {
         "task": "probes.tasks.dispatch_due",
