@@ -43,6 +43,7 @@ CLASS_FAMILIES = {
     FailureClass.READ_ONLY: "refused", FailureClass.QUOTA_EXCEEDED: "refused", FailureClass.RATE_LIMITED: "refused",
     FailureClass.AUTH: "refused_account", FailureClass.REJECTED: "refused_account",
     FailureClass.INVARIANT: "wrong", FailureClass.UNEXPECTED: "wrong", FailureClass.BAD_RESPONSE: "wrong",
+    FailureClass.NOT_DELIVERED: "undelivered",
 }
 
 

@@ -34,6 +34,7 @@ CLASS_WORDS = {
     FailureClass.READ_ONLY: "writes refused, reads work", FailureClass.AUTH: "the test account is refused",
     FailureClass.REJECTED: "requests rejected", FailureClass.INVARIANT: "wrong results accepted",
     FailureClass.UNEXPECTED: "unexpected responses", FailureClass.BAD_RESPONSE: "malformed responses",
+    FailureClass.NOT_DELIVERED: "new posts not reaching followers",
 }
 
 
@@ -111,6 +112,9 @@ def incident_title_text(platform: Platform, components: list[Component], failing
                                                 "quota": dominant == FailureClass.QUOTA_EXCEEDED}}
     if actions == {Action.LIMITS} and dominant == FailureClass.INVARIANT:
         return {"key": "limit_not_enforced", "params": {}}
+    if actions == {Action.DELIVERY} and dominant == FailureClass.NOT_DELIVERED:
+        # Posts accepted, nobody sees them: what users feel, not which probe saw it.
+        return {"key": "not_delivered", "params": {}}
     every = Component.objects.filter(probes__platform=platform, probes__enabled=True).distinct().count()
     worst = max((c.status for c in components), key=lambda s: SEVERITY.get(s, 0), default=ComponentStatus.PARTIAL)
     locations = sorted({p.location.name for p in failing})

@@ -55,6 +55,11 @@ SCENARIOS: dict[str, Scenario] = {
         "overlong-accepted", "the platform accepts posts over its character limit for 5 minutes",
         warmup_s=120, fault_s=5 * 60, faults=[Fault("accept_overlong", Action.POST)],
         expect="an incident titled “Character limit not enforced”"),
+    "fanout-stalled": Scenario(
+        "fanout-stalled", "the fan-out worker stops for 10 minutes: posts accepted, never in followers' timelines",
+        warmup_s=120, fault_s=10 * 60, faults=[Fault("fanout_stalled", Action.POST)],
+        expect="one incident on Post delivery, class not_delivered, titled “New posts not reaching followers”; "
+               "the other components operational"),
 }
 
 
@@ -78,7 +83,8 @@ def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout
     """What the sandbox would answer a run of `action` at `location` under `faults`:
     (failure class or "", latency in ms). Mirrors the sandbox's precedence; the limits probe's
     over-long post is a (followers-only) post, so post-scoped faults reach it."""
-    scope = Action.POST if action == Action.LIMITS else action
+    # The limits probe's over-long post and the delivery probe's post are posts: post-scoped faults reach them.
+    scope = Action.POST if action in (Action.LIMITS, Action.DELIVERY) else action
     kinds = {f.kind for f in faults if f.action in (scope, "*") and f.location in (None, location)}
     latency = base_latency_ms + max([int(k.split(":")[1]) for k in kinds if k.startswith("slow:")] or [0])
     if latency > timeout_ms:
@@ -91,9 +97,11 @@ def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout
         if kinds & {"read_only", "quota_exceeded"}:
             return "", latency  # refused anyway: the limit held, untested
         return (FailureClass.INVARIANT if "accept_overlong" in kinds else ""), latency
+    if action == Action.DELIVERY and "fanout_stalled" in kinds and not kinds & {"read_only", "quota_exceeded"}:
+        return FailureClass.NOT_DELIVERED, latency
     if "read_only" in kinds and action != Action.READ:
         return FailureClass.READ_ONLY, latency
-    if "quota_exceeded" in kinds and action in WRITES:
+    if "quota_exceeded" in kinds and action in (*WRITES, Action.DELIVERY):
         return FailureClass.QUOTA_EXCEEDED, latency
     return "", latency
 

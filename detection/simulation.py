@@ -71,8 +71,10 @@ DEMO_COMPONENTS = {"post": "Posting", "repost": "Reposting", "follow": "Followin
                    "read": "Timeline", "limits": "Post length limit"}
 
 
-def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datetime | None = None):
-    """The demo's shape in the database: one platform, a probe and a component per action."""
+def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datetime | None = None,
+                delivery: bool = False):
+    """The demo's shape in the database: one platform, a probe and a component per action (and,
+    with `delivery`, the delivery probe's "Post delivery")."""
     from django.utils import timezone
 
     from detection.models import Component
@@ -81,7 +83,8 @@ def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datet
     created_at = created_at or timezone.now() - timedelta(days=1)
     platform = Platform.objects.create(name="Sandbox", slug="sandbox", kind="sandbox", base_url="http://127.0.0.1:9")
     places = [Location.objects.create(name=name) for name in locations]
-    for position, (action, name) in enumerate(DEMO_COMPONENTS.items()):
+    shown = {**DEMO_COMPONENTS, **({"delivery": "Post delivery"} if delivery else {})}
+    for position, (action, name) in enumerate(shown.items()):
         probe = Probe.objects.create(name=name, slug=f"sandbox-{action}", platform=platform, action=action,
                                      interval_s=interval_s, timeout_s=10, latency_threshold_ms=2000)
         for location in places:

@@ -37,6 +37,9 @@ RATE_LIMIT_PRESETS = {"generous": GENEROUS_RATE_LIMITS, "mastodon": MASTODON_RAT
 COMPAT_MODES = ("mastodon", "takahe")
 # How long a follow takes to become effective in each mode (Takahē's background worker).
 FOLLOW_DELAY_S = {"mastodon": 0.0, "takahe": 1.0}
+# How long a post takes to reach followers' home timelines (fan-out by a background worker, on every
+# Mastodon-compatible server; the fault fanout_stalled stops that worker).
+FANOUT_DELAY_S = {"mastodon": 0.0, "takahe": 0.5}
 
 
 def _env(name: str, default: str) -> str:
@@ -107,6 +110,8 @@ class SandboxConfig:
     compat: str = "mastodon"
     # Seconds before a follow is effective (answered pending until then); None: the compat mode's.
     follow_delay_s: float | None = None
+    # Seconds before a post reaches followers' home timelines; None: the compat mode's.
+    fanout_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.rate_limits not in RATE_LIMIT_PRESETS:
@@ -126,6 +131,10 @@ class SandboxConfig:
     @property
     def follow_delay(self) -> float:
         return FOLLOW_DELAY_S[self.compat] if self.follow_delay_s is None else max(0.0, float(self.follow_delay_s))
+
+    @property
+    def fanout_delay(self) -> float:
+        return FANOUT_DELAY_S[self.compat] if self.fanout_delay_s is None else max(0.0, float(self.fanout_delay_s))
 
     def limits(self) -> dict[str, tuple[int, int]]:
         """The effective family -> (limit, period_s) table."""

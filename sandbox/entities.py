@@ -37,6 +37,10 @@ class Status:
     reblog_of: int | None = None
     in_reply_to_id: int | None = None
     in_reply_to_account_id: str | None = None
+    # Fan-out: when (state.clock time) the background worker delivers it to followers' home
+    # timelines, and whether it has. The author reads it at once either way.
+    fanout_at: float = 0.0
+    delivered: bool = True
 
 
 @dataclass

@@ -92,7 +92,7 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
     assert urlopen(f"http://127.0.0.1:{port}/oncall/login/", timeout=5).status == 200
 
     statuses = wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
-    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"}
+    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit", "Post delivery"}
     fed = wait_for(lambda: (r := runs(db, "SELECT DISTINCT p.action, l.name FROM probes_run r "
                                          "JOIN probes_probe p ON p.id = r.probe_id "
                                          "JOIN probes_location l ON l.id = r.location_id")) and len(r) == 12 and r,

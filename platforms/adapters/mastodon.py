@@ -69,12 +69,14 @@ MASTODON_WRITES_PER_RUN = {
     Action.REPOST: {"prober": {"statuses": 1, "deletes": 1}},
     Action.FOLLOW: {"prober": {"follows": 1}},
     Action.DM: {"prober": {"statuses": 1, "deletes": 1}},
+    Action.DELIVERY: {"prober": {"statuses": 1, "deletes": 1}},
 }
 
 
 class MastodonAdapter(BaseAdapter):
     kind = "mastodon"
-    actions = frozenset({Action.POST, Action.REPOST, Action.FOLLOW, Action.DM, Action.READ, Action.LIMITS})
+    actions = frozenset({Action.POST, Action.REPOST, Action.FOLLOW, Action.DM, Action.READ, Action.LIMITS,
+                         Action.DELIVERY})
     write_limits = MASTODON_WRITE_LIMITS
     writes_per_run = MASTODON_WRITES_PER_RUN
 
@@ -167,6 +169,69 @@ class MastodonAdapter(BaseAdapter):
                 raise ProbeError(FailureClass.INVARIANT, "the message was accepted but the recipient cannot see it",
                                  result=result)
             self._expect(result, write=False)
+
+    def action_delivery(self) -> None:
+        """A post by the prober must reach the home timeline of the partner, who follows the prober
+        (a standing follow, made once and kept, as the repost target is): what every follower
+        sees. Fan-out is asynchronous everywhere, so the partner's timeline is re-read within the
+        settle time; the run keeps the time to visible (`effective_ms`). A post accepted, readable
+        by its author, and never delivered is `not_delivered`."""
+        partner = self.account("partner")
+        prober_id = self._remote_id("prober")
+        self._partner_follows(partner, prober_id)
+        began = time.monotonic()
+        status = self._create_status("post", "prober", self._text("delivery"), "unlisted", kind=Artifact.Kind.STATUS)
+        accepted_ms = int((time.monotonic() - began) * 1000)
+        status_id = str(status["id"])
+        newer = f"&since_id={int(status_id) - 1}" if status_id.isdigit() else ""
+
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("follower's home timeline", "GET",
+                                   self.url(f"/api/v1/timelines/home?limit=40{newer}"), token=partner.token)
+            rows = self._expect_json(answer, write=False, shape=list)
+            seen = any(isinstance(r, dict) and str(r.get("id")) == status_id for r in rows)
+            return seen, {"seen": seen}
+
+        if self.ctx.settle("delivery", read, accepted_ms=accepted_ms):
+            return
+        mine = self.ctx.call("author reads", "GET", self.url(f"/api/v1/statuses/{status_id}"), token=self.prober.token)
+        if mine.status == 404:
+            raise ProbeError(FailureClass.INVARIANT, "the post was accepted but cannot be read back", result=mine)
+        self._expect(mine, write=False)
+        self.ctx.facts["author_reads"] = True
+        raise ProbeError(FailureClass.NOT_DELIVERED,
+                         f"the post was accepted and readable by its author, but was not in a follower's home "
+                         f"timeline after {self.ctx.settle_s:g} s ({len(self.ctx.facts['delivery_reads'])} reads)")
+
+    def _partner_follows(self, partner, prober_id: str) -> None:
+        """The partner follows the prober: checked each run, made (and awaited) when missing."""
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("partner's relationship", "GET",
+                                   self.url(f"/api/v1/accounts/relationships?id[]={prober_id}"), token=partner.token)
+            rows = self._expect_json(answer, write=False, shape=list)
+            row = next((r for r in rows if isinstance(r, dict) and str(r.get("id")) == prober_id), {})
+            return _followed(row), _relationship_seen(row)
+
+        done, _ = read()
+        if done:
+            return
+        result = self.ctx.call("partner follows", "POST", self.url(f"/api/v1/accounts/{prober_id}/follow"),
+                               token=partner.token)
+        data = self._expect_json(result, write=True)
+        self.ctx.facts["partner_follow_made"] = True
+        if _followed(data):
+            return
+        facts = dict(self.ctx.facts)
+        settled = self.ctx.settle("partner_follow", read, accepted_ms=0)
+        # The follow's own times are not the delivery's: keep only its reads.
+        for key in ("accepted_ms", "effective_ms", "settle_s"):
+            if key in facts:
+                self.ctx.facts[key] = facts[key]
+            else:
+                self.ctx.facts.pop(key, None)
+        if not settled:
+            raise ProbeError(FailureClass.INVARIANT, "the partner's follow of the prober was accepted but never "
+                                                     f"became effective within {self.ctx.settle_s:g} s", result=result)
 
     def action_read(self) -> None:
         result = self.ctx.call("home timeline", "GET", self.url("/api/v1/timelines/home?limit=20"), token=self.prober.token)
