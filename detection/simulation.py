@@ -35,7 +35,7 @@ def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, se
     sandbox's answers simulated (detection.scenarios.simulate_outcome). Each location runs on the
     probe's grid with its own small offset, as dispatch lateness would give. Returns the times
     the faults were set and cleared (for comparing measured with injected durations)."""
-    from detection.scenarios import failing_slots, resolve_fault, simulate_outcome
+    from detection.scenarios import failing_slots, noise_slots, resolve_fault, simulate_outcome
 
     placements = list(ProbeLocation.objects.filter(probe__enabled=True).select_related("probe", "location")
                       .order_by("location__name", "probe__slug"))
@@ -44,6 +44,7 @@ def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, se
     fault_until = fault_from + timedelta(seconds=scenario.fault_s)
     end = fault_until + timedelta(seconds=interval_s * recovery_intervals)
     slots = failing_slots(scenario, int(scenario.fault_s // interval_s) + 1, seed)
+    noisy = noise_slots(scenario, int(scenario.warmup_s // interval_s), seed)
     offsets = {name: 0.2 + 0.9 * i for i, name in enumerate(locations)}
     events = []
     for placement in placements:
@@ -54,6 +55,9 @@ def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, se
     events.sort(key=lambda e: (e[0], e[1].id))
     for at, placement in events:
         active = []
+        if at < fault_from and int((at - start).total_seconds() // interval_s) in noisy:
+            active = [resolve_fault(f, locations=locations, latency_threshold_ms=placement.probe.latency_threshold_ms)
+                      for f in scenario.noise]
         if fault_from <= at < fault_until:
             slot = int((at - fault_from).total_seconds() // interval_s)
             if slot in slots:

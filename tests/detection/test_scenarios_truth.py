@@ -33,3 +33,36 @@ def test_fanout_stalled_is_one_incident_on_delivery_in_the_words_users_feel(demo
     # Posting itself kept working: accepted is not delivered.
     assert not ComponentStatusChange.objects.filter(component__name="Posting").exclude(
         new_status=ComponentStatus.OPERATIONAL).exists()
+
+
+@pytest.fixture
+def demo_plain(db):
+    return demo_layout(locations=["atlanta", "sacramento"], interval_s=INTERVAL, created_at=T0 - timedelta(minutes=1))
+
+
+@pytest.mark.parametrize("seed, ratio", [(1, 0.5), (2, 0.0)])
+def test_a_noisy_component_then_a_real_outage_is_one_incident_dated_by_the_outage(demo_plain, seed, ratio):
+    """Flapping noise (ratio 0.5), or Following plainly failing with server errors in the two
+    intervals just before the read-only outage (ratio 0): either way the incident starts with the outage."""
+    import dataclasses
+
+    from detection.scenarios import noise_slots
+
+    scenario = dataclasses.replace(SCENARIOS["flapping-then-outage"], noise_ratio=ratio)
+    slots = noise_slots(scenario, int(scenario.warmup_s // INTERVAL), seed)
+    assert len(slots) >= (4 if ratio else 2)  # noisy indeed
+    times = simulate_scenario(scenario, start=T0, interval_s=INTERVAL, seed=seed)
+    # The noise did make Following fail before the outage…
+    assert ComponentStatusChange.objects.filter(component__name="Following", changed_at__lt=times["fault_from"]) \
+        .exclude(new_status__in=[ComponentStatus.OPERATIONAL, ComponentStatus.UNKNOWN]).exists()
+    incident = Incident.objects.get()
+    assert set(incident.components.values_list("name", flat=True)) == {
+        "Posting", "Reposting", "Following", "Direct messages"}
+    assert "read-only" in incident.title
+    # … but the incident starts with the outage, not with Following's earlier server errors.
+    assert times["fault_from"] <= incident.started_at <= times["fault_from"] + timedelta(seconds=INTERVAL)
+    injected = (times["fault_until"] - times["fault_from"]).total_seconds()
+    assert abs(incident.duration.total_seconds() - injected) <= INTERVAL
+    starts = incident.evidence["component_starts"]
+    assert set(starts) == {"Posting", "Reposting", "Following", "Direct messages"}
+    assert all(datetime.fromisoformat(t) >= times["fault_from"] for t in starts.values())
