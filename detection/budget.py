@@ -62,6 +62,14 @@ def run_is_self_inflicted(run: Run, platform: Platform) -> bool:
     writes: the limits of the families the refused action writes, for the accounts it writes with."""
     from detection.problems import problem_open
 
+    if run.outcome == "failure" and isinstance(run.evidence, dict) and run.evidence.get("self_inflicted") == "collision":
+        # Two runs of one account collided (a duplicate concurrent follow refused by the server's
+        # unique constraint): Vigie's doing, told to on-call, never evidence against the platform.
+        problem_open(OwnProblem.Kind.PROBE_COLLISION, platform.slug,
+                     f"two runs of one {platform.name} account acted at the same moment and the server refused "
+                     f"one ({run.failure_class}, run {run.key}): check that locations sharing an account are "
+                     "staggered (docs/how-vigie-decides.md)")
+        return True
     if run.failure_class not in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED):
         return False
     explained = _explanations(platform, actions=[run.probe.action], now=run.finished_at)
@@ -101,6 +109,10 @@ def problems_recheck(now: datetime) -> None:
         actions = list(platform.probes.values_list("action", flat=True).distinct()) if platform else []
         if platform is None or not _explanations(platform, actions=actions, now=now):
             OwnProblem.objects.filter(id=problem.id).update(resolved_at=now)
+    # A collision or lost deletes are events, not a state to measure: told for an hour, then
+    # closed; another one opens the problem again.
+    OwnProblem.objects.filter(kind__in=[OwnProblem.Kind.PROBE_COLLISION, OwnProblem.Kind.LOST_DELETES],
+                              resolved_at__isnull=True, opened_at__lte=now - timedelta(hours=1)).update(resolved_at=now)
 
 
 def schedule_problems(platform_kind: str, probes: list[dict], *, write_limits: dict | None = None) -> list[str]:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import time
+
+from .common import HTML_TYPE, TAKAHE_SERVER_ERROR
+from .config import FOLLOW_INSERT_S
 from .routing import Request, Response, Route, route
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
@@ -101,8 +105,25 @@ def unreblog(req: Request) -> Response:
 
 
 def follow(req: Request) -> Response:
-    relationship = req.state.follow(_user(req), req.match["id"], reblogs=req.flag("reblogs", True),
+    state, viewer = req.state, _user(req)
+    pair = (viewer.id, req.match["id"])
+    takahe = state.config.compat == "takahe"
+    if takahe:
+        # Takahē inserts the follow row in a transaction: a second follow of the same pair at the
+        # same moment breaks the unique constraint, and the server answers with its crash page.
+        with state.lock:
+            if pair in state.follows_inserting:
+                return Response(500, TAKAHE_SERVER_ERROR, content_type=HTML_TYPE)
+            state.follows_inserting.add(pair)
+    try:
+        if takahe:
+            time.sleep(FOLLOW_INSERT_S)
+        relationship = state.follow(viewer, req.match["id"], reblogs=req.flag("reblogs", True),
                                     notify=req.flag("notify", False), languages=req.strings("languages"))
+    finally:
+        if takahe:
+            with state.lock:
+                state.follows_inserting.discard(pair)
     return Response(200, relationship)
 
 

@@ -46,7 +46,8 @@ class SandboxState:
         self.conversation_ids: dict[frozenset[str], int] = {}
         self.conversation_read: dict[tuple[str, int], int] = {}
         self.faults: dict[str, Fault] = {}
-        self.fanout_pending: set[int] = set()  # statuses the fan-out worker has yet to deliver
+        self.fanout_pending: set[int] = set()
+        self.follows_inserting: set[tuple[str, str]] = set()  # takahe mode: follows being inserted  # statuses the fan-out worker has yet to deliver
         self.apps: dict[str, App] = {}  # by client_id
         self.grants: dict[str, Grant] = {}  # authorization codes, by code
         self.limiter = RateLimiter(self.config.limits())
@@ -311,8 +312,9 @@ class SandboxState:
             chosen = []
             for status in self.statuses.values():
                 follow = self.follows.get((viewer.id, status.account_id))
-                if status.account_id != viewer.id and (follow is None or not status.delivered):
-                    continue  # not followed, or not yet fanned out to followers
+                if status.account_id != viewer.id and (follow is None or follow.effective_at > self.clock()
+                                                       or not status.delivered):
+                    continue  # not followed (or the follow still pending), or not yet fanned out
                 if status.reblog_of is not None and follow is not None and not follow.reblogs:
                     continue
                 if not self.can_see(viewer, status):

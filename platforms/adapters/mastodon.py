@@ -129,6 +129,8 @@ class MastodonAdapter(BaseAdapter):
         if 200 <= result.status < 300:
             # On record before anything is checked: a follow judged wrong is still undone.
             self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.FOLLOW, partner_id, "prober"))
+        elif result.status >= 500:
+            self._follow_collided(partner_id, result)
         data = self._expect_json(result, write=True)
         accepted_ms = int((time.monotonic() - began) * 1000)
         self.ctx.facts["follow_answer"] = _relationship_seen(data)
@@ -149,6 +151,40 @@ class MastodonAdapter(BaseAdapter):
             raise ProbeError(FailureClass.INVARIANT,
                              f"the follow was accepted but the relationship was still not following after "
                              f"{self.ctx.settle_s:g} s ({len(self.ctx.facts['follow_reads'])} reads)", result=result)
+
+    def _follow_collided(self, partner_id: str, result: HttpResult) -> None:
+        """A follow answered 5xx that is in effect all the same: another run of this account followed
+        the same partner at the same moment, and the server's unique constraint refused the second
+        insert (Takahē answers 500). Vigie's own doing, not the platform's: the run says so
+        (`self_inflicted`), so evaluation does not count it against the platform, and on-call is
+        told. Not in effect: the 5xx is judged as usual."""
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("relationship after 5xx", "GET",
+                                   self.url(f"/api/v1/accounts/relationships?id[]={partner_id}"),
+                                   token=self.prober.token)
+            if not 200 <= answer.status < 300:  # cannot tell: judged as any 5xx is
+                raise ProbeError(FailureClass.SERVER_ERROR, "relationship unreadable", result=answer)
+            rows = answer.json()
+            row = next((r for r in rows if isinstance(r, dict) and str(r.get("id")) == partner_id), {}) \
+                if isinstance(rows, list) else {}
+            return _followed(row), _relationship_seen(row)
+
+        try:
+            in_effect = self.ctx.settle("collision", read, accepted_ms=result.elapsed_ms)
+        except ProbeError:
+            in_effect = False
+        for key in ("accepted_ms", "effective_ms", "settle_s"):
+            self.ctx.facts.pop(key, None)  # not the follow's own times: it was refused
+        if not in_effect:
+            return
+        # Not put on record here: the run whose follow was answered 200 made it, has it on record
+        # (the same ledger row), and undoes it; undoing it from here would pull it from under that
+        # run's own check.
+        self.ctx.facts["self_inflicted"] = "collision"
+        raise ProbeError(FailureClass.SERVER_ERROR,
+                         f"{result.method} {result.path} answered {result.status}, but the follow is in effect: "
+                         "another run of this account followed at the same moment (a duplicate insert)",
+                         result=result)
 
     def action_dm(self) -> None:
         partner = self.account("partner")

@@ -57,7 +57,10 @@ class Command(BaseCommand):
                            help="answer like Mastodon (default) or like Takahē (400 for an over-long post, no "
                                 "rate-limit headers, a reblog answered with the original, HTML 404 pages, follows "
                                 "effective a second after they are answered, read-only writes refused with 500 "
-                                "HTML, a bad token refused with 400 HTML)")
+                                "HTML, a bad token refused with 400 HTML, a duplicate concurrent follow answered "
+                                "500, posts fanned out to followers after 0.5 s), or like Mastodon with locked or "
+                                "remote accounts (mastodon-locked: follows answered requested, accepted a second "
+                                "later)")
         serve.add_argument("--follow-delay", type=float, default=None, metavar="SECONDS",
                            help="seconds before a follow is effective (default: 0, or 1 with --compat takahe)")
         serve.add_argument("--fanout-delay", type=float, default=None, metavar="SECONDS",
