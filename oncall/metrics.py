@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Sum, Value
+from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
@@ -28,7 +28,7 @@ from prometheus_client.utils import floatToGoString
 
 from detection.evaluation import is_stale
 from detection.models import ComponentStatus, Impact, Incident, OwnProblem
-from probes.models import Location, Probe, ProbeLocation, RunHour
+from probes.models import Artifact, Location, Platform, Probe, ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_upper_ms
 from statuspage import selectors
 
@@ -109,6 +109,7 @@ class VigieCollector(Collector):
         yield from self._components()
         yield from self._incidents()
         yield from self._own_problems()
+        yield from self._leftovers()
 
     def _runs(self, labels: Labeller) -> Iterator[Metric]:
         runs = CounterMetricFamily(
@@ -205,6 +206,29 @@ class VigieCollector(Collector):
         for kind in OwnProblem.Kind.values:
             family.add_metric([kind], counts.get(kind, 0))
         yield family
+
+
+    def _leftovers(self) -> Iterator[Metric]:
+        rows = {row["account__platform__slug"]: row for row in (
+            Artifact.objects.values("account__platform__slug")
+            .annotate(swept=Sum("sweeps"), lost=Sum("deletes_lost"),
+                      pending=Count("id", filter=Q(cleaned_at__isnull=True))).order_by())}
+        swept = CounterMetricFamily(
+            "vigie_leftovers_swept", "Leftovers of Vigie's own runs found on the platform by the periodic sweep "
+            "(probes.sweep) and put back to be removed.", labels=["platform"])
+        lost = CounterMetricFamily(
+            "vigie_lost_deletes", "Deletes the platform answered but lost (the post still readable), each deleted "
+            "again.", labels=["platform"])
+        pending = GaugeMetricFamily(
+            "vigie_artifacts_pending", "Artifacts of Vigie's runs not removed yet (cleanup retried).", labels=["platform"])
+        for platform in Platform.objects.order_by("slug").values_list("slug", flat=True):
+            row = rows.get(platform, {})
+            swept.add_metric([platform], row.get("swept") or 0)
+            lost.add_metric([platform], row.get("lost") or 0)
+            pending.add_metric([platform], row.get("pending") or 0)
+        yield swept
+        yield lost
+        yield pending
 
 
 # Only Vigie's collector: the client's default process and GC metrics would describe whichever web

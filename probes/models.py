@@ -291,6 +291,11 @@ class Artifact(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # The periodic sweep (probes.sweep): how many times it found this on the platform when it should
+    # have been gone, and how many of its deletes the platform answered and lost (still readable).
+    sweeps = models.PositiveIntegerField(default=0)
+    deletes_lost = models.PositiveIntegerField(default=0)
+    delete_lost_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

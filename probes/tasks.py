@@ -9,7 +9,7 @@ from celery import shared_task, signals
 from django.conf import settings
 from django.dispatch import Signal
 
-from probes import dispatch, retention, runner
+from probes import dispatch, retention, runner, sweep
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,14 @@ def run_expired(sender=None, request=None, expired: bool = False, **_) -> None:
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
 def cleanup_pending() -> int:
     return runner.cleanup_pending()
+
+
+@shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
+def leftovers_sweep() -> dict:
+    """Find Vigie's own leftovers on each platform and remove the ones old enough at once."""
+    found = sweep.leftovers_sweep()
+    found["cleaned"] = runner.cleanup_pending()
+    return found
 
 
 @shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)

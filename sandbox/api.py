@@ -145,6 +145,17 @@ def home_timeline(req: Request) -> Response:
     return Response(200, statuses, headers)
 
 
+def account_statuses(req: Request) -> Response:
+    return Response(200, req.state.account_statuses(_user(req), req.match["id"], limit=_limit(req),
+                                                    max_id=_id_param(req, "max_id")))
+
+
+def following(req: Request) -> Response:
+    raw = req.query.get("limit", [""])[-1]
+    limit = max(1, min(80, int(raw))) if raw.isdigit() and len(raw) < 6 else 40  # Mastodon: 40, at most 80
+    return Response(200, req.state.following(req.match["id"], limit=limit))
+
+
 def conversations(req: Request) -> Response:
     return Response(200, req.state.conversations(_user(req), limit=_limit(req)))
 
@@ -158,6 +169,8 @@ ID = r"(?P<id>[^/]+)"
 ROUTES: list[Route] = [
     route("GET", "/api/v1/accounts/verify_credentials", verify_credentials),
     route("GET", "/api/v1/accounts/relationships", relationships),
+    route("GET", f"/api/v1/accounts/{ID}/statuses", account_statuses, scope=_fixed("read", "read")),
+    route("GET", f"/api/v1/accounts/{ID}/following", following, scope=_fixed("read", "read")),
     route("GET", f"/api/v1/accounts/{ID}", get_account),
     route("POST", f"/api/v1/accounts/{ID}/follow", follow, scope=_fixed("follow", "create"), families=("follows",)),
     route("POST", f"/api/v1/accounts/{ID}/unfollow", unfollow, scope=_fixed("follow", "undo")),

@@ -329,6 +329,26 @@ class SandboxState:
                 page.reverse()
             return [ent.status_json(self, s, viewer) for s in page]
 
+    def account_statuses(self, viewer: Account, account_id: str, *, limit: int,
+                         max_id: int | None = None) -> list[dict[str, Any]]:
+        """GET /api/v1/accounts/:id/statuses: the account's statuses and reblogs the viewer may see,
+        newest first (direct messages only to those in them)."""
+        with self.lock:
+            self._account(account_id)
+            chosen = sorted((s for s in self.statuses.values()
+                             if s.account_id == account_id and self.can_see(viewer, s)
+                             and (max_id is None or s.id < max_id)), key=lambda s: s.id, reverse=True)
+            return [ent.status_json(self, s, viewer) for s in chosen[:limit]]
+
+    def following(self, account_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """GET /api/v1/accounts/:id/following: the accounts it follows (accepted follows only)."""
+        with self.lock:
+            self._account(account_id)
+            now = self.clock()
+            ids = [target for (follower, target), f in self.follows.items()
+                   if follower == account_id and f.effective_at <= now]
+            return [ent.account_json(self, self.accounts[i]) for i in ids[:limit]]
+
     def conversations(self, viewer: Account, *, limit: int) -> list[dict[str, Any]]:
         with self.lock:
             latest: dict[int, Status] = {}

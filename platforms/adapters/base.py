@@ -172,6 +172,14 @@ class BaseAdapter:
     def undo(self, artifact: CreatedArtifact) -> None:
         raise NotImplementedError
 
+    # Whether `leftovers` can list what the test accounts have on the platform (the periodic sweep).
+    can_list_leftovers: ClassVar[bool] = False
+
+    def leftovers(self) -> list[tuple[CreatedArtifact, datetime | None]]:
+        """What Vigie's test accounts have on the platform that no fixture explains: each with when it
+        was made, if the platform says. Only for kinds with `can_list_leftovers`."""
+        return []
+
     def url(self, path: str) -> str:
         return self.base_url + path
 

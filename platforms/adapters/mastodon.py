@@ -46,6 +46,13 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     return FailureClass.REJECTED
 
 
+def _when(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
 def _followed(relationship: dict) -> bool:
     """A follow is accepted once the relationship says `following`, or `requested` (a locked
     account: the request is what a user's follow makes)."""
@@ -338,6 +345,40 @@ class MastodonAdapter(BaseAdapter):
                 self.ctx.facts["deletes_lost"] = self.ctx.facts.get("deletes_lost", 0) + 1
                 raise ProbeError(FailureClass.INVARIANT, "the delete was answered but the post is still readable",
                                  result=check)
+
+    # --- the periodic sweep -------------------------------------------------------------------
+    can_list_leftovers = True
+
+    def leftovers(self) -> list[tuple[CreatedArtifact, datetime | None]]:
+        """The test accounts' statuses, reblogs and follows (the newest page of each): all Vigie's
+        (the accounts are its own), less the fixtures: the partner's repost target and its follow of
+        the prober (the delivery probe's follower)."""
+        found: list[tuple[CreatedArtifact, datetime | None]] = []
+        prober_id = self._remote_id("prober")
+        roles = ["prober"] + (["partner"] if self.partner is not None else [])
+        for role in roles:
+            account = self.account(role)
+            account_id = self._remote_id(role)
+            answer = self.ctx.call(f"statuses ({role})", "GET", self.url(f"/api/v1/accounts/{account_id}/statuses?limit=40"),
+                                   token=account.token)
+            for status in self._expect_json(answer, write=False, shape=list):
+                if not isinstance(status, dict) or not status.get("id") or str(status["id"]) == account.fixture_id:
+                    continue
+                made = _when(status.get("created_at"))
+                if isinstance(status.get("reblog"), dict) and status["reblog"].get("id"):
+                    found.append((CreatedArtifact(Artifact.Kind.REBLOG, str(status["reblog"]["id"]), role), made))
+                else:
+                    kind = Artifact.Kind.DIRECT_MESSAGE if status.get("visibility") == "direct" else Artifact.Kind.STATUS
+                    found.append((CreatedArtifact(kind, str(status["id"]), role), made))
+            answer = self.ctx.call(f"following ({role})", "GET",
+                                   self.url(f"/api/v1/accounts/{account_id}/following?limit=80"), token=account.token)
+            for followed in self._expect_json(answer, write=False, shape=list):
+                if not isinstance(followed, dict) or not followed.get("id"):
+                    continue
+                if role == "partner" and str(followed["id"]) == prober_id:
+                    continue  # the delivery probe's standing follow
+                found.append((CreatedArtifact(Artifact.Kind.FOLLOW, str(followed["id"]), role), None))
+        return found
 
     # --- helpers -----------------------------------------------------------------------------
     def _text(self, what: str) -> str:
