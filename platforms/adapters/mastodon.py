@@ -5,24 +5,19 @@ error text: Mastodon localizes its messages per request.
 """
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from platforms.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
+from platforms.adapters.base import (
+    READ_ONLY_WORDS, BaseAdapter, CreatedArtifact, WriteLimit, needs_diagnostic, refusal_class, reset_is_far,
+    token_refused,
+)
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
 from platforms.vocabulary import Action, Artifact, FailureClass
 
 DEFAULT_MAX_CHARACTERS = 500
-# A 400 that names the token (Takahē: "Invalid Bearer token") is a refused token, as a 401 is. The
-# one place a body's words are read: no status code says it, and servers that localize their
-# messages answer a bad token with 401 anyway.
-TOKEN_REFUSED = re.compile(r"\b(bearer|access)[ _-]?token\b|\binvalid[ _-]token\b", re.IGNORECASE)
-# A 403 or 422 to a write that says the server is read-only (English only: a localized one is
-# told by the diagnostic read, as a plain refusal).
-READ_ONLY_WORDS = re.compile(r"\bread[ _-]?only\b", re.IGNORECASE)
 MAX_TESTABLE_CHARACTERS = 100_000
 
 
@@ -32,9 +27,7 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     status = result.status
     if 200 <= status < 300:
         return None
-    if status == 401:
-        return FailureClass.AUTH
-    if status == 400 and TOKEN_REFUSED.search(result.error_text(limit=500)):
+    if token_refused(result):
         return FailureClass.AUTH  # Takahē refuses a bad token with 400 text/html "Invalid Bearer token"
     if status == 429:
         far = reset_is_far(result, "x-ratelimit-reset", now)  # Mastodon's buckets are 5 minutes
@@ -420,34 +413,20 @@ class MastodonAdapter(BaseAdapter):
         failure = classify(result)
         if failure is None:
             return
-        if write and (result.status in (403, 422) or result.status >= 500):
+        if needs_diagnostic(result, write=write) and failure != FailureClass.AUTH:
             failure = self._refusal(result)
         text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
         raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {text}", result=result,
                          permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
 
     def _refusal(self, result: HttpResult) -> str:
-        """A write refused with 403, 422 or 5xx: a diagnostic read tells what kind of refusal it is.
-
-        Any 5xx to a write (JSON or an HTML page) while an authenticated read works is a read-only
-        platform, as is a 403/422 that says so; if the read fails too it is a server error. 403 to a write while the account can still read is a refusal of
-        the action; if the read is refused too, the account itself is locked out (auth).
-        """
-        said_read_only = result.status in (403, 422) and READ_ONLY_WORDS.search(result.error_text(limit=2000))
+        """A write refused with 403, 422 or 5xx: judged by base.refusal_class with a diagnostic read."""
         try:
             probe = self.ctx.call("diagnostic read", "GET", self.url("/api/v1/accounts/verify_credentials"),
                                   token=self.prober.token)
         except ProbeError:
-            return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
-        reads_work = 200 <= probe.status < 300
-        if said_read_only:
-            return FailureClass.READ_ONLY if reads_work else FailureClass.AUTH
-        if result.status == 422:
-            return FailureClass.REJECTED
-        if result.status == 403:
-            return FailureClass.REJECTED if reads_work else FailureClass.AUTH
-        # Any 5xx, JSON or an HTML crash page (Takahē read-only): reads working says read-only.
-        return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
+            return refusal_class(result, reads_work=None)
+        return refusal_class(result, reads_work=200 <= probe.status < 300)
 
 
 class SandboxAdapter(MastodonAdapter):
