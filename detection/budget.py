@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db.models import Sum
+
 from platforms.adapters import UnknownAdapter, adapter_class
 from platforms.adapters.base import WriteLimit
 from probes.models import Account, Artifact, FailureClass, Platform, Run
@@ -62,6 +64,14 @@ def run_is_self_inflicted(run: Run, platform: Platform) -> bool:
     writes: the limits of the families the refused action writes, for the accounts it writes with."""
     from detection.problems import problem_open
 
+    if run.outcome == "failure" and isinstance(run.evidence, dict) and run.evidence.get("self_inflicted") == "collision":
+        # Two runs of one account collided (a duplicate concurrent follow refused by the server's
+        # unique constraint): Vigie's doing, told to on-call, never evidence against the platform.
+        problem_open(OwnProblem.Kind.PROBE_COLLISION, platform.slug,
+                     f"two runs of one {platform.name} account acted at the same moment and the server refused "
+                     f"one ({run.failure_class}, run {run.key}): check that locations sharing an account are "
+                     "staggered (docs/how-vigie-decides.md)")
+        return True
     if run.failure_class not in (FailureClass.QUOTA_EXCEEDED, FailureClass.RATE_LIMITED):
         return False
     explained = _explanations(platform, actions=[run.probe.action], now=run.finished_at)
@@ -101,6 +111,24 @@ def problems_recheck(now: datetime) -> None:
         actions = list(platform.probes.values_list("action", flat=True).distinct()) if platform else []
         if platform is None or not _explanations(platform, actions=actions, now=now):
             OwnProblem.objects.filter(id=problem.id).update(resolved_at=now)
+    # A collision is an event, not a state to measure: told for an hour, then closed; another one
+    # opens the problem again.
+    OwnProblem.objects.filter(kind=OwnProblem.Kind.PROBE_COLLISION, resolved_at__isnull=True,
+                              opened_at__lte=now - timedelta(hours=1)).update(resolved_at=now)
+    # A platform that lost a delete within the hour (the post still readable after a 200) is worth
+    # an on-call notice; none lost for an hour, it is closed.
+    from detection.problems import problem_open, problem_resolve
+
+    recent = now - timedelta(hours=1)
+    losing = dict(Artifact.objects.filter(delete_lost_at__gte=recent).values_list("account__platform__slug")
+                  .annotate(n=Sum("deletes_lost")).order_by())
+    for slug, lost in losing.items():
+        problem_open(OwnProblem.Kind.LOST_DELETES, slug,
+                     f"the platform answered deletes and kept the posts ({lost} lost so far); each is deleted again "
+                     "and counted (vigie_lost_deletes)")
+    for slug in OwnProblem.objects.filter(kind=OwnProblem.Kind.LOST_DELETES, resolved_at__isnull=True) \
+            .exclude(subject__in=list(losing)).values_list("subject", flat=True):
+        problem_resolve(OwnProblem.Kind.LOST_DELETES, slug)
 
 
 def schedule_problems(platform_kind: str, probes: list[dict], *, write_limits: dict | None = None) -> list[str]:

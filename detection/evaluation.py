@@ -43,6 +43,7 @@ CLASS_FAMILIES = {
     FailureClass.READ_ONLY: "refused", FailureClass.QUOTA_EXCEEDED: "refused", FailureClass.RATE_LIMITED: "refused",
     FailureClass.AUTH: "refused_account", FailureClass.REJECTED: "refused_account",
     FailureClass.INVARIANT: "wrong", FailureClass.UNEXPECTED: "wrong", FailureClass.BAD_RESPONSE: "wrong",
+    FailureClass.NOT_DELIVERED: "undelivered",
 }
 
 
@@ -102,12 +103,17 @@ def _observe(placement: ProbeLocation, run: Run) -> PlacementStateChange | None:
         # A placement still failing (a success or two, short of recovering) keeps the start of the
         # streak that made it fail: the outage did not start again, and its incident must not start
         # after it was detected.
-        if (placement.consecutive_failures and placement.state != PlacementState.FAILING
+        if (placement.last_failure_class and placement.streak_started_at
                 and class_family(run.failure_class) != class_family(placement.last_failure_class)):
             # Another kind of failure is another failure: its streak starts here, not at an
-            # unrelated earlier one (a wrong answer before a read-only outage).
+            # unrelated earlier one (server errors on a noisy placement before a read-only outage),
+            # even on a placement already failing: it stays failing, and the failure at hand is
+            # dated by its own first run. The last run that was not this failure bounds its start.
             placement.consecutive_failures = 0
-        if placement.consecutive_failures == 0 and placement.state != PlacementState.FAILING:
+            placement.streak_started_at = run.started_at
+            placement.streak_previous_success_at = max(
+                (t for t in (placement.last_success_at, placement.last_failure_at) if t), default=None)
+        elif placement.consecutive_failures == 0 and placement.state != PlacementState.FAILING:
             placement.streak_started_at = run.started_at
             placement.streak_previous_success_at = placement.last_success_at
         placement.consecutive_failures += 1

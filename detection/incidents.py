@@ -7,7 +7,7 @@ title says what users feel, from the failing actions and failure classes.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +34,7 @@ CLASS_WORDS = {
     FailureClass.READ_ONLY: "writes refused, reads work", FailureClass.AUTH: "the test account is refused",
     FailureClass.REJECTED: "requests rejected", FailureClass.INVARIANT: "wrong results accepted",
     FailureClass.UNEXPECTED: "unexpected responses", FailureClass.BAD_RESPONSE: "malformed responses",
+    FailureClass.NOT_DELIVERED: "new posts not reaching followers",
 }
 
 
@@ -111,6 +112,9 @@ def incident_title_text(platform: Platform, components: list[Component], failing
                                                 "quota": dominant == FailureClass.QUOTA_EXCEEDED}}
     if actions == {Action.LIMITS} and dominant == FailureClass.INVARIANT:
         return {"key": "limit_not_enforced", "params": {}}
+    if actions == {Action.DELIVERY} and dominant == FailureClass.NOT_DELIVERED:
+        # Posts accepted, nobody sees them: what users feel, not which probe saw it.
+        return {"key": "not_delivered", "params": {}}
     every = Component.objects.filter(probes__platform=platform, probes__enabled=True).distinct().count()
     worst = max((c.status for c in components), key=lambda s: SEVERITY.get(s, 0), default=ComponentStatus.PARTIAL)
     locations = sorted({p.location.name for p in failing})
@@ -155,6 +159,8 @@ def _evidence_merge(old: dict, new: dict) -> dict:
     """The evidence of the whole incident: every location and probe that failed in it and the most
     placements seen failing with each class, not just what still fails while it recovers."""
     merged = {**old, **new}
+    if "component_starts" in old:
+        merged["component_starts"] = old["component_starts"]
     for key in ("locations", "probes"):
         merged[key] = sorted(set(old.get(key, [])) | set(new.get(key, [])))
     classes = dict(old.get("failure_classes", {}))
@@ -231,6 +237,11 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
         return _resolve(incident, components, placements, changes, now)
     fields = {"impact": _impact(incident), "evidence": _evidence_merge(incident.evidence, _evidence(failing))
               if failing else incident.evidence}
+    joined = [c for c in components if c.name not in (incident.evidence.get("component_starts") or {})]
+    if joined and failing:
+        # A component joining brings its own start (kept once), never moving the incident's.
+        starts = {**_component_starts(joined, failing), **(incident.evidence.get("component_starts") or {})}
+        fields["evidence"] = {**fields["evidence"], "component_starts": starts}
     if not incident.title_locked:
         # The title covers the incident's whole extent, so it never narrows while things recover.
         involved = [p for p in placements if p.last_failure_at and p.last_failure_at >= incident.started_at]
@@ -268,15 +279,52 @@ def incidents_reconcile(platform: Platform, now: datetime) -> Incident | None:
     return incident
 
 
+def _at_hand(failing: list[ProbeLocation]) -> list[ProbeLocation]:
+    """The placements failing with the failure that opens the incident: the class family of the
+    placements whose streaks confirmed it (the most of them; the earliest streak on a tie). Another
+    component failing otherwise (a noisy one) joins the incident but never dates its start."""
+    from detection.evaluation import class_family
+
+    extra = settings.VIGIE_INCIDENT_CONFIRM_RUNS
+    confirming = [p for p in failing if p.consecutive_failures >= p.probe.failure_threshold + extra]
+    if not confirming:
+        return failing
+    families = Counter(class_family(p.last_failure_class) for p in confirming)
+    earliest = {}
+    for p in confirming:
+        family = class_family(p.last_failure_class)
+        if p.streak_started_at and (family not in earliest or p.streak_started_at < earliest[family]):
+            earliest[family] = p.streak_started_at
+    family = min(families, key=lambda f: (-families[f], earliest.get(f, FAR_FUTURE)))
+    return [p for p in failing if class_family(p.last_failure_class) == family]
+
+
+FAR_FUTURE = datetime.max.replace(tzinfo=dt_timezone.utc)
+
+
+def _component_starts(components: list[Component], failing: list[ProbeLocation]) -> dict[str, str]:
+    """Each component's own start in the incident: the first failing run of its placements' streaks.
+    On the incident's timeline (evidence), never moving the incident's own start."""
+    starts = {}
+    for component in components:
+        probe_ids = set(component.probes.values_list("id", flat=True))
+        times = [p.streak_started_at for p in failing if p.probe_id in probe_ids and p.streak_started_at]
+        if times:
+            starts[component.name] = min(times).isoformat()
+    return starts
+
+
 def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
     failing = list(ProbeLocation.objects.filter(probe__components__in=out, probe__enabled=True,
                                                 state=PlacementState.FAILING).select_related("probe", "location")
                    .distinct())
-    first = min((p for p in failing if p.streak_started_at), key=lambda p: p.streak_started_at, default=None)
+    first = min((p for p in _at_hand(failing) if p.streak_started_at), key=lambda p: p.streak_started_at,
+                default=None)
     started_at = first.streak_started_at if first else now
     previous = first.streak_previous_success_at if first else None
     detected = [p.detected_at for p in failing if p.detected_at]
     evidence = _evidence(failing)
+    evidence["component_starts"] = _component_starts(out, failing)
     title_text = incident_title_text(platform, out, failing)
     with transaction.atomic():
         incident = Incident.objects.create(

@@ -350,6 +350,8 @@ class OwnProblem(models.Model):
         STALE_LOCATION = "stale_location", "Location sends no runs"
         PROBE_BUDGET = "probe_budget", "Probes use up the platform's write limits"
         SCHEDULER_SILENT = "scheduler_silent", "The scheduler dispatches nothing"
+        PROBE_COLLISION = "probe_collision", "Vigie's own runs collided on one account"
+        LOST_DELETES = "lost_deletes", "The platform loses deletes"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     subject = models.CharField(max_length=200, help_text="The location or account concerned.")

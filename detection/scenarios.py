@@ -35,6 +35,12 @@ class Scenario:
     # When the sandbox's official status page acknowledges the faults, after they start (scaled
     # like every duration); None: the page's own setting (sandbox/official.py).
     official_ack_s: float | None = None
+    # Noise before the faults: in each warmup interval, these faults at random (this ratio), never
+    # more than `noise_max_streak` intervals in a row, and always the last intervals before the
+    # faults (so the noisy placement is failing when the real outage starts).
+    noise: list[Fault] = field(default_factory=list)
+    noise_ratio: float = 0.0
+    noise_max_streak: int = 3
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -61,6 +67,18 @@ SCENARIOS: dict[str, Scenario] = {
         "overlong-accepted", "the platform accepts posts over its character limit for 5 minutes",
         warmup_s=120, fault_s=5 * 60, faults=[Fault("accept_overlong", Action.POST)],
         expect="an incident titled “Character limit not enforced”"),
+    "fanout-stalled": Scenario(
+        "fanout-stalled", "the fan-out worker stops for 10 minutes: posts accepted, never in followers' timelines",
+        warmup_s=120, fault_s=10 * 60, faults=[Fault("fanout_stalled", Action.POST)],
+        expect="one incident on Post delivery, class not_delivered, titled “New posts not reaching followers”; "
+               "the other components operational"),
+    "flapping-then-outage": Scenario(
+        "flapping-then-outage", "following fails now and then (server errors) for 10 minutes, then every write is "
+                                "refused (read-only) for 5 minutes",
+        warmup_s=10 * 60, fault_s=5 * 60, faults=[Fault("read_only", a) for a in WRITES],
+        noise=[Fault("server_error", Action.FOLLOW)], noise_ratio=0.5, noise_max_streak=3,
+        expect="one incident on the four writes, read-only, starting at the first read-only run (not at the "
+               "noise before it), its duration within one interval of the outage"),
 }
 
 
@@ -69,6 +87,24 @@ def resolve_fault(fault: Fault, *, locations: list[str], latency_threshold_ms: i
     location = sorted(locations)[-1] if fault.location == "@last" else fault.location
     kind = f"slow:{latency_threshold_ms * 3}" if fault.kind == "slow:@3x" else fault.kind
     return Fault(kind, fault.action, location)
+
+
+def noise_slots(scenario: Scenario, slots: int, seed: int) -> set[int]:
+    """Which of the warmup's `slots` intervals carry the scenario's noise: at random, at most
+    `noise_max_streak` in a row, ending with two noisy intervals right before the faults."""
+    if not scenario.noise or slots <= 0:
+        return set()
+    rng = random.Random(seed)
+    chosen, streak = set(), 0
+    for i in range(slots):
+        if streak < scenario.noise_max_streak and rng.random() < scenario.noise_ratio:
+            chosen.add(i)
+            streak += 1
+        else:
+            streak = 0
+    tail = min(2, scenario.noise_max_streak, slots)
+    chosen.discard(slots - tail - 1)  # the tail is a streak of its own, within the cap
+    return (chosen - set(range(slots - tail, slots))) | set(range(slots - tail, slots))
 
 
 def failing_slots(scenario: Scenario, slots: int, seed: int) -> set[int]:
@@ -84,7 +120,8 @@ def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout
     """What the sandbox would answer a run of `action` at `location` under `faults`:
     (failure class or "", latency in ms). Mirrors the sandbox's precedence; the limits probe's
     over-long post is a (followers-only) post, so post-scoped faults reach it."""
-    scope = Action.POST if action == Action.LIMITS else action
+    # The limits probe's over-long post and the delivery probe's post are posts: post-scoped faults reach them.
+    scope = Action.POST if action in (Action.LIMITS, Action.DELIVERY) else action
     kinds = {f.kind for f in faults if f.action in (scope, "*") and f.location in (None, location)}
     latency = base_latency_ms + max([int(k.split(":")[1]) for k in kinds if k.startswith("slow:")] or [0])
     if latency > timeout_ms:
@@ -97,9 +134,11 @@ def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout
         if kinds & {"read_only", "quota_exceeded"}:
             return "", latency  # refused anyway: the limit held, untested
         return (FailureClass.INVARIANT if "accept_overlong" in kinds else ""), latency
+    if action == Action.DELIVERY and "fanout_stalled" in kinds and not kinds & {"read_only", "quota_exceeded"}:
+        return FailureClass.NOT_DELIVERED, latency
     if "read_only" in kinds and action != Action.READ:
         return FailureClass.READ_ONLY, latency
-    if "quota_exceeded" in kinds and action in WRITES:
+    if "quota_exceeded" in kinds and action in (*WRITES, Action.DELIVERY):
         return FailureClass.QUOTA_EXCEEDED, latency
     return "", latency
 
@@ -159,7 +198,19 @@ def scenario_play(scenario: Scenario, *, control: SandboxControl, scale: float, 
     control.clear()
     say(f"{started:%H:%M:%S} scenario {scenario.name}: {scenario.description} (scale {scale:g}, "
         f"interval {interval_s:g} s)")
-    sleep(_until_mid_slot(scenario.warmup_s * scale, interval_s))
+    if scenario.noise:
+        sleep(_until_mid_slot(0, interval_s))
+        slots = int(scenario.warmup_s * scale // interval_s)
+        noisy = noise_slots(scenario, slots, seed if seed is not None else random.randrange(1 << 30))
+        say(f"{timezone.now():%H:%M:%S} noise: {len(noisy)} of {slots} intervals before the faults")
+        noise = [resolve_fault(f, locations=locations, latency_threshold_ms=threshold) for f in scenario.noise]
+        for slot in range(slots):
+            if slot in noisy:
+                for fault in noise:
+                    control.set(fault, duration_s=interval_s * 0.9)
+            sleep(interval_s)
+    else:
+        sleep(_until_mid_slot(scenario.warmup_s * scale, interval_s))
     fault_from = timezone.now()
     fault_s = scenario.fault_s * scale
     if scenario.random_failure_ratio:

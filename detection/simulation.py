@@ -35,7 +35,7 @@ def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, se
     sandbox's answers simulated (detection.scenarios.simulate_outcome). Each location runs on the
     probe's grid with its own small offset, as dispatch lateness would give. Returns the times
     the faults were set and cleared (for comparing measured with injected durations)."""
-    from detection.scenarios import failing_slots, resolve_fault, simulate_outcome
+    from detection.scenarios import failing_slots, noise_slots, resolve_fault, simulate_outcome
 
     placements = list(ProbeLocation.objects.filter(probe__enabled=True).select_related("probe", "location")
                       .order_by("location__name", "probe__slug"))
@@ -44,6 +44,7 @@ def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, se
     fault_until = fault_from + timedelta(seconds=scenario.fault_s)
     end = fault_until + timedelta(seconds=interval_s * recovery_intervals)
     slots = failing_slots(scenario, int(scenario.fault_s // interval_s) + 1, seed)
+    noisy = noise_slots(scenario, int(scenario.warmup_s // interval_s), seed)
     offsets = {name: 0.2 + 0.9 * i for i, name in enumerate(locations)}
     events = []
     for placement in placements:
@@ -54,6 +55,9 @@ def simulate_scenario(scenario, *, start: datetime, interval_s: float = 30.0, se
     events.sort(key=lambda e: (e[0], e[1].id))
     for at, placement in events:
         active = []
+        if at < fault_from and int((at - start).total_seconds() // interval_s) in noisy:
+            active = [resolve_fault(f, locations=locations, latency_threshold_ms=placement.probe.latency_threshold_ms)
+                      for f in scenario.noise]
         if fault_from <= at < fault_until:
             slot = int((at - fault_from).total_seconds() // interval_s)
             if slot in slots:
@@ -71,8 +75,10 @@ DEMO_COMPONENTS = {"post": "Posting", "repost": "Reposting", "follow": "Followin
                    "read": "Timeline", "limits": "Post length limit"}
 
 
-def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datetime | None = None):
-    """The demo's shape in the database: one platform, a probe and a component per action."""
+def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datetime | None = None,
+                delivery: bool = False):
+    """The demo's shape in the database: one platform, a probe and a component per action (and,
+    with `delivery`, the delivery probe's "Post delivery")."""
     from django.utils import timezone
 
     from detection.models import Component
@@ -81,7 +87,8 @@ def demo_layout(*, locations: list[str], interval_s: int = 30, created_at: datet
     created_at = created_at or timezone.now() - timedelta(days=1)
     platform = Platform.objects.create(name="Sandbox", slug="sandbox", kind="sandbox", base_url="http://127.0.0.1:9")
     places = [Location.objects.create(name=name) for name in locations]
-    for position, (action, name) in enumerate(DEMO_COMPONENTS.items()):
+    shown = {**DEMO_COMPONENTS, **({"delivery": "Post delivery"} if delivery else {})}
+    for position, (action, name) in enumerate(shown.items()):
         probe = Probe.objects.create(name=name, slug=f"sandbox-{action}", platform=platform, action=action,
                                      interval_s=interval_s, timeout_s=10, latency_threshold_ms=2000)
         for location in places:

@@ -34,6 +34,7 @@ def _class_words() -> dict[str, str]:
         "invariant": pgettext("automatic incident", "wrong results accepted"),
         "unexpected": pgettext("automatic incident", "unexpected responses"),
         "bad_response": pgettext("automatic incident", "malformed responses"),
+        "not_delivered": pgettext("automatic incident", "new posts not reaching followers"),
     }
 
 
@@ -138,6 +139,7 @@ def _action_words() -> dict[str, str]:
         "dm": pgettext("automatic incident", "direct messages"),
         "read": pgettext("automatic incident", "reading timelines"),
         "limits": pgettext("automatic incident", "limit checks"),
+        "delivery": pgettext("automatic incident", "post delivery"),
     }
 
 
@@ -162,6 +164,10 @@ def _title_limit(params: dict, language: str) -> str:
     return pgettext("automatic incident", "Character limit not enforced")
 
 
+def _title_not_delivered(params: dict, language: str) -> str:
+    return pgettext("automatic incident", "New posts not reaching followers")
+
+
 def _title_failing(params: dict, language: str) -> str:
     names = [_name(c, language) for c in params["components"]]
     words = [names[0]] + [n[0].lower() + n[1:] for n in names[1:]] if names else [params["platform"]]
@@ -179,7 +185,8 @@ def _title_failing(params: dict, language: str) -> str:
     return title
 
 
-TITLES = {"read_only": _title_read_only, "limit_not_enforced": _title_limit, "failing": _title_failing}
+TITLES = {"read_only": _title_read_only, "limit_not_enforced": _title_limit, "failing": _title_failing,
+          "not_delivered": _title_not_delivered}
 
 
 def title_render(text: dict, *, language: str) -> str:

@@ -66,10 +66,22 @@ class Day:
 @dataclass
 class UptimeBar:
     days: list[Day]
+    # Seconds of the bar's window the component existed: what was measured is a share of it.
+    span_s: float = 0.0
 
     @functools.cached_property
     def uptime(self) -> float | None:  # read twice per bar on the page: its label and its legend
         return ratio(self.days)
+
+    @property
+    def measured(self) -> float | None:
+        """The share of the window with measurements (the rest, no data, is excluded from uptime)."""
+        return min(1.0, sum(d.observed_s for d in self.days) / self.span_s) if self.span_s > 0 else None
+
+    @property
+    def unmeasured_shown(self) -> bool:
+        """Whether the page should say how much was measured: something was, and not all of it."""
+        return self.measured is not None and 0 < self.measured < 0.995
 
 
 def ratio(days: list[Day]) -> float | None:
@@ -102,7 +114,8 @@ def uptime_bars(components: list[Component], *, now: datetime | None = None, day
         begin = max(bounds[0], component.created_at, component.status_since or component.created_at)
         if now > begin:
             _spread(cells, bounds, begin, now, component.status)
-        bars[component.id] = UptimeBar(cells)
+        existed = max(bounds[0], component.created_at)
+        bars[component.id] = UptimeBar(cells, span_s=max(0.0, (now - existed).total_seconds()))
 
     for component_id, public_id, title, started, resolved in (
             IncidentComponent.objects.filter(component_id__in=ids, incident__started_at__lt=now)

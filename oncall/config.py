@@ -22,7 +22,7 @@ from notifications.models import Channel, EventKind
 from platforms.adapters import REGISTRY
 from platforms.adapters.scripted import script_issues
 from oncall.configreader import ConfigError, FieldPath, Problem, Reader, _hint, parse, quote
-from probes.models import DEFAULT_SETTLE_S, Account, Action, Location, Platform, Probe, ProbeLocation
+from probes.models import DEFAULT_SETTLE_S, Account, Action, Location, Platform, Probe, ProbeLocation, staggered_start
 from detection.models import Component, ComponentGroup
 from official.models import OfficialSource
 
@@ -396,8 +396,8 @@ def _apply(data: dict) -> list[str]:
             placement.delete()
             changes.append(f"- probe {item['slug']} at {placement.location.name}")
         for name in item["locations"]:
-            _, made = ProbeLocation.objects.get_or_create(probe=probe, location=locations[name],
-                                                          defaults={"next_run_at": timezone.now()})
+            _, made = ProbeLocation.objects.get_or_create(probe=probe, location=locations[name], defaults={
+                "next_run_at": staggered_start(locations[name].id, probe.interval_s)})
             if made:
                 changes.append(f"+ probe {item['slug']} at {name}")
     groups: dict[str, ComponentGroup] = {}

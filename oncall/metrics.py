@@ -29,7 +29,7 @@ from prometheus_client.utils import floatToGoString
 from detection.evaluation import is_stale
 from detection.models import ComponentStatus, Impact, Incident, OwnProblem
 from probes.lease import lease_leader
-from probes.models import Location, Probe, ProbeLocation, RunHour
+from probes.models import Artifact, Location, Platform, Probe, ProbeLocation, RunHour
 from detection.rollups import BUCKETS_PER_DOUBLING, bucket_upper_ms
 from official.models import IncidentAcknowledgement, Indicator, OfficialSource
 from statuspage import selectors
@@ -114,6 +114,7 @@ class VigieCollector(Collector):
         yield from self._official()
         yield from _faults(labels, locations)  # issue 20
         yield from self._scheduler()
+        yield from self._leftovers()
 
     def _runs(self, labels: Labeller) -> Iterator[Metric]:
         runs = CounterMetricFamily(
@@ -308,6 +309,29 @@ def _faults(labels: Labeller, locations: dict[int, str]) -> Iterator[Metric]:
     for dependency in dependencies():
         up.add_metric([dependency.name], 1 if dependency.up else 0)
     yield up
+
+
+    def _leftovers(self) -> Iterator[Metric]:
+        rows = {row["account__platform__slug"]: row for row in (
+            Artifact.objects.values("account__platform__slug")
+            .annotate(swept=Sum("sweeps"), lost=Sum("deletes_lost"),
+                      pending=Count("id", filter=Q(cleaned_at__isnull=True))).order_by())}
+        swept = CounterMetricFamily(
+            "vigie_leftovers_swept", "Leftovers of Vigie's own runs found on the platform by the periodic sweep "
+            "(probes.sweep) and put back to be removed.", labels=["platform"])
+        lost = CounterMetricFamily(
+            "vigie_lost_deletes", "Deletes the platform answered but lost (the post still readable), each deleted "
+            "again.", labels=["platform"])
+        pending = GaugeMetricFamily(
+            "vigie_artifacts_pending", "Artifacts of Vigie's runs not removed yet (cleanup retried).", labels=["platform"])
+        for platform in Platform.objects.order_by("slug").values_list("slug", flat=True):
+            row = rows.get(platform, {})
+            swept.add_metric([platform], row.get("swept") or 0)
+            lost.add_metric([platform], row.get("lost") or 0)
+            pending.add_metric([platform], row.get("pending") or 0)
+        yield swept
+        yield lost
+        yield pending
 
 
 # Only Vigie's collector: the client's default process and GC metrics would describe whichever web

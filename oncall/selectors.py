@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import fmean
 
-from django.db.models import F, Window
+from django.db.models import Count, F, Max, Q, Window
 from django.db.models.functions import RowNumber
 
 from detection.budget import SELF_INFLICTED_SHARE, own_usage
@@ -17,6 +17,7 @@ from detection.models import Component, Incident, IncidentComponent, Maintenance
 from probes.models import Location, Outcome, PlacementState, Platform, Probe, ProbeLocation, Run
 from detection.uptime import ratio, uptime_bars
 from official import selectors as official
+from statuspage.selectors import shown_status
 
 RUNS_PER_CELL = 10
 # Runs older than this many probe intervals are not drawn: bounds the rows the window function
@@ -148,7 +149,10 @@ def _mean(seconds: list[float]) -> str:
 def component_stats(now: datetime) -> list[dict]:
     """MTTD, mean time to resolve and uptime per component over 7, 30 and 90 days. One 90-day
     bar per component: its last 7 and 30 days are the 7- and 30-day bars (days end today)."""
-    components = list(Component.objects.order_by("position", "name"))
+    enabled = Q(probes__enabled=True)
+    components = list(Component.objects.annotate(
+        last_checked=Max("probes__placements__last_run_at", filter=enabled),
+        probe_count=Count("probes", filter=enabled, distinct=True)).order_by("position", "name"))
     longest = max(STATS_DAYS)
     bars = uptime_bars(components, now=now, days=longest)
     episodes: dict[int, list[tuple]] = defaultdict(list)
@@ -170,5 +174,7 @@ def component_stats(now: datetime) -> list[dict]:
                 "mttd": _mean([(detected - started).total_seconds() for started, detected, _ in mine]),
                 "mttr": _mean([(resolved - started).total_seconds() for started, _, resolved in mine if resolved]),
             })
-        stats.append({"component": component, "periods": periods})
+        # Unknown is told apart as the page does: not measured yet, not monitored, or no data.
+        stats.append({"component": component, "periods": periods, "status": shown_status(component),
+                      "measured": bars[component.id].measured})
     return stats

@@ -13,6 +13,8 @@ class Action(models.TextChoices):
     DM = "dm", "Direct message"
     READ = "read", "Read timeline"
     LIMITS = "limits", "Limits enforced"
+    # A post by the prober reaches the home timeline of the partner, who follows it (fan-out).
+    DELIVERY = "delivery", "Post delivery"
 
 
 class FailureClass(models.TextChoices):
@@ -27,6 +29,7 @@ class FailureClass(models.TextChoices):
     INVARIANT = "invariant"
     UNEXPECTED = "unexpected"
     BAD_RESPONSE = "bad_response"  # an answer that cannot be read as what it claims (JSON nested too deep)
+    NOT_DELIVERED = "not_delivered"  # a post accepted (and readable by its author) never reached a follower
 
 
 class Outcome(models.TextChoices):

@@ -192,6 +192,20 @@ class Probe(models.Model):
         return self.name
 
 
+def staggered_start(location_id: int, interval_s: int, now=None):
+    """When a new placement first runs: now, plus its location's share of the interval. Locations
+    share the platform's test accounts, so two locations must never act on one account in the same
+    slot (two follows of one partner at once break a server's unique constraint, a 500 that is
+    Vigie's own doing): each location keeps its own phase of the probe's grid, the k-th of n
+    locations k/(n+1) of the interval after the first (the dispatcher keeps a placement's phase)."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    ids = list(Location.objects.order_by("id").values_list("id", flat=True))
+    rank = ids.index(location_id) if location_id in ids else 0
+    return now + timedelta(seconds=interval_s * rank / (len(ids) + 1))
+
+
 class ProbeLocation(models.Model):
     """One probe at one location: its schedule (claimed by the dispatcher) and latest result."""
 
@@ -277,6 +291,11 @@ class Artifact(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # The periodic sweep (probes.sweep): how many times it found this on the platform when it should
+    # have been gone, and how many of its deletes the platform answered and lost (still readable).
+    sweeps = models.PositiveIntegerField(default=0)
+    deletes_lost = models.PositiveIntegerField(default=0)
+    delete_lost_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from probes import drops, inflight, recorder, spool
@@ -313,16 +314,36 @@ def artifact_cleanup(row: Artifact, *, adapter: BaseAdapter, artifact: CreatedAr
     Updates are conditional on the row's owner: if a later run made the same artifact again
     meanwhile, that run owns the row and its own cleanup decides, so an earlier undo that
     raced with the re-creation cannot mark the new one cleaned."""
+    lost_before = adapter.ctx.facts.get("deletes_lost", 0)
     try:
         adapter.undo(artifact)
     except ProbeError as exc:
         attempts = row.attempts + 1
         pause = min(timedelta(seconds=30 * 2 ** min(attempts, 10)), CLEANUP_BACKOFF_MAX)
+        lost = adapter.ctx.facts.get("deletes_lost", 0) > lost_before
+        if lost:
+            # The platform answered the delete and kept the post: deleted again at the next attempt,
+            # sooner than a failed call would be, and counted (a platform that loses deletes is on-call's).
+            pause = timedelta(seconds=30)
+            _deletes_lost_count(row)
         _ledger_update(row, attempts=attempts, last_error=redact(exc.message, secrets)[:500], cleaned_at=None,
                        next_attempt_at=timezone.now() + pause)
         return False
     _ledger_update(row, cleaned_at=timezone.now(), attempts=row.attempts + 1, last_error="")
     return True
+
+
+def _deletes_lost_count(row: Artifact) -> None:
+    """One more delete the platform answered and lost, on the artifact's row (whoever owns it)."""
+    row.deletes_lost += 1
+    if getattr(row, "unsynced", False) or row.id is None:
+        return
+    try:
+        Artifact.objects.filter(id=row.id).update(deletes_lost=F("deletes_lost") + 1, delete_lost_at=timezone.now())
+    except spool.DB_DOWN:
+        if connection.in_atomic_block:
+            raise
+        spool.connection_reset()
 
 
 def _ledger_update(row: Artifact, **fields) -> None:

@@ -9,7 +9,7 @@ from celery import shared_task, signals
 from django.conf import settings
 from django.dispatch import Signal
 
-from probes import dispatch, drops, retention, runner, spool
+from probes import dispatch, drops, retention, runner, spool, sweep
 from probes.deadletter import ON_DEAD, GuardedTask, deliveries_prune
 from probes.losses import DropReason
 
@@ -118,6 +118,14 @@ ON_DEAD[run_probe.name] = lambda args, kwargs: runs_dropped([list(args)], DropRe
 @shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
 def cleanup_pending() -> int:
     return runner.cleanup_pending()
+
+
+@shared_task(ignore_result=True, time_limit=300, soft_time_limit=280)
+def leftovers_sweep() -> dict:
+    """Find Vigie's own leftovers on each platform and remove the ones old enough at once."""
+    found = sweep.leftovers_sweep()
+    found["cleaned"] = runner.cleanup_pending()
+    return found
 
 
 @shared_task(ignore_result=True, time_limit=120, soft_time_limit=110)

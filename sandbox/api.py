@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import time
+
+from .common import HTML_TYPE, TAKAHE_SERVER_ERROR
+from .config import FOLLOW_INSERT_S
 from .routing import Request, Response, Route, route
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
@@ -101,8 +105,25 @@ def unreblog(req: Request) -> Response:
 
 
 def follow(req: Request) -> Response:
-    relationship = req.state.follow(_user(req), req.match["id"], reblogs=req.flag("reblogs", True),
+    state, viewer = req.state, _user(req)
+    pair = (viewer.id, req.match["id"])
+    takahe = state.config.compat == "takahe"
+    if takahe:
+        # Takahē inserts the follow row in a transaction: a second follow of the same pair at the
+        # same moment breaks the unique constraint, and the server answers with its crash page.
+        with state.lock:
+            if pair in state.follows_inserting:
+                return Response(500, TAKAHE_SERVER_ERROR, content_type=HTML_TYPE)
+            state.follows_inserting.add(pair)
+    try:
+        if takahe:
+            time.sleep(FOLLOW_INSERT_S)
+        relationship = state.follow(viewer, req.match["id"], reblogs=req.flag("reblogs", True),
                                     notify=req.flag("notify", False), languages=req.strings("languages"))
+    finally:
+        if takahe:
+            with state.lock:
+                state.follows_inserting.discard(pair)
     return Response(200, relationship)
 
 
@@ -124,6 +145,17 @@ def home_timeline(req: Request) -> Response:
     return Response(200, statuses, headers)
 
 
+def account_statuses(req: Request) -> Response:
+    return Response(200, req.state.account_statuses(_user(req), req.match["id"], limit=_limit(req),
+                                                    max_id=_id_param(req, "max_id")))
+
+
+def following(req: Request) -> Response:
+    raw = req.query.get("limit", [""])[-1]
+    limit = max(1, min(80, int(raw))) if raw.isdigit() and len(raw) < 6 else 40  # Mastodon: 40, at most 80
+    return Response(200, req.state.following(req.match["id"], limit=limit))
+
+
 def conversations(req: Request) -> Response:
     return Response(200, req.state.conversations(_user(req), limit=_limit(req)))
 
@@ -137,6 +169,8 @@ ID = r"(?P<id>[^/]+)"
 ROUTES: list[Route] = [
     route("GET", "/api/v1/accounts/verify_credentials", verify_credentials),
     route("GET", "/api/v1/accounts/relationships", relationships),
+    route("GET", f"/api/v1/accounts/{ID}/statuses", account_statuses, scope=_fixed("read", "read")),
+    route("GET", f"/api/v1/accounts/{ID}/following", following, scope=_fixed("read", "read")),
     route("GET", f"/api/v1/accounts/{ID}", get_account),
     route("POST", f"/api/v1/accounts/{ID}/follow", follow, scope=_fixed("follow", "create"), families=("follows",)),
     route("POST", f"/api/v1/accounts/{ID}/unfollow", unfollow, scope=_fixed("follow", "undo")),

@@ -9,6 +9,11 @@ INVALID_TOKEN = "The access token is invalid"
 NOT_ALLOWED = "This action is not allowed"
 TOO_MANY = "Too many requests"
 SERVER_ERROR = "We're sorry, but something went wrong on our end."
+# What a Takahē-like server answers when it crashes (read-only writes, a unique constraint broken by
+# two concurrent inserts): its HTML error page, status 500. Seen from Takahē 0.11.
+TAKAHE_SERVER_ERROR = ("<!DOCTYPE html><html lang=\"en\"><head><title>Server Error - Takahē</title></head>"
+                       "<body><main><h1>Server Error</h1><p>Something went wrong.</p></main></body></html>")
+HTML_TYPE = "text/html; charset=utf-8"
 
 
 class ApiError(Exception):

@@ -33,10 +33,19 @@ RATE_LIMIT_PRESETS = {"generous": GENEROUS_RATE_LIMITS, "mastodon": MASTODON_RAT
 # original status marked `reblogged: true` (not a wrapper status), and a missing status is a 404
 # HTML page (not JSON); a follow is answered `following: false` and made effective by a background
 # worker about a second later; writes refused in read-only mode answer 500 with an HTML page (not
-# 503 JSON); a bad token is refused with 400 text/html "Invalid Bearer token" (not 401).
-COMPAT_MODES = ("mastodon", "takahe")
+# 503 JSON); a bad token is refused with 400 text/html "Invalid Bearer token" (not 401); two
+# follows of the same pair at the same moment break a unique constraint (500 HTML); posts reach
+# followers through a fan-out worker (0.5 s). "mastodon-locked": Mastodon with locked (or remote)
+# accounts: a follow is answered `requested: true` and accepted a second later (then `following`).
+COMPAT_MODES = ("mastodon", "takahe", "mastodon-locked")
 # How long a follow takes to become effective in each mode (Takahē's background worker).
-FOLLOW_DELAY_S = {"mastodon": 0.0, "takahe": 1.0}
+FOLLOW_DELAY_S = {"mastodon": 0.0, "takahe": 1.0, "mastodon-locked": 1.0}
+# How long a post takes to reach followers' home timelines (fan-out by a background worker, on every
+# Mastodon-compatible server; the fault fanout_stalled stops that worker).
+FANOUT_DELAY_S = {"mastodon": 0.0, "takahe": 0.5, "mastodon-locked": 0.0}
+# How long a follow's insert takes in "takahe" mode: a second follow of the same pair arriving
+# meanwhile breaks the unique constraint and is answered 500 (two probes of one account at once).
+FOLLOW_INSERT_S = 0.1
 
 
 def _env(name: str, default: str) -> str:
@@ -107,6 +116,8 @@ class SandboxConfig:
     compat: str = "mastodon"
     # Seconds before a follow is effective (answered pending until then); None: the compat mode's.
     follow_delay_s: float | None = None
+    # Seconds before a post reaches followers' home timelines; None: the compat mode's.
+    fanout_delay_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.rate_limits not in RATE_LIMIT_PRESETS:
@@ -126,6 +137,10 @@ class SandboxConfig:
     @property
     def follow_delay(self) -> float:
         return FOLLOW_DELAY_S[self.compat] if self.follow_delay_s is None else max(0.0, float(self.follow_delay_s))
+
+    @property
+    def fanout_delay(self) -> float:
+        return FANOUT_DELAY_S[self.compat] if self.fanout_delay_s is None else max(0.0, float(self.fanout_delay_s))
 
     def limits(self) -> dict[str, tuple[int, int]]:
         """The effective family -> (limit, period_s) table."""

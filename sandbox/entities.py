@@ -37,6 +37,10 @@ class Status:
     reblog_of: int | None = None
     in_reply_to_id: int | None = None
     in_reply_to_account_id: str | None = None
+    # Fan-out: when (state.clock time) the background worker delivers it to followers' home
+    # timelines, and whether it has. The author reads it at once either way.
+    fanout_at: float = 0.0
+    delivered: bool = True
 
 
 @dataclass
@@ -59,7 +63,7 @@ def account_json(state: SandboxState, account: Account) -> dict[str, Any]:
         "username": account.username,
         "acct": account.username,
         "display_name": account.display_name,
-        "locked": False,
+        "locked": state.config.compat == "mastodon-locked",
         # Honest about what these accounts are: automated probes.
         "bot": True,
         "discoverable": False,
@@ -174,8 +178,12 @@ def status_json(state: SandboxState, status: Status, viewer: Account | None, *, 
 
 def relationship_json(state: SandboxState, viewer: Account, target: Account) -> dict[str, Any]:
     follow = state.follows.get((viewer.id, target.id))
+    requested = False
     if follow is not None and follow.effective_at > state.clock():
-        follow = None  # pending: Takahē answers neither following nor requested until its worker ran
+        # Pending: Takahē answers neither following nor requested until its worker ran; Mastodon
+        # answers `requested` for a locked or remote account until the request is accepted.
+        requested = state.config.compat == "mastodon-locked"
+        follow = None
     return {
         "id": target.id,
         "following": follow is not None,
@@ -188,7 +196,7 @@ def relationship_json(state: SandboxState, viewer: Account, target: Account) -> 
         "muting": False,
         "muting_notifications": False,
         "muting_expires_at": None,
-        "requested": False,
+        "requested": requested,
         "requested_by": False,
         "domain_blocking": False,
         "endorsed": False,

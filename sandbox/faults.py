@@ -13,9 +13,13 @@ from .common import iso_ms
 # "slow" is the only kind with a parameter, written slow:<ms>.
 # delete_lost: a DELETE of a status answers 200 but the status stays (a concurrent background write
 # resurrected it, as seen on Takahē).
-KINDS = ("quota_exceeded", "read_only", "server_error", "slow", "drop", "accept_overlong", "delete_lost")
+# fanout_stalled: the background worker that delivers posts to followers' home timelines is stopped:
+# posts are accepted and readable by their author, but reach no follower until the fault ends (the
+# backlog is then delivered). The worker is platform-wide: the fault's location is ignored.
+KINDS = ("quota_exceeded", "read_only", "server_error", "slow", "drop", "accept_overlong", "delete_lost",
+         "fanout_stalled")
 KINDS_DISPLAY = ("quota_exceeded", "read_only", "server_error", "slow:<ms>", "drop", "accept_overlong",
-                 "delete_lost")
+                 "delete_lost", "fanout_stalled")
 ACTIONS = ("post", "repost", "follow", "dm", "read", "*")
 WRITE_ACTIONS = ("post", "repost", "follow", "dm")
 # Which actions each kind can affect at all; a fault that could never apply is refused rather than
@@ -25,6 +29,7 @@ KIND_ACTIONS = {
     "read_only": WRITE_ACTIONS + ("*",),
     "accept_overlong": ("post", "dm", "*"),
     "delete_lost": ("post", "dm", "*"),
+    "fanout_stalled": ("post", "*"),
 }
 FIELDS = ("kind", "action", "location", "duration_s", "official_ack_s")
 LOCATION_RE = re.compile(r"^[a-z0-9_-]{1,64}$")

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import ROUTES
-from .common import INVALID_TOKEN, NOT_FOUND, SERVER_ERROR, TOO_MANY, ApiError, iso_us
+from .common import HTML_TYPE, INVALID_TOKEN, NOT_FOUND, SERVER_ERROR, TAKAHE_SERVER_ERROR, TOO_MANY, ApiError, iso_us
 from .config import SandboxConfig
 from .control import CONTROL_ROUTES
 from .faults import location_from_user_agent
@@ -29,10 +29,7 @@ TAKAHE_NOT_FOUND = ("<!DOCTYPE html><html lang=\"en\"><head><title>Page Not Foun
                     "<body><main><h1>Page Not Found</h1><p>Sorry, we could not find that page.</p></main></body></html>")
 # How a Takahē-like server refuses writes when read-only (a crash page, 500) and a bad token (400,
 # text/html, not 401): both seen from Takahē 0.11.
-TAKAHE_SERVER_ERROR = ("<!DOCTYPE html><html lang=\"en\"><head><title>Server Error - Takahē</title></head>"
-                       "<body><main><h1>Server Error</h1><p>Something went wrong.</p></main></body></html>")
 TAKAHE_BAD_TOKEN = "Invalid Bearer token"
-HTML_TYPE = "text/html; charset=utf-8"
 DRAIN_LIMIT = 16 * MAX_BODY  # read and discard up to this much so the client sees the 413, not a reset
 WWW_AUTHENTICATE = 'Bearer realm="Doorkeeper", error="invalid_token"'
 READ_ONLY_TEXT = "This server is in read-only mode. Please try again later."

@@ -47,6 +47,8 @@ class SandboxState:
         self.conversation_ids: dict[frozenset[str], int] = {}
         self.conversation_read: dict[tuple[str, int], int] = {}
         self.faults: dict[str, Fault] = {}
+        self.fanout_pending: set[int] = set()
+        self.follows_inserting: set[tuple[str, str]] = set()  # takahe mode: follows being inserted  # statuses the fan-out worker has yet to deliver
         self.apps: dict[str, App] = {}  # by client_id
         self.grants: dict[str, Grant] = {}  # authorization codes, by code
         self.limiter = RateLimiter(self.config.limits())
@@ -88,6 +90,29 @@ class SandboxState:
         if status is None or not self.can_see(viewer, status):
             raise ApiError(404, NOT_FOUND)  # invisible is indistinguishable from absent, as in Mastodon
         return status
+
+    def _fanout_stalled(self) -> bool:
+        return any(f.base_kind == "fanout_stalled" for f in self._live_faults())
+
+    def _fanout_queue(self, status: Status) -> None:
+        """Hand a new status to the fan-out worker: delivered now with no delay and no stall."""
+        status.fanout_at = self.clock() + self.config.fanout_delay
+        status.delivered = False
+        self.fanout_pending.add(status.id)
+        self._fanout_run()
+
+    def _fanout_run(self) -> None:
+        """The fan-out worker's pass, done lazily when a timeline is read: every status due is
+        delivered to followers, unless the worker is stalled (then the backlog waits)."""
+        if self._fanout_stalled():
+            return
+        now = self.clock()
+        for status_id in list(self.fanout_pending):
+            status = self.statuses.get(status_id)
+            if status is None or status.fanout_at <= now:
+                self.fanout_pending.discard(status_id)
+                if status is not None:
+                    status.delivered = True
 
     def _account(self, account_id: str) -> Account:
         account = self.accounts.get(account_id)
@@ -233,6 +258,7 @@ class SandboxState:
                 in_reply_to_account_id=reply_to.account_id if reply_to else None,
             )
             self.statuses[status.id] = status
+            self._fanout_queue(status)
             if visibility == "direct":
                 self.conversation_ids.setdefault(frozenset([author.id, *mentions]), len(self.conversation_ids) + 1)
             if idempotency_key:
@@ -274,6 +300,7 @@ class SandboxState:
                 existing = Status(id=self._next_id(), account_id=viewer.id, text="", visibility=chosen,
                                   created_at=self.now(), language=None, reblog_of=original.id)
                 self.statuses[existing.id] = existing
+                self._fanout_queue(existing)
             return ent.status_json(self, existing, viewer)
 
     def unreblog(self, viewer: Account, status_id: str) -> dict[str, Any]:
@@ -291,11 +318,13 @@ class SandboxState:
     def home_timeline(self, viewer: Account, *, limit: int, max_id: int | None = None,
                       since_id: int | None = None, min_id: int | None = None) -> list[dict[str, Any]]:
         with self.lock:
+            self._fanout_run()
             chosen = []
             for status in self.statuses.values():
                 follow = self.follows.get((viewer.id, status.account_id))
-                if status.account_id != viewer.id and follow is None:
-                    continue
+                if status.account_id != viewer.id and (follow is None or follow.effective_at > self.clock()
+                                                       or not status.delivered):
+                    continue  # not followed (or the follow still pending), or not yet fanned out
                 if status.reblog_of is not None and follow is not None and not follow.reblogs:
                     continue
                 if not self.can_see(viewer, status):
@@ -309,6 +338,26 @@ class SandboxState:
             if min_id is not None:  # min_id pages forward from the oldest, still answered newest first
                 page.reverse()
             return [ent.status_json(self, s, viewer) for s in page]
+
+    def account_statuses(self, viewer: Account, account_id: str, *, limit: int,
+                         max_id: int | None = None) -> list[dict[str, Any]]:
+        """GET /api/v1/accounts/:id/statuses: the account's statuses and reblogs the viewer may see,
+        newest first (direct messages only to those in them)."""
+        with self.lock:
+            self._account(account_id)
+            chosen = sorted((s for s in self.statuses.values()
+                             if s.account_id == account_id and self.can_see(viewer, s)
+                             and (max_id is None or s.id < max_id)), key=lambda s: s.id, reverse=True)
+            return [ent.status_json(self, s, viewer) for s in chosen[:limit]]
+
+    def following(self, account_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """GET /api/v1/accounts/:id/following: the accounts it follows (accepted follows only)."""
+        with self.lock:
+            self._account(account_id)
+            now = self.clock()
+            ids = [target for (follower, target), f in self.follows.items()
+                   if follower == account_id and f.effective_at <= now]
+            return [ent.account_json(self, self.accounts[i]) for i in ids[:limit]]
 
     def conversations(self, viewer: Account, *, limit: int) -> list[dict[str, Any]]:
         with self.lock:
@@ -417,6 +466,7 @@ class SandboxState:
         with self.lock:
             self.statuses.clear()
             self.follows.clear()
+            self.fanout_pending.clear()
             self.idempotency.clear()
             self.conversation_read.clear()
             self.faults.clear()

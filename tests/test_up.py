@@ -56,7 +56,7 @@ def running(tmp_path):
     # The demo configuration, sped up: probes every 5 s instead of 30.
     config = tmp_path / "demo.yaml"
     config.write_text((ROOT / "examples" / "demo.yaml").read_text().replace("interval: 30", "interval: 5")
-                      .replace("interval: 60", "interval: 5"))
+                      .replace("interval: 60", "interval: 5").replace("interval: 45", "interval: 5"))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update(VIGIE_DATA_DIR=str(tmp_path / "var"), PORT=str(port), SANDBOX_PORT=str(sandbox_port),
                VIGIE_DISPATCH_EVERY="1")
@@ -91,11 +91,11 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
     # The URL is printed once it answers: no waiting here (a page the public cache does not keep).
     assert urlopen(f"http://127.0.0.1:{port}/oncall/login/", timeout=5).status == 200
 
-    statuses = wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
-    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"}
+    statuses = wait_for(lambda: len(components(port)) == 7 and components(port), 60, "the page")
+    assert set(statuses) == {"Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit", "Post delivery"}
     fed = wait_for(lambda: (r := runs(db, "SELECT DISTINCT p.action, l.name FROM probes_run r "
                                          "JOIN probes_probe p ON p.id = r.probe_id "
-                                         "JOIN probes_location l ON l.id = r.location_id")) and len(r) == 12 and r,
+                                         "JOIN probes_location l ON l.id = r.location_id")) and len(r) == 14 and r,
                    60, "runs of every probe from both locations")
     assert {location for _, location in fed} == {"sacramento", "atlanta"}
     assert set(components(port).values()) == {"operational"}
@@ -130,7 +130,7 @@ def test_the_demo_shows_its_components_operational_fed_from_both_locations_and_a
 
 def test_the_feb_2023_scenario_against_the_running_system_is_one_incident_with_measured_times(running):
     process, port, env, db = running
-    wait_for(lambda: len(components(port)) == 6 and components(port), 60, "the page")
+    wait_for(lambda: len(components(port)) == 7 and components(port), 60, "the page")
     interval = 3
     result = subprocess.run(
         [sys.executable, "manage.py", "scenario", "run", "feb-2023", "--scale", "0.05", "--interval", str(interval)],
@@ -143,7 +143,8 @@ def test_the_feb_2023_scenario_against_the_running_system_is_one_incident_with_m
     (incident,) = runs(db, "SELECT id, title, impact, started_at, detected_at, resolved_at FROM probes_incident")
     members = {name for (name,) in runs(db, "SELECT c.name FROM probes_incidentcomponent ic JOIN probes_component c "
                                             f"ON c.id = ic.component_id WHERE ic.incident_id = {incident[0]}")}
-    assert members == {"Posting", "Reposting", "Following", "Direct messages"}
+    # Post delivery posts too: refused posts reach no follower.
+    assert members == {"Posting", "Reposting", "Following", "Direct messages", "Post delivery"}
     assert incident[2] == "critical"
     started, detected, resolved = (datetime.fromisoformat(t) for t in incident[3:6])
     assert (detected - started).total_seconds() <= interval * 2 + 5  # MTTD

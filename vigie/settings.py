@@ -234,6 +234,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Vigie's own leftovers on the platforms (probes.sweep), found and removed.
+    "sweep-leftovers": {
+        "task": "probes.tasks.leftovers_sweep",
+        "schedule": 900.0,
+        "options": {"expires": 900.0},
+    },
     "prune-old-runs": {
         "task": "probes.tasks.runs_prune",
         "schedule": 600.0,

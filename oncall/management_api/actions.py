@@ -7,17 +7,18 @@ from django.utils import timezone
 
 from probes.models import (
     Account, Location, Platform, Probe,
-    ProbeLocation,
+    ProbeLocation, staggered_start,
 )
 
 
 def probe_set_locations(*, probe: Probe, locations: list[Location]) -> None:
-    """Place the probe at exactly these locations; a new placement is due at once."""
+    """Place the probe at exactly these locations; a new placement is due at its location's phase
+    of the interval (probes.models.staggered_start)."""
     wanted = {location.id for location in locations}
     ProbeLocation.objects.filter(probe=probe).exclude(location_id__in=wanted).delete()
     for location_id in wanted:
         ProbeLocation.objects.get_or_create(probe=probe, location_id=location_id,
-                                            defaults={"next_run_at": timezone.now()})
+                                            defaults={"next_run_at": staggered_start(location_id, probe.interval_s)})
 
 
 def platform_set_accounts(*, platform: Platform, accounts: list[dict]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
+import re
 import time
 from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any, Callable, ClassVar
@@ -36,6 +37,48 @@ def reset_is_far(result: HttpResult, header: str, now: datetime | None = None) -
     except ValueError:
         return False
     return (when if when.tzinfo else when.replace(tzinfo=dt_timezone.utc)) - now > QUOTA_RESET_AFTER
+
+
+# A 400 or 403 that names the token (Takahē: 400 text/html "Invalid Bearer token") is a refused
+# token, as a 401 is. One of the two places a body's words are read: no status code says it.
+TOKEN_REFUSED = re.compile(r"\b(bearer|access)[ _-]?token\b|\binvalid[ _-]token\b", re.IGNORECASE)
+# A 403 or 422 to a write that says the platform is read-only (English only: a localized one is
+# told by the diagnostic read, as a plain refusal).
+READ_ONLY_WORDS = re.compile(r"\bread[ _-]?only\b", re.IGNORECASE)
+
+
+def token_refused(result: HttpResult) -> bool:
+    """A token refused in any shape: 401, or a 400/403 whose answer names the token."""
+    return result.status == 401 or (result.status in (400, 403)
+                                    and bool(TOKEN_REFUSED.search(result.error_text(limit=500))))
+
+
+def needs_diagnostic(result: HttpResult, *, write: bool) -> bool:
+    """Whether a failed answer needs a diagnostic read to be judged: a write refused with 403, 422
+    or any 5xx (JSON or an HTML page)."""
+    return write and (result.status in (403, 422) or result.status >= 500)
+
+
+def refusal_class(result: HttpResult, *, reads_work: bool | None) -> str:
+    """The one function that judges a refused write, for every adapter, from the answer and the
+    diagnostic read made on the same platform at once (`reads_work`; None when that read could
+    not be made at all):
+
+    - writes failing (any 5xx, HTML or JSON, or a 403/422 saying read-only) while reads work:
+      `read_only`; everything failing: `server_error`;
+    - a 403 while reads work: the action is refused (`rejected`); reads refused too: the account is
+      locked out (`auth`); a 422 is a refused input (`rejected`).
+    """
+    said_read_only = result.status in (403, 422) and bool(READ_ONLY_WORDS.search(result.error_text(limit=2000)))
+    if reads_work is None:
+        return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
+    if said_read_only:
+        return FailureClass.READ_ONLY if reads_work else FailureClass.AUTH
+    if result.status == 422:
+        return FailureClass.REJECTED
+    if result.status == 403:
+        return FailureClass.REJECTED if reads_work else FailureClass.AUTH
+    return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
 
 
 @dataclass(frozen=True)
@@ -171,6 +214,14 @@ class BaseAdapter:
 
     def undo(self, artifact: CreatedArtifact) -> None:
         raise NotImplementedError
+
+    # Whether `leftovers` can list what the test accounts have on the platform (the periodic sweep).
+    can_list_leftovers: ClassVar[bool] = False
+
+    def leftovers(self) -> list[tuple[CreatedArtifact, datetime | None]]:
+        """What Vigie's test accounts have on the platform that no fixture explains: each with when it
+        was made, if the platform says. Only for kinds with `can_list_leftovers`."""
+        return []
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -18,7 +18,10 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from platforms.adapters.base import QUOTA_RESET_AFTER, BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
+from platforms.adapters.base import (
+    QUOTA_RESET_AFTER, BaseAdapter, CreatedArtifact, WriteLimit, needs_diagnostic, refusal_class, reset_is_far,
+    token_refused,
+)
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
 from platforms.vocabulary import Action, Artifact, FailureClass
@@ -60,7 +63,7 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     if 200 <= status < 300:
         return None
     name = error_name(result)
-    if status == 401 or name in AUTH_ERRORS:
+    if token_refused(result) or name in AUTH_ERRORS:
         return FailureClass.AUTH
     if status == 429 or name == "RateLimitExceeded":
         return FailureClass.QUOTA_EXCEEDED if _allowance_exhausted(result, now) else FailureClass.RATE_LIMITED
@@ -418,7 +421,7 @@ class BlueskyAdapter(BaseAdapter):
         failure = classify(result)
         if failure is None:
             return
-        if write and (result.status == 403 or result.status in (502, 503, 504)):
+        if needs_diagnostic(result, write=write) and failure != FailureClass.AUTH:
             failure = self._refusal(result)
         name = error_name(result)
         try:
@@ -436,11 +439,8 @@ class BlueskyAdapter(BaseAdapter):
         try:
             probe = self._xrpc("diagnostic read", "GET", "com.atproto.server.getSession", role="prober")
         except ProbeError:
-            return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
-        reads_work = 200 <= probe.status < 300
-        if result.status == 403:
-            return FailureClass.REJECTED if reads_work else FailureClass.AUTH
-        return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
+            return refusal_class(result, reads_work=None)
+        return refusal_class(result, reads_work=200 <= probe.status < 300)
 
     def _text(self, what: str) -> str:
         return f"Vigie availability probe ({what}) {self.ctx.run_key[:8]}: this is automated and removed at once."

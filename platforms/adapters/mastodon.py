@@ -5,24 +5,19 @@ error text: Mastodon localizes its messages per request.
 """
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from platforms.adapters.base import BaseAdapter, CreatedArtifact, WriteLimit, reset_is_far
+from platforms.adapters.base import (
+    READ_ONLY_WORDS, BaseAdapter, CreatedArtifact, WriteLimit, needs_diagnostic, refusal_class, reset_is_far,
+    token_refused,
+)
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
 from platforms.vocabulary import Action, Artifact, FailureClass
 
 DEFAULT_MAX_CHARACTERS = 500
-# A 400 that names the token (Takahē: "Invalid Bearer token") is a refused token, as a 401 is. The
-# one place a body's words are read: no status code says it, and servers that localize their
-# messages answer a bad token with 401 anyway.
-TOKEN_REFUSED = re.compile(r"\b(bearer|access)[ _-]?token\b|\binvalid[ _-]token\b", re.IGNORECASE)
-# A 403 or 422 to a write that says the server is read-only (English only: a localized one is
-# told by the diagnostic read, as a plain refusal).
-READ_ONLY_WORDS = re.compile(r"\bread[ _-]?only\b", re.IGNORECASE)
 MAX_TESTABLE_CHARACTERS = 100_000
 
 
@@ -32,9 +27,7 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     status = result.status
     if 200 <= status < 300:
         return None
-    if status == 401:
-        return FailureClass.AUTH
-    if status == 400 and TOKEN_REFUSED.search(result.error_text(limit=500)):
+    if token_refused(result):
         return FailureClass.AUTH  # Takahē refuses a bad token with 400 text/html "Invalid Bearer token"
     if status == 429:
         far = reset_is_far(result, "x-ratelimit-reset", now)  # Mastodon's buckets are 5 minutes
@@ -44,6 +37,13 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     if status >= 500:
         return FailureClass.SERVER_ERROR
     return FailureClass.REJECTED
+
+
+def _when(value) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 def _followed(relationship: dict) -> bool:
@@ -69,12 +69,14 @@ MASTODON_WRITES_PER_RUN = {
     Action.REPOST: {"prober": {"statuses": 1, "deletes": 1}},
     Action.FOLLOW: {"prober": {"follows": 1}},
     Action.DM: {"prober": {"statuses": 1, "deletes": 1}},
+    Action.DELIVERY: {"prober": {"statuses": 1, "deletes": 1}},
 }
 
 
 class MastodonAdapter(BaseAdapter):
     kind = "mastodon"
-    actions = frozenset({Action.POST, Action.REPOST, Action.FOLLOW, Action.DM, Action.READ, Action.LIMITS})
+    actions = frozenset({Action.POST, Action.REPOST, Action.FOLLOW, Action.DM, Action.READ, Action.LIMITS,
+                         Action.DELIVERY})
     write_limits = MASTODON_WRITE_LIMITS
     writes_per_run = MASTODON_WRITES_PER_RUN
 
@@ -127,6 +129,8 @@ class MastodonAdapter(BaseAdapter):
         if 200 <= result.status < 300:
             # On record before anything is checked: a follow judged wrong is still undone.
             self.ctx.record_artifact(CreatedArtifact(Artifact.Kind.FOLLOW, partner_id, "prober"))
+        elif result.status >= 500:
+            self._follow_collided(partner_id, result)
         data = self._expect_json(result, write=True)
         accepted_ms = int((time.monotonic() - began) * 1000)
         self.ctx.facts["follow_answer"] = _relationship_seen(data)
@@ -148,6 +152,40 @@ class MastodonAdapter(BaseAdapter):
                              f"the follow was accepted but the relationship was still not following after "
                              f"{self.ctx.settle_s:g} s ({len(self.ctx.facts['follow_reads'])} reads)", result=result)
 
+    def _follow_collided(self, partner_id: str, result: HttpResult) -> None:
+        """A follow answered 5xx that is in effect all the same: another run of this account followed
+        the same partner at the same moment, and the server's unique constraint refused the second
+        insert (Takahē answers 500). Vigie's own doing, not the platform's: the run says so
+        (`self_inflicted`), so evaluation does not count it against the platform, and on-call is
+        told. Not in effect: the 5xx is judged as usual."""
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("relationship after 5xx", "GET",
+                                   self.url(f"/api/v1/accounts/relationships?id[]={partner_id}"),
+                                   token=self.prober.token)
+            if not 200 <= answer.status < 300:  # cannot tell: judged as any 5xx is
+                raise ProbeError(FailureClass.SERVER_ERROR, "relationship unreadable", result=answer)
+            rows = answer.json()
+            row = next((r for r in rows if isinstance(r, dict) and str(r.get("id")) == partner_id), {}) \
+                if isinstance(rows, list) else {}
+            return _followed(row), _relationship_seen(row)
+
+        try:
+            in_effect = self.ctx.settle("collision", read, accepted_ms=result.elapsed_ms)
+        except ProbeError:
+            in_effect = False
+        for key in ("accepted_ms", "effective_ms", "settle_s"):
+            self.ctx.facts.pop(key, None)  # not the follow's own times: it was refused
+        if not in_effect:
+            return
+        # Not put on record here: the run whose follow was answered 200 made it, has it on record
+        # (the same ledger row), and undoes it; undoing it from here would pull it from under that
+        # run's own check.
+        self.ctx.facts["self_inflicted"] = "collision"
+        raise ProbeError(FailureClass.SERVER_ERROR,
+                         f"{result.method} {result.path} answered {result.status}, but the follow is in effect: "
+                         "another run of this account followed at the same moment (a duplicate insert)",
+                         result=result)
+
     def action_dm(self) -> None:
         partner = self.account("partner")
         text = f"@{partner.username} {self._text('direct message')}"
@@ -167,6 +205,69 @@ class MastodonAdapter(BaseAdapter):
                 raise ProbeError(FailureClass.INVARIANT, "the message was accepted but the recipient cannot see it",
                                  result=result)
             self._expect(result, write=False)
+
+    def action_delivery(self) -> None:
+        """A post by the prober must reach the home timeline of the partner, who follows the prober
+        (a standing follow, made once and kept, as the repost target is): what every follower
+        sees. Fan-out is asynchronous everywhere, so the partner's timeline is re-read within the
+        settle time; the run keeps the time to visible (`effective_ms`). A post accepted, readable
+        by its author, and never delivered is `not_delivered`."""
+        partner = self.account("partner")
+        prober_id = self._remote_id("prober")
+        self._partner_follows(partner, prober_id)
+        began = time.monotonic()
+        status = self._create_status("post", "prober", self._text("delivery"), "unlisted", kind=Artifact.Kind.STATUS)
+        accepted_ms = int((time.monotonic() - began) * 1000)
+        status_id = str(status["id"])
+        newer = f"&since_id={int(status_id) - 1}" if status_id.isdigit() else ""
+
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("follower's home timeline", "GET",
+                                   self.url(f"/api/v1/timelines/home?limit=40{newer}"), token=partner.token)
+            rows = self._expect_json(answer, write=False, shape=list)
+            seen = any(isinstance(r, dict) and str(r.get("id")) == status_id for r in rows)
+            return seen, {"seen": seen}
+
+        if self.ctx.settle("delivery", read, accepted_ms=accepted_ms):
+            return
+        mine = self.ctx.call("author reads", "GET", self.url(f"/api/v1/statuses/{status_id}"), token=self.prober.token)
+        if mine.status == 404:
+            raise ProbeError(FailureClass.INVARIANT, "the post was accepted but cannot be read back", result=mine)
+        self._expect(mine, write=False)
+        self.ctx.facts["author_reads"] = True
+        raise ProbeError(FailureClass.NOT_DELIVERED,
+                         f"the post was accepted and readable by its author, but was not in a follower's home "
+                         f"timeline after {self.ctx.settle_s:g} s ({len(self.ctx.facts['delivery_reads'])} reads)")
+
+    def _partner_follows(self, partner, prober_id: str) -> None:
+        """The partner follows the prober: checked each run, made (and awaited) when missing."""
+        def read() -> tuple[bool, dict]:
+            answer = self.ctx.call("partner's relationship", "GET",
+                                   self.url(f"/api/v1/accounts/relationships?id[]={prober_id}"), token=partner.token)
+            rows = self._expect_json(answer, write=False, shape=list)
+            row = next((r for r in rows if isinstance(r, dict) and str(r.get("id")) == prober_id), {})
+            return _followed(row), _relationship_seen(row)
+
+        done, _ = read()
+        if done:
+            return
+        result = self.ctx.call("partner follows", "POST", self.url(f"/api/v1/accounts/{prober_id}/follow"),
+                               token=partner.token)
+        data = self._expect_json(result, write=True)
+        self.ctx.facts["partner_follow_made"] = True
+        if _followed(data):
+            return
+        facts = dict(self.ctx.facts)
+        settled = self.ctx.settle("partner_follow", read, accepted_ms=0)
+        # The follow's own times are not the delivery's: keep only its reads.
+        for key in ("accepted_ms", "effective_ms", "settle_s"):
+            if key in facts:
+                self.ctx.facts[key] = facts[key]
+            else:
+                self.ctx.facts.pop(key, None)
+        if not settled:
+            raise ProbeError(FailureClass.INVARIANT, "the partner's follow of the prober was accepted but never "
+                                                     f"became effective within {self.ctx.settle_s:g} s", result=result)
 
     def action_read(self) -> None:
         result = self.ctx.call("home timeline", "GET", self.url("/api/v1/timelines/home?limit=20"), token=self.prober.token)
@@ -238,6 +339,40 @@ class MastodonAdapter(BaseAdapter):
                 raise ProbeError(FailureClass.INVARIANT, "the delete was answered but the post is still readable",
                                  result=check)
 
+    # --- the periodic sweep -------------------------------------------------------------------
+    can_list_leftovers = True
+
+    def leftovers(self) -> list[tuple[CreatedArtifact, datetime | None]]:
+        """The test accounts' statuses, reblogs and follows (the newest page of each): all Vigie's
+        (the accounts are its own), less the fixtures: the partner's repost target and its follow of
+        the prober (the delivery probe's follower)."""
+        found: list[tuple[CreatedArtifact, datetime | None]] = []
+        prober_id = self._remote_id("prober")
+        roles = ["prober"] + (["partner"] if self.partner is not None else [])
+        for role in roles:
+            account = self.account(role)
+            account_id = self._remote_id(role)
+            answer = self.ctx.call(f"statuses ({role})", "GET", self.url(f"/api/v1/accounts/{account_id}/statuses?limit=40"),
+                                   token=account.token)
+            for status in self._expect_json(answer, write=False, shape=list):
+                if not isinstance(status, dict) or not status.get("id") or str(status["id"]) == account.fixture_id:
+                    continue
+                made = _when(status.get("created_at"))
+                if isinstance(status.get("reblog"), dict) and status["reblog"].get("id"):
+                    found.append((CreatedArtifact(Artifact.Kind.REBLOG, str(status["reblog"]["id"]), role), made))
+                else:
+                    kind = Artifact.Kind.DIRECT_MESSAGE if status.get("visibility") == "direct" else Artifact.Kind.STATUS
+                    found.append((CreatedArtifact(kind, str(status["id"]), role), made))
+            answer = self.ctx.call(f"following ({role})", "GET",
+                                   self.url(f"/api/v1/accounts/{account_id}/following?limit=80"), token=account.token)
+            for followed in self._expect_json(answer, write=False, shape=list):
+                if not isinstance(followed, dict) or not followed.get("id"):
+                    continue
+                if role == "partner" and str(followed["id"]) == prober_id:
+                    continue  # the delivery probe's standing follow
+                found.append((CreatedArtifact(Artifact.Kind.FOLLOW, str(followed["id"]), role), None))
+        return found
+
     # --- helpers -----------------------------------------------------------------------------
     def _text(self, what: str) -> str:
         return f"Vigie availability probe ({what}) {self.ctx.run_key[:8]}: this is automated and removed at once."
@@ -278,34 +413,20 @@ class MastodonAdapter(BaseAdapter):
         failure = classify(result)
         if failure is None:
             return
-        if write and (result.status in (403, 422) or result.status >= 500):
+        if needs_diagnostic(result, write=write) and failure != FailureClass.AUTH:
             failure = self._refusal(result)
         text = self.ctx.http.redact(result.error_text(limit=2000))[:300]
         raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {text}", result=result,
                          permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
 
     def _refusal(self, result: HttpResult) -> str:
-        """A write refused with 403, 422 or 5xx: a diagnostic read tells what kind of refusal it is.
-
-        Any 5xx to a write (JSON or an HTML page) while an authenticated read works is a read-only
-        platform, as is a 403/422 that says so; if the read fails too it is a server error. 403 to a write while the account can still read is a refusal of
-        the action; if the read is refused too, the account itself is locked out (auth).
-        """
-        said_read_only = result.status in (403, 422) and READ_ONLY_WORDS.search(result.error_text(limit=2000))
+        """A write refused with 403, 422 or 5xx: judged by base.refusal_class with a diagnostic read."""
         try:
             probe = self.ctx.call("diagnostic read", "GET", self.url("/api/v1/accounts/verify_credentials"),
                                   token=self.prober.token)
         except ProbeError:
-            return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
-        reads_work = 200 <= probe.status < 300
-        if said_read_only:
-            return FailureClass.READ_ONLY if reads_work else FailureClass.AUTH
-        if result.status == 422:
-            return FailureClass.REJECTED
-        if result.status == 403:
-            return FailureClass.REJECTED if reads_work else FailureClass.AUTH
-        # Any 5xx, JSON or an HTML crash page (Takahē read-only): reads working says read-only.
-        return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
+            return refusal_class(result, reads_work=None)
+        return refusal_class(result, reads_work=200 <= probe.status < 300)
 
 
 class SandboxAdapter(MastodonAdapter):

@@ -49,7 +49,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from platforms.adapters.base import BaseAdapter, CreatedArtifact, Credentials, WriteLimit, reset_is_far
+from platforms.adapters.base import (
+    BaseAdapter, CreatedArtifact, Credentials, WriteLimit, needs_diagnostic, refusal_class, reset_is_far, token_refused,
+)
 from platforms.errors import ProbeError
 from platforms.http import HttpResult
 from platforms.vocabulary import Action, Artifact, FailureClass
@@ -135,7 +137,7 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
         return FailureClass.QUOTA_EXCEEDED if _allowance_spent(result, now) else FailureClass.RATE_LIMITED
     if failure is not None:
         return failure
-    if status == 401:
+    if token_refused(result):
         return FailureClass.AUTH
     if 300 <= status < 400:
         return FailureClass.UNEXPECTED
@@ -391,7 +393,7 @@ class XAdapter(BaseAdapter):
         codes, types = platform_errors(result)
         self._note_identifiers(codes, types)
         uncoded = classify_identifiers(codes, types) is None
-        if write and uncoded and (result.status == 403 or result.status in (502, 503, 504)):
+        if uncoded and needs_diagnostic(result, write=write) and failure != FailureClass.AUTH:
             failure = self._refusal(result)
         raise ProbeError(failure, f"{result.method} {result.path} answered {result.status}: {self._error_text(result)}",
                          result=result, permanent=failure in (FailureClass.AUTH, FailureClass.REJECTED))
@@ -418,8 +420,5 @@ class XAdapter(BaseAdapter):
         try:
             probe = self._call("diagnostic read", "GET", "/2/users/me", self.prober)
         except ProbeError:
-            return FailureClass.SERVER_ERROR if result.status >= 500 else FailureClass.REJECTED
-        reads_work = 200 <= probe.status < 300
-        if result.status == 403:
-            return FailureClass.REJECTED if reads_work else FailureClass.AUTH
-        return FailureClass.READ_ONLY if reads_work else FailureClass.SERVER_ERROR
+            return refusal_class(result, reads_work=None)
+        return refusal_class(result, reads_work=200 <= probe.status < 300)

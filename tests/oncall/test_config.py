@@ -69,10 +69,10 @@ def test_applying_the_demo_twice_changes_nothing_the_second_time(demo_env):
     data = config_load(DEMO.read_text())
     assert config_apply(data)
     assert config_apply(config_load(DEMO.read_text())) == []
-    assert Probe.objects.count() == 6
-    assert ProbeLocation.objects.count() == 12
+    assert Probe.objects.count() == 7
+    assert ProbeLocation.objects.count() == 14
     assert list(Component.objects.values_list("name", flat=True)) == [
-        "Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit"]
+        "Posting", "Reposting", "Following", "Direct messages", "Timeline", "Post length limit", "Post delivery"]
 
 
 @pytest.mark.django_db
@@ -221,7 +221,7 @@ extra: 1
         "v.yaml:3:100: platforms[0].accounts.prober.token: environment variable NOT_SET_ANYWHERE is not set "
         "(used as ${NOT_SET_ANYWHERE})",
         "v.yaml:5:34: probes[0].platform: no platform 'nowhere' in this file",
-        "v.yaml:5:51: probes[0].action: 'tweet' is not one of post, repost, follow, dm, read, limits",
+        "v.yaml:5:51: probes[0].action: 'tweet' is not one of post, repost, follow, dm, read, limits, delivery",
         "v.yaml:5:68: probes[0].interval: 1 s is outside 5-86400 s",
         "v.yaml:5:80: probes[0].timeout: 500 s is outside 0.5-90 s",
         "v.yaml:5:97: probes[0].locations[0]: no location 'mars' in this file",
@@ -239,7 +239,7 @@ extra: 1
 def test_a_missing_key_is_reported_where_its_mapping_starts():
     text = "locations: [{name: a}]\nprobes:\n  - slug: a\n    name: A\n    platform: p\n"
     problems = problems_of(text)
-    assert "v.yaml:3:5: probes[0].action: required (one of post, repost, follow, dm, read, limits)" in problems
+    assert "v.yaml:3:5: probes[0].action: required (one of post, repost, follow, dm, read, limits, delivery)" in problems
     assert "v.yaml:5:15: probes[0].platform: no platform 'p' in this file" in problems
 
 

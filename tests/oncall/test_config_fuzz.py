@@ -288,4 +288,4 @@ def test_a_valid_configuration_applies_then_applies_again_changing_nothing(docum
 
 def test_the_mistake_strategy_really_starts_from_a_valid_demo():
     data, error = load(dump(demo()))
-    assert error is None and len(data["probes"]) == 6 and len(data["channels"]) == 2
+    assert error is None and len(data["probes"]) == 7 and len(data["channels"]) == 2

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from detection.models import Incident
-from probes.models import Platform, Probe, ProbeLocation
+from probes.models import Platform, Probe, ProbeLocation, staggered_start
 from detection.scenarios import SCENARIOS, SandboxControl, scenario_play, scenario_report
 
 
@@ -57,7 +57,10 @@ class Command(BaseCommand):
         try:
             if interval:
                 probes.update(interval_s=max(1, round(interval)))
-                ProbeLocation.objects.filter(probe__in=probes).update(next_run_at=timezone.now())
+                now = timezone.now()
+                for placement in ProbeLocation.objects.filter(probe__in=probes).select_related("probe"):
+                    ProbeLocation.objects.filter(id=placement.id).update(
+                        next_run_at=staggered_start(placement.location_id, placement.probe.interval_s, now))
                 time.sleep(interval * 3)  # let every placement settle on the new grid
             played = scenario_play(SCENARIOS[name], control=control, scale=scale, interval_s=step,
                                    say=self.stdout.write, seed=seed)

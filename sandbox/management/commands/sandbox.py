@@ -59,14 +59,21 @@ class Command(BaseCommand):
                            help="answer like Mastodon (default) or like Takahē (400 for an over-long post, no "
                                 "rate-limit headers, a reblog answered with the original, HTML 404 pages, follows "
                                 "effective a second after they are answered, read-only writes refused with 500 "
-                                "HTML, a bad token refused with 400 HTML)")
+                                "HTML, a bad token refused with 400 HTML, a duplicate concurrent follow answered "
+                                "500, posts fanned out to followers after 0.5 s), or like Mastodon with locked or "
+                                "remote accounts (mastodon-locked: follows answered requested, accepted a second "
+                                "later)")
         serve.add_argument("--follow-delay", type=float, default=None, metavar="SECONDS",
                            help="seconds before a follow is effective (default: 0, or 1 with --compat takahe)")
+        serve.add_argument("--fanout-delay", type=float, default=None, metavar="SECONDS",
+                           help="seconds before a post reaches followers' home timelines "
+                                "(default: 0, or 0.5 with --compat takahe)")
 
         fault = subs.add_parser("fault", help="inject, list or clear faults in a running sandbox")
         fault_subs = fault.add_subparsers(dest="fault_command", required=True, metavar="{set,list,clear}")
         fault_set = fault_subs.add_parser("set", help="inject a fault")
-        fault_set.add_argument("kind", help="quota_exceeded, read_only, server_error, slow:<ms>, drop, accept_overlong")
+        fault_set.add_argument("kind", help="quota_exceeded, read_only, server_error, slow:<ms>, drop, accept_overlong, "
+                                            "delete_lost, fanout_stalled")
         fault_set.add_argument("--action", help="post, repost, follow, dm, read or *; accept_overlong "
                                                 "defaults to post (the only action it makes sense on)")
         fault_set.add_argument("--location", default=None, help="only for probes whose User-Agent names it")
@@ -127,7 +134,8 @@ class Command(BaseCommand):
         try:
             config = SandboxConfig(rate_limits=options["rate_limits"], max_characters=options["max_characters"],
                                    verbose=options["verbose"], compat=options["compat"],
-                                   follow_delay_s=options.get("follow_delay"))
+                                   follow_delay_s=options.get("follow_delay"),
+                                   fanout_delay_s=options.get("fanout_delay"))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         try:
