@@ -22,13 +22,18 @@ SECONDS = {"major_outage": "major_s", "partial_outage": "partial_s", "degraded_p
 
 @pytest.fixture
 def fifty_components_ninety_days(public_cache, settings):
-    """50 components with 90 days of daily rollups, about one outage a week each with its incident
-    (linked from its day), written straight into the tables the bars read: what
-    detection.simulation.history_fill leaves, in a second rather than a minute."""
     settings.VIGIE_PUBLIC_CACHE_SECONDS = 30
+    history_write(DAYS)
+
+
+def history_write(length: int) -> None:
+    """50 components with `length` days of daily rollups, about one outage a week each with its
+    incident (linked from its day), written straight into the tables the bars read: what
+    detection.simulation.history_fill leaves, in a second rather than a minute."""
     rng = random.Random(19)
     now = timezone.now()
-    demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=400))
+    if not Probe.objects.exists():
+        demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=400))
     probe = Probe.objects.first()
     for i in range(COMPONENTS - Component.objects.count()):
         Component.objects.create(name=f"Extra {i}", position=10 + i, created_at=now - timedelta(days=400)
@@ -36,7 +41,7 @@ def fifty_components_ninety_days(public_cache, settings):
     today = timezone.localtime(now).date()
     days, outages = [], []
     for component in Component.objects.all():
-        for back in range(1, DAYS):
+        for back in range(1, length):
             day = today - timedelta(days=back)
             kind = rng.choice(["major_outage", "partial_outage", "degraded_performance"]) if rng.random() < 1 / 7 \
                 else None
@@ -67,3 +72,23 @@ def test_the_page_of_fifty_components_fits_its_budget_compressed(client, fifty_c
     assert text.count('<ol class="bar" aria-label=') == COMPONENTS
     assert text.count("<li") >= COMPONENTS * DAYS
     assert text.count("<span>") >= COMPONENTS * DAYS
+
+
+def test_a_longer_history_costs_no_more_queries(client, public_cache):
+    """Issue 19, "history does not cost": the page reads the same rows whatever the history's
+    length (its speed is bench/public_pages.py's)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    history_write(2)
+    client.get("/")  # what a first request loads (sessions, content types)
+    with CaptureQueriesContext(connection) as short:
+        client.get("/")
+    ComponentDay.objects.all().delete()
+    IncidentComponent.objects.all().delete()
+    Incident.objects.all().delete()
+    history_write(400)
+    with CaptureQueriesContext(connection) as long:
+        response = client.get("/")
+    assert response.status_code == 200 and response.content.count(b"<li") >= COMPONENTS * DAYS
+    assert len(long) == len(short), [q["sql"][:120] for q in long]
