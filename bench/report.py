@@ -107,6 +107,10 @@ def report(results: dict, args: argparse.Namespace) -> None:
                 for row in rows:
                     if row is ref:
                         continue
+                    if row["server"].endswith("just after a change"):
+                        p(f"     {row['server'][8:]:<48} {url:<22} {row['requests_per_s']:>9,.0f} req/s  p99 "
+                          f"{num(row['p99_ms'])} ms, {row['errors']} errors")
+                        continue
                     p(f"     {row['server'][8:]:<28} {url:<22} {row['requests_per_s']:>9,.0f} req/s  p99 "
                       f"{num(row['p99_ms'])} ms  {row['requests_per_s'] / ref['requests_per_s']:.2f}× nginx "
                       f"({ref['requests_per_s']:,.0f} req/s, p99 {num(ref['p99_ms'])} ms)")

@@ -365,6 +365,13 @@ class Bench:
                 median_of_turns({**{f"server: {label}": (base, url, accept) for label, base in servers.items()},
                                  f"server: nginx, plain file of the {sizes['coding']} bytes":
                                      (plain, "/" + encoded_name, None)}, url, sizes["bytes"])
+                # Each through a status change under that load (the no-stampede property).
+                for label, base in servers.items():
+                    _settle(base + url)
+                    public_changed()
+                    rows.append({"server": f"server: {label}, just after a change", "url": url,
+                                 "bytes": sizes["bytes"], **asdict(measure(f"{label}, just after a change", base, url,
+                                                                           url, sizes["bytes"], accept))})
                 for row in rows[before:]:
                     row["compared"] = True
         for name in [n.strip() for n in a.servers.split(",") if n.strip()]:
