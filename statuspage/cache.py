@@ -258,6 +258,15 @@ def cached(view):
                 return _replay(hit, "hit", request)
             with _ADD_LOCK:
                 rendering = not cache.add(lock_key, 1, timeout=RENDER_LOCK_S)
+            if not rendering:
+                # Won the lock: whoever held it just before may have stored the copy between the
+                # read above and now (a request that lost that race rendered the page twice).
+                hit = cache.get(key)
+                if hit is not None:
+                    cache.delete(lock_key)
+                    memory.put(where, version, hit)
+                    request.META[FRONT_NOTE] = (version, hit.stored_at + lifetime)
+                    return _replay(hit, "hit", request)
             if rendering:
                 # Someone is rendering it: serve the copy from before the change (this process's,
                 # if no older than the shared one may be), or wait for theirs.

@@ -220,5 +220,8 @@ def test_many_requests_after_a_change_cause_one_render_whatever_their_encodings(
     for thread in threads:
         thread.join(30)
     assert len(renders) == 2
-    assert sorted(state for state, _ in results) == ["miss"] + ["stale"] * (len(accepts) - 1)
-    assert {body for state, body in results if state == "stale"} == {b"render 1 " * 400}
+    states = [state for state, _ in results]
+    # One rendered; the others got the earlier copy at once, or (started after it was stored) the new one.
+    assert len(results) == len(accepts) and states.count("miss") == 1 and set(states) <= {"miss", "stale", "hit"}
+    assert {body for state, body in results if state == "stale"} <= {b"render 1 " * 400}
+    assert {body for state, body in results if state != "stale"} == {b"render 2 " * 400}
