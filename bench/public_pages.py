@@ -71,6 +71,7 @@ def measure_all(urls: list[str], repeat: int) -> list[dict]:
     from django.test.utils import CaptureQueriesContext
 
     from detection.models import Component, Incident
+    from statuspage.encoding import variants
 
     client = Client()
     client.get("/")  # what a worker loads on its first request (the URLconf, templates)
@@ -105,8 +106,10 @@ def measure_all(urls: list[str], repeat: int) -> list[dict]:
         label = real.replace(component.public_id, "<id>")
         if incident:
             label = label.replace(incident.public_id, "<id>")
+        encoded = variants(client.get(real).content, "text/html")  # what the cache keeps (statuspage/encoding.py)
         rows.append({"url": label, "incidents": Incident.objects.count(), "queries": queries, "render_ms": median_ms,
-                     "render_min_ms": min_ms, "cached_ms": cached_ms, "bytes": size})
+                     "render_min_ms": min_ms, "cached_ms": cached_ms, "bytes": size,
+                     "br_bytes": len(encoded.get("br", b"")) or size, "gzip_bytes": len(encoded.get("gzip", b"")) or size})
     return rows
 
 
@@ -157,10 +160,11 @@ def main() -> None:
                           "rows": rows}))
         return
     print(f"{'url':<26} {'history':>8} {'incidents':>9} {'queries':>7} {'render ms':>9} {'fastest':>7} {'cached ms':>9} "
-          f"{'bytes':>8}")
+          f"{'bytes':>8} {'br':>7} {'gzip':>7}")
     for row in rows:
         print(f"{row['url']:<26} {row['days']:>6} d {row['incidents']:>9} {row['queries']:>7} {row['render_ms']:>9.1f} "
-              f"{row['render_min_ms']:>7.1f} {row['cached_ms']:>9.2f} {row['bytes']:>8}")
+              f"{row['render_min_ms']:>7.1f} {row['cached_ms']:>9.2f} {row['bytes']:>8} {row['br_bytes']:>7} "
+              f"{row['gzip_bytes']:>7}")
     print(f"\n{args.components} components, {connection.vendor}, median and fastest of {args.repeat} renders in a fresh "
           "process (Django test client, no network); 'cached' is a hit in the file cache.")
 

@@ -62,6 +62,9 @@ def parse_args() -> argparse.Namespace:
     # sync × 4 beat gthread 4 × 8 here (2 cores, 64 connections): 1,757 vs 1,558 req/s on /, p99 45 vs 556 ms.
     parser.add_argument("--gunicorn-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--gunicorn-threads", type=int, default=8, help="threads per gthread worker")
+    parser.add_argument("--servers", default="gunicorn-gthread,granian",
+                        help="WSGI servers compared with the gunicorn above on the cache-hit path (brotli), "
+                             "comma-separated: gunicorn-gthread, granian (if installed); '' for none")
     parser.add_argument("--nginx-workers", type=int, default=2)
     parser.add_argument("--engine-rate", type=float, help="runs/s offered to the engine (default 320; --quick 20)")
     parser.add_argument("--engine-pools",
@@ -195,6 +198,11 @@ class Bench:
 
         a = self.args
         site = self.work / "site"
+        from django.utils import timezone
+
+        from probes.models import ProbeLocation
+
+        ProbeLocation.objects.update(last_run_at=timezone.now())  # as measured below (public_changed)
         began = time.monotonic()
         out = subprocess.run([PYTHON, MANAGE, "publish", "--out", str(site)], env=self.env(), capture_output=True,
                              text=True)
@@ -245,13 +253,38 @@ class Bench:
         for url in targets:
             wrk(web + url, connections=a.connections, threads=a.wrk_threads, seconds=2)
         rows = []
-        from statuspage.cache import public_changed
+        encoded_sizes: dict[str, dict] = {}
+        from statuspage.cache import public_changed as announce
 
-        def measure(label: str, base: str, path: str, url: str, size: int) -> WrkResult:
-            result = wrk(base + path, connections=a.connections, threads=a.wrk_threads, seconds=a.seconds)
+        def public_changed() -> None:
+            # The seeded probes last ran when seeded: with no engine running, they go stale within
+            # minutes, and the documents shrink (summary.json lists no component that is not
+            # measured: 281 bytes, not 22 KB). Each copy measured says they ran just now.
+            ProbeLocation.objects.update(last_run_at=timezone.now())
+            announce()
+
+        def measure(label: str, base: str, path: str, url: str, size: int, headers: dict | None = None) -> WrkResult:
+            result = wrk(base + path, connections=a.connections, threads=a.wrk_threads, seconds=a.seconds,
+                         headers=headers)
             log(f"  {label:<31} {url:<22} {result.requests_per_s:>9,.0f} req/s  p50 {num(result.p50_ms, 2)} ms  "
                 f"p99 {num(result.p99_ms, 2)} ms, {result.errors} errors")
             return result
+
+        def median_of_turns(labelled: dict[str, tuple], url: str, size: int) -> None:
+            """Measurements taken in turns, three times each: the median of each is the figure (the
+            machine's speed drifts; turns put the same drift on every side of a ratio)."""
+            rounds: dict[str, list[WrkResult]] = {label: [] for label in labelled}
+            for _ in range(3):
+                for label, (base, path, headers) in labelled.items():
+                    if base not in (nginx, plain):
+                        # A fresh copy (they live 30 s) that lasts the whole measurement.
+                        public_changed()
+                        requests.get(base + path, headers=headers, timeout=60)
+                    rounds[label].append(measure(label, base, path, url, size, headers))
+            for label, results in rounds.items():
+                middle = sorted(results, key=lambda r: r.requests_per_s)[1]
+                rows.append({"server": label, "url": url, "bytes": size, **asdict(middle),
+                             "rounds": [r.requests_per_s for r in results]})
 
         for url, name in targets.items():
             size = (site / name).stat().st_size
@@ -266,16 +299,29 @@ class Bench:
             rows.append({"server": "gunicorn, just after a change", "url": url, "bytes": size,
                          **asdict(measure("gunicorn, just after a change", web, url, url, size))})
             _settle(web + url)  # renders still queued must not run into the next measurement
-            # The copy and the yardstick in turns, three times each: the median of each is the figure.
-            rounds: dict[str, list[WrkResult]] = {"nginx, published copy": [], "nginx, plain file of that size": []}
-            for _ in range(3):
-                rounds["nginx, published copy"].append(measure("nginx, published copy", nginx, url, url, size))
-                rounds["nginx, plain file of that size"].append(
-                    measure("nginx, plain file of that size", plain, "/" + Path(name).name, url, size))
-            for label, results in rounds.items():
-                middle = sorted(results, key=lambda r: r.requests_per_s)[1]
-                rows.append({"server": label, "url": url, "bytes": size, **asdict(middle),
-                             "rounds": [r.requests_per_s for r in results]})
+            # The copy and the yardstick in turns.
+            median_of_turns({"nginx, published copy": (nginx, url, None),
+                             "nginx, plain file of that size": (plain, "/" + Path(name).name, None)}, url, size)
+            # What a browser gets (Accept-Encoding: br; statuspage/encoding.py): gunicorn's cached
+            # brotli copy beside nginx sending the very same bytes as a plain file, in turns.
+            accept = {"Accept-Encoding": "gzip, deflate, br"}
+            encoded = requests.get(web + url, headers=accept, timeout=30, stream=True)
+            body = encoded.raw.read(decode_content=False)
+            coding = encoded.headers.get("Content-Encoding", "identity")
+            encoded_name = Path(name).name + "." + coding
+            (static / encoded_name).write_bytes(body)
+            (static / encoded_name).chmod(0o644)
+            encoded_sizes[url] = {"coding": coding, "bytes": len(body), "identity": size}
+            median_of_turns({f"gunicorn, {coding}": (web, url, accept),
+                             f"nginx, plain file of the {coding} bytes": (plain, "/" + encoded_name, None)},
+                            url, len(body))
+            # A status change under that load: one request renders (and encodes), the others get
+            # the earlier copy's variant (the no-stampede property, with encodings).
+            public_changed()
+            rows.append({"server": f"gunicorn, {coding}, just after a change", "url": url, "bytes": len(body),
+                         **asdict(measure(f"gunicorn, {coding}, just after a change", web, url, url, len(body),
+                                          accept))})
+            _settle(web + url)
             if a.profile and a.py_spy:
                 # Profiled apart from the figures above (sampling takes CPU too).
                 public_changed()
@@ -286,8 +332,52 @@ class Bench:
                 time.sleep(0.5)
                 wrk(web + url, connections=a.connections, threads=a.wrk_threads, seconds=a.seconds)
                 profiler.wait(timeout=60)
+        # The same cache hits (brotli) on other WSGI servers, each beside nginx sending the same bytes.
+        servers = {f"gunicorn sync × {a.gunicorn_workers}": web}
+        for name in [n.strip() for n in a.servers.split(",") if n.strip()]:
+            port = free_port()
+            if name == "gunicorn-gthread":
+                label = f"gunicorn gthread {a.gunicorn_workers} × {a.gunicorn_threads}"
+                command = [PYTHON, "-m", "gunicorn", "vigie.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                           "--workers", str(a.gunicorn_workers), "--worker-class", "gthread", "--threads",
+                           str(a.gunicorn_threads), "--log-level", "warning", "--keep-alive", "5", "--backlog", "2048"]
+            elif name == "granian":
+                granian = shutil.which("granian", path=str(Path(PYTHON).parent))
+                if granian is None:
+                    notes.append("granian is not installed: not compared (pip install granian)")
+                    continue
+                label = f"granian wsgi × {a.gunicorn_workers}"
+                command = [granian, "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                           str(a.gunicorn_workers), "--no-ws", "--log-level", "warning", "--backlog", "2048",
+                           "vigie.wsgi:application"]
+            else:
+                raise SystemExit(f"--servers: unknown server {name!r}")
+            process = self.processes.start(f"server-{name}", command, self.env())
+            wait_for_port(port, process)
+            servers[label] = f"http://127.0.0.1:{port}"
+        accept = {"Accept-Encoding": "gzip, deflate, br"}
+        if len(servers) > 1:
+            for url, sizes in encoded_sizes.items():
+                for base in servers.values():  # each worker's first request imports the URLconf
+                    wrk(base + url, connections=a.connections, threads=a.wrk_threads, seconds=1, headers=accept)
+                encoded_name = Path(targets[url]).name + "." + sizes["coding"]
+                before = len(rows)
+                median_of_turns({**{f"server: {label}": (base, url, accept) for label, base in servers.items()},
+                                 f"server: nginx, plain file of the {sizes['coding']} bytes":
+                                     (plain, "/" + encoded_name, None)}, url, sizes["bytes"])
+                # Each through a status change under that load (the no-stampede property).
+                for label, base in servers.items():
+                    _settle(base + url)
+                    public_changed()
+                    rows.append({"server": f"server: {label}, just after a change", "url": url,
+                                 "bytes": sizes["bytes"], **asdict(measure(f"{label}, just after a change", base, url,
+                                                                           url, sizes["bytes"], accept))})
+                for row in rows[before:]:
+                    row["compared"] = True
+        for name in [n.strip() for n in a.servers.split(",") if n.strip()]:
+            self.processes.stop(f"server-{name}")
         web_rss = max(self.processes.rss_mb("web").values(), default=0)
-        self.results["reads"] = {"rows": rows, "notes": notes, "published_files": files, "publish_s": published_s,
+        self.results["reads"] = {"rows": rows, "notes": notes, "encoded": encoded_sizes, "published_files": files, "publish_s": published_s,
                                  "web_rss_mb": web_rss,
                                  "gunicorn": f"{a.gunicorn_workers} {a.gunicorn_class} workers"
                                              + (f" × {a.gunicorn_threads} threads" if a.gunicorn_class == "gthread"

@@ -104,7 +104,7 @@ def test_a_copy_another_process_rendered_is_fetched_once_then_kept(shared, page,
     back_to(mine, monkeypatch)  # back in this process, render 1 in memory
     shared.reads.clear()
     assert page() == ("hit", "render 2")
-    assert any(key.startswith("vigie:resp:") for key in shared.reads)
+    assert any(key.startswith("vigie:kept:") for key in shared.reads)
     shared.reads.clear()
     assert page() == ("hit", "render 2")
     assert shared.reads == [VERSION_KEY]
@@ -123,7 +123,7 @@ def test_a_copy_in_memory_is_not_served_past_the_lifetime(shared, page):
         page()
         # Past its lifetime the copy in memory is not used: the shared cache is asked for the page
         # (whose own expiry Redis keeps by its own clock, which time_machine does not move).
-        assert any(key.startswith("vigie:resp:") for key in shared.reads)
+        assert any(key.startswith("vigie:kept:") for key in shared.reads)
 
 
 def test_the_copy_from_before_a_change_is_served_from_memory_while_another_request_renders(shared, page):
@@ -138,7 +138,7 @@ def test_the_copy_from_before_a_change_is_served_from_memory_while_another_reque
             time.sleep(0.01)
         shared.reads.clear()
         assert page() == ("stale", "render 1")
-        assert not any(key.startswith("vigie:resp:last:") for key in shared.reads)
+        assert not any(key.startswith("vigie:kept:last:") for key in shared.reads)
     finally:
         page.state["gate"].set()
         rendering.join(10)
@@ -155,7 +155,7 @@ def test_only_a_few_pages_are_kept_in_memory(shared, page):
     assert shared.reads == [VERSION_KEY]
     # The first page was let go: it comes from the shared cache again, not rendered again.
     assert page(paths[0]) == ("hit", "render 1")
-    assert any(key.startswith("vigie:resp:") for key in shared.reads[1:])
+    assert any(key.startswith("vigie:kept:") for key in shared.reads[1:])
     assert page.state["renders"] == len(paths)
 
 
