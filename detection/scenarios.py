@@ -73,10 +73,13 @@ SCENARIOS: dict[str, Scenario] = {
         expect="one incident on Post delivery, class not_delivered, titled “New posts not reaching followers”; "
                "the other components operational"),
     "flapping-then-outage": Scenario(
-        "flapping-then-outage", "following fails now and then (server errors) for 10 minutes, then every write is "
-                                "refused (read-only) for 5 minutes",
+        "flapping-then-outage", "following's connection is cut now and then for 10 minutes, then every write "
+                                "is refused (read-only) for 5 minutes",
+        # The noise is of another class family than the outage (connect, not refused): a write's 5xx
+        # while reads work is itself judged read_only (refusal_class), so 5xx noise would be the
+        # same failure as the outage, and rightly date it.
         warmup_s=10 * 60, fault_s=5 * 60, faults=[Fault("read_only", a) for a in WRITES],
-        noise=[Fault("server_error", Action.FOLLOW)], noise_ratio=0.5, noise_max_streak=3,
+        noise=[Fault("drop", Action.FOLLOW)], noise_ratio=0.5, noise_max_streak=3,
         expect="one incident on the four writes, read-only, starting at the first read-only run (not at the "
                "noise before it), its duration within one interval of the outage"),
 }
@@ -129,6 +132,12 @@ def simulate_outcome(faults: list[Fault], *, action: str, location: str, timeout
     if "drop" in kinds:
         return FailureClass.CONNECT, latency
     if "server_error" in kinds:
+        # The adapters' one judge of a refused write (platforms.adapters.base.refusal_class): a
+        # write's 5xx while the diagnostic read works is read_only. That read (verify_credentials)
+        # belongs to no action, so only faults on every action ("*") reach it.
+        diagnostic = {f.kind for f in faults if f.action == "*" and f.location in (None, location)}
+        if action != Action.READ and not diagnostic & {"server_error", "drop"}:
+            return FailureClass.READ_ONLY, latency
         return FailureClass.SERVER_ERROR, latency
     if action == Action.LIMITS:
         if kinds & {"read_only", "quota_exceeded"}:

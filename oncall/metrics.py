@@ -265,6 +265,29 @@ class VigieCollector(Collector):
         yield family
 
 
+    def _leftovers(self) -> Iterator[Metric]:
+        rows = {row["account__platform__slug"]: row for row in (
+            Artifact.objects.values("account__platform__slug")
+            .annotate(swept=Sum("sweeps"), lost=Sum("deletes_lost"),
+                      pending=Count("id", filter=Q(cleaned_at__isnull=True))).order_by())}
+        swept = CounterMetricFamily(
+            "vigie_leftovers_swept", "Leftovers of Vigie's own runs found on the platform by the periodic sweep "
+            "(probes.sweep) and put back to be removed.", labels=["platform"])
+        lost = CounterMetricFamily(
+            "vigie_lost_deletes", "Deletes the platform answered but lost (the post still readable), each deleted "
+            "again.", labels=["platform"])
+        pending = GaugeMetricFamily(
+            "vigie_artifacts_pending", "Artifacts of Vigie's runs not removed yet (cleanup retried).", labels=["platform"])
+        for platform in Platform.objects.order_by("slug").values_list("slug", flat=True):
+            row = rows.get(platform, {})
+            swept.add_metric([platform], row.get("swept") or 0)
+            lost.add_metric([platform], row.get("lost") or 0)
+            pending.add_metric([platform], row.get("pending") or 0)
+        yield swept
+        yield lost
+        yield pending
+
+
 # --- Vigie's own faults (issue 20): dead letters, dropped runs, dispatch lateness, dependencies --------
 
 def _faults(labels: Labeller, locations: dict[int, str]) -> Iterator[Metric]:
@@ -309,29 +332,6 @@ def _faults(labels: Labeller, locations: dict[int, str]) -> Iterator[Metric]:
     for dependency in dependencies():
         up.add_metric([dependency.name], 1 if dependency.up else 0)
     yield up
-
-
-    def _leftovers(self) -> Iterator[Metric]:
-        rows = {row["account__platform__slug"]: row for row in (
-            Artifact.objects.values("account__platform__slug")
-            .annotate(swept=Sum("sweeps"), lost=Sum("deletes_lost"),
-                      pending=Count("id", filter=Q(cleaned_at__isnull=True))).order_by())}
-        swept = CounterMetricFamily(
-            "vigie_leftovers_swept", "Leftovers of Vigie's own runs found on the platform by the periodic sweep "
-            "(probes.sweep) and put back to be removed.", labels=["platform"])
-        lost = CounterMetricFamily(
-            "vigie_lost_deletes", "Deletes the platform answered but lost (the post still readable), each deleted "
-            "again.", labels=["platform"])
-        pending = GaugeMetricFamily(
-            "vigie_artifacts_pending", "Artifacts of Vigie's runs not removed yet (cleanup retried).", labels=["platform"])
-        for platform in Platform.objects.order_by("slug").values_list("slug", flat=True):
-            row = rows.get(platform, {})
-            swept.add_metric([platform], row.get("swept") or 0)
-            lost.add_metric([platform], row.get("lost") or 0)
-            pending.add_metric([platform], row.get("pending") or 0)
-        yield swept
-        yield lost
-        yield pending
 
 
 # Only Vigie's collector: the client's default process and GC metrics would describe whichever web

@@ -19,10 +19,7 @@ from django.db import connection
 from tests.faults.processes import ROOT
 
 # Rows not exact yet, each explained in docs/chaos.md.
-KNOWN_OPEN = {
-    # A 5xx on the DM write while reads work is classed read_only by the adapter's rule.
-    "DM-only: failure classes",
-}
+KNOWN_OPEN: set[str] = set()
 
 
 def _can_run() -> str | None:

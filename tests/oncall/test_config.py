@@ -279,7 +279,7 @@ def test_a_file_that_is_not_a_mapping_is_refused():
 
 def test_a_group_that_is_not_a_name_is_reported_with_where_it_is(demo_env):
     bad = DEMO.read_text().replace("group: Writes, probes: [sandbox-dm]", "group: [Writes], probes: [sandbox-dm]")
-    assert problems_of(bad) == ["v.yaml:33:36: components[3].group: expected text, got a list"]
+    assert problems_of(bad) == ["v.yaml:35:36: components[3].group: expected text, got a list"]
 
 
 def test_the_command_prints_each_problem_with_the_file_and_line_and_exits_non_zero(tmp_path):
