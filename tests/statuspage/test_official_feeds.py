@@ -62,7 +62,9 @@ def test_a_hostile_official_name_is_text_in_every_feed(client, db):
     with time_machine.travel(NOW, tick=False):
         incident = _acknowledged()
         incident.acknowledgement.official_incident.__class__.objects.update(
-            name="<script>alert(1)</script>\x00\x1b[31m [x](javascript:alert(2))", url="javascript:alert(3)")
+            # No NUL: PostgreSQL's text refuses it, and the reader drops control characters
+            # before anything is stored (tests/official/test_parse.py).
+            name="<script>alert(1)</script>\x1b[31m [x](javascript:alert(2))", url="javascript:alert(3)")
         for path in ("/history.atom", "/history.rss"):
             body = client.get(path).content
             parsed = feedparser.parse(body)
