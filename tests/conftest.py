@@ -86,22 +86,33 @@ def loopback_targets_allowed(settings, monkeypatch):
     monkeypatch.setenv("VIGIE_ALLOW_PRIVATE_TARGETS", "loopback")
 
 
-@pytest.fixture(scope="session")
-def sandbox_server():
-    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN)
+def sandbox_serving(**settings):
+    """A sandbox (SandboxConfig `settings`, e.g. compat="takahe") on a free port, in a thread, for
+    as long as the fixture that yields from this lives."""
+    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN,
+                           **settings)
     server = make_server("127.0.0.1", 0, config=config)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
 
 
-@pytest.fixture
-def sandbox(sandbox_server):
-    live = LiveSandbox(sandbox_server)
+def sandbox_fresh(server):
+    """The running sandbox, reset before and after one test."""
+    live = LiveSandbox(server)
     live.control("POST", "/_sandbox/reset")
     yield live
     live.control("POST", "/_sandbox/reset")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    yield from sandbox_serving()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    yield from sandbox_fresh(sandbox_server)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ artifacts are recorded before any check, the failure class follows the evidence.
 sandbox in Takahē compat mode."""
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -12,28 +11,17 @@ from django.utils import timezone
 
 from probes.models import Account, Artifact, Platform, ProbeLocation, Run
 from probes.runner import run_execute
-from sandbox.config import SandboxConfig
-from sandbox.server import make_server
-from tests.conftest import CONTROL_TOKEN, PARTNER_TOKEN, PROBER_TOKEN, LiveSandbox, make_probe
+from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN, make_probe, sandbox_fresh, sandbox_serving
 
 
 @pytest.fixture(scope="module")
 def takahe_server():
-    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN,
-                           compat="takahe")
-    server = make_server("127.0.0.1", 0, config=config)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
+    yield from sandbox_serving(compat="takahe")
 
 
 @pytest.fixture
 def takahe(takahe_server):
-    live = LiveSandbox(takahe_server)
-    live.control("POST", "/_sandbox/reset")
-    yield live
-    live.control("POST", "/_sandbox/reset")
+    yield from sandbox_fresh(takahe_server)
 
 
 @pytest.fixture
