@@ -69,6 +69,7 @@ def public_cache(settings):
     cache.clear()
     process_forget()
     settings.VIGIE_PUBLIC_CACHE_SECONDS = 0
+    settings.VIGIE_PUBLIC_STALE_SECONDS = 0  # a render in a thread would not see the test's data
     yield cache
     process_forget()
     try:

@@ -275,6 +275,10 @@ else:
 # Longest a public response is served from the cache when nothing changed: bounds what moves with
 # the clock alone (the "monitoring delayed" notice).
 VIGIE_PUBLIC_CACHE_SECONDS = env_int("VIGIE_PUBLIC_CACHE_SECONDS", 30, minimum=0, maximum=3600)
+# After a change, the page is rendered again in the background while requests get the copy from
+# before, for at most this long after the render began (statuspage/cache.py); 0: the first request
+# after a change renders it in its own turn.
+VIGIE_PUBLIC_STALE_SECONDS = env_int("VIGIE_PUBLIC_STALE_SECONDS", 5, minimum=0, maximum=60)
 # When set, the static copy of the site is rewritten there after every public change.
 VIGIE_PUBLISH_DIR = env_str("VIGIE_PUBLISH_DIR")
 
