@@ -4,7 +4,9 @@ Each URL is rendered through the same views, middleware and cache as the live si
 where a static host finds it: `/` → `index.html`, `/incidents/<id>` → `incidents/<id>.html`
 (nginx: `try_files $uri $uri.html $uri/index.html`, see docs/nginx.conf), documents under their own
 names. Files are replaced atomically one by one, so a reader never sees half a file, and files of
-the previous copy that no longer exist (a deleted incident) are removed.
+the previous copy that no longer exist (a deleted incident) are removed. Each file over 1 KB of a
+compressible type also gets its gzip (`.gz`) and brotli (`.br`) encodings beside it, rewritten and
+removed with it, for the web server to send as they are (docs/nginx.conf: gzip_static).
 
 A rewrite is incremental. A page that shows nothing but its own rows — a resolved incident, a
 finished or cancelled maintenance, a month of history — is rendered again only when a digest of
@@ -41,6 +43,7 @@ from detection.models import Component, ComponentDay, Incident, IncidentComponen
 from detection.rollups import SECONDS_FIELDS
 from official.models import IncidentAcknowledgement, OfficialIncident, OfficialSource
 from probes.models import Platform
+from statuspage import encoding as encodings
 from statuspage.reports import report_id
 from statuspage.i18n import PREFIXED
 
@@ -67,6 +70,8 @@ CHROME_MODULES = ("statuspage.publish", "statuspage.views", "statuspage.context"
                   "probes.models", "official.selectors", "statuspage.templatetags.declared",
                   "statuspage.reports")
 CHROME_LIBRARIES = ("Django", "markdown-it-py", "nh3")
+# Each file over encoding.MIN_BYTES is written beside its encodings, under these suffixes.
+ENCODED_SUFFIXES = {"gzip": ".gz", "br": ".br"}
 
 
 class PublishError(Exception):
@@ -284,6 +289,20 @@ def _write(path: Path, content: bytes) -> None:
     os.replace(temporary, path)
 
 
+def _write_encoded(path: Path, content: bytes, content_type: str) -> None:
+    """Write the file's gzip and brotli encodings beside it (`index.html.gz`, `index.html.br`), for
+    a server to send as they are (nginx: gzip_static, brotli_static) instead of compressing on
+    every request; the same encodings the live site's cache keeps. A file too small or not worth
+    compressing has none: any left from its previous content are removed."""
+    made = encodings.variants(content, content_type)
+    for coding, suffix in ENCODED_SUFFIXES.items():
+        target = path.with_name(path.name + suffix)
+        if coding in made:
+            _write(target, made[coding])
+        elif target.is_file():
+            target.unlink()
+
+
 def _write_order(url: str) -> int:
     """Pages that link to others are written last, so a link never points at a file not yet there."""
     bare = url.split("/", 2)[2] if url.count("/") > 1 and url.split("/")[1] in PREFIXED else url.lstrip("/")
@@ -342,7 +361,7 @@ def site_publish(*, out: str | Path, full: bool = False, report: dict | None = N
                 if not full and previous.get(name) is not None
                 and previous[name] == before.get(_unprefixed(url)) and (root / name).is_file()}
         client = Client(HTTP_HOST=_host(), HTTP_ACCEPT_LANGUAGE=settings.LANGUAGE_CODE)
-        rendered, own = {}, set()
+        rendered, types, own = {}, {}, set()
         skipped = report.setdefault("skipped", []) if report is not None else []
         for url in urls:
             if files[url] in kept:
@@ -360,6 +379,7 @@ def site_publish(*, out: str | Path, full: bool = False, report: dict | None = N
                 skipped.append((url, f"answered {response.status_code}"))
                 continue
             rendered[url] = response.content
+            types[url] = response.get("Content-Type", "")
             if response.get("X-Cache", "miss") == "miss":
                 own.add(url)
         # Read again only when this run rendered a page it may keep (not after a status change alone).
@@ -377,12 +397,17 @@ def site_publish(*, out: str | Path, full: bool = False, report: dict | None = N
                                            **{files[url]: None for url in rendered}})
         written = []
         for url in sorted(rendered, key=_write_order):
+            _write_encoded(root / files[url], rendered[url], types[url])
             _write(root / files[url], rendered[url])
             written.append(files[url])
         for gone in set(previous) - set(pages):
             target = (root / gone).resolve()
             if target.is_relative_to(root) and target.is_file():
                 target.unlink()
+            for suffix in ENCODED_SUFFIXES.values():
+                encoded = target.with_name(target.name + suffix)
+                if target.is_relative_to(root) and encoded.is_file():
+                    encoded.unlink()
         _manifest_write(manifest, chrome, pages)
     log.info("published %s: %d files written, %d unchanged kept", root, len(written), len(kept))
     return written

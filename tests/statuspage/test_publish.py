@@ -338,3 +338,56 @@ def test_the_static_copy_follows_last_checked_without_a_public_change(site, tmp_
         celery_app.conf.task_always_eager = False
     assert checked.isoformat() not in before
     assert timezone.localtime(checked).isoformat() in after or checked.isoformat() in after
+
+
+def test_each_file_over_a_kilobyte_is_written_with_its_gzip_and_brotli_encodings(history, static_host):
+    import gzip
+
+    import brotli
+
+    root, _ = static_host
+    site_publish(out=root)
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix not in (".gz", ".br")
+             and not p.name.startswith(".")]
+    large = [p for p in files if p.stat().st_size > 1024]
+    assert root / "index.html" in large and root / "api/v2/summary.json" in large
+    for page in large:
+        assert gzip.decompress(Path(f"{page}.gz").read_bytes()) == page.read_bytes(), page
+        assert brotli.decompress(Path(f"{page}.br").read_bytes()) == page.read_bytes(), page
+    small = [p for p in files if p.stat().st_size < 1024]
+    assert small and not any(Path(f"{p}.gz").exists() or Path(f"{p}.br").exists() for p in small)
+    encoded = {p for p in root.rglob("*") if p.suffix in (".gz", ".br")}
+    assert encoded == {Path(f"{p}{suffix}") for p in large for suffix in (".gz", ".br")}
+
+
+def test_the_encodings_follow_the_page_when_it_changes_or_goes(history, static_host,
+                                                               django_capture_on_commit_callbacks):
+    import gzip
+
+    import brotli
+
+    root, _ = static_host
+    gone = Incident.objects.get(title="Spring outage")
+    site_publish(out=root)
+    page = root / f"incidents/{gone.public_id}.html"
+    before = (root / "index.html").read_bytes()
+    assert Path(f"{page}.gz").is_file() and Path(f"{page}.br").is_file()
+    with django_capture_on_commit_callbacks(execute=True):
+        component_set_status(component=Component.objects.get(name="Posting"), status=ComponentStatus.MAJOR,
+                             reason="test")
+    gone.delete()
+    site_publish(out=root)
+    index = (root / "index.html").read_bytes()
+    assert index != before and b"Major Service Outage" in index
+    assert gzip.decompress((root / "index.html.gz").read_bytes()) == index
+    assert brotli.decompress((root / "index.html.br").read_bytes()) == index
+    assert not page.exists() and not Path(f"{page}.gz").exists() and not Path(f"{page}.br").exists()
+    # A file that shrinks under a kilobyte loses the encodings of its larger past.
+    stale = root / "api/v2/incidents/unresolved.json"
+    Path(f"{stale}.gz").write_bytes(b"old")
+    Path(f"{stale}.br").write_bytes(b"old")
+    site_publish(out=root, full=True)
+    if stale.stat().st_size < 1024:
+        assert not Path(f"{stale}.gz").exists() and not Path(f"{stale}.br").exists()
+    else:
+        assert gzip.decompress(Path(f"{stale}.gz").read_bytes()) == stale.read_bytes()
