@@ -279,7 +279,7 @@ class Bench:
                     if base not in (nginx, plain):
                         # A fresh copy (they live 30 s) that lasts the whole measurement.
                         public_changed()
-                        requests.get(base + path, headers=headers, timeout=60)
+                        _fresh(base + path, headers)
                     rounds[label].append(measure(label, base, path, url, size, headers))
             for label, results in rounds.items():
                 middle = sorted(results, key=lambda r: r.requests_per_s)[1]
@@ -291,7 +291,7 @@ class Bench:
             # Served from the cache: a fresh entry (they live 30 s) that lasts the whole run, as
             # between two public changes.
             public_changed()
-            requests.get(web + url, timeout=60)
+            _fresh(web + url)
             rows.append({"server": "gunicorn", "url": url, "bytes": size,
                          **asdict(measure("gunicorn", web, url, url, size))})
             # What every status change does: each worker finds the cache old at the same moment.
@@ -492,6 +492,18 @@ class Bench:
                 print(f"logs kept in {self.processes.logs}", file=sys.stderr)
                 shutil.copytree(self.processes.logs, self.args.keep_logs, dirs_exist_ok=True)
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _fresh(url: str, headers: dict | None = None, timeout: float = 30.0) -> None:
+    """Ask for `url` until it comes from the cache's current copy (X-Cache: hit): after a change
+    the first answers are the copy from before while the new one renders behind them."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if requests.get(url, headers=headers, timeout=30).headers.get("X-Cache") == "hit":
+            return
+        time.sleep(0.05)
 
 
 def _settle(url: str, timeout: float = 60.0) -> None:
