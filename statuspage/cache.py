@@ -19,6 +19,8 @@ tenth of the bytes: the status page of 50 components is 263 KB, 19 KB in brotli)
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import functools
 import hashlib
@@ -231,6 +233,21 @@ def public_changed(**_signal) -> None:
                 pass
 
 
+_current_only = contextvars.ContextVar("vigie_public_current_only", default=False)
+
+
+@contextlib.contextmanager
+def current_copies():
+    """Within it, `cached` answers only with the current version's copy, never with the one from
+    before a change: it waits for the render in progress or renders itself. What publish writes
+    (a file stays until the next rewrite) must not be a copy the live site is already replacing."""
+    token = _current_only.set(True)
+    try:
+        yield
+    finally:
+        _current_only.reset(token)
+
+
 def cached(view):
     """Serve a public GET view from the cache, keyed by public version, language and path.
 
@@ -286,7 +303,7 @@ def cached(view):
                     memory.put(where, version, hit)
                     request.META[FRONT_NOTE] = (version, hit.stored_at + lifetime)
                     return _replay(hit, "hit", request)
-                if settings.VIGIE_PUBLIC_STALE_SECONDS:
+                if settings.VIGIE_PUBLIC_STALE_SECONDS and not _current_only.get():
                     earlier = _earlier(local, now, lifetime, last_key)
                     if earlier is not None:
                         # Render off the request path: this request, like every other meanwhile,
@@ -298,7 +315,7 @@ def cached(view):
                 # is young enough (the bound on how old a state the page may show), or wait for it.
                 started = cache.get(lock_key)
                 started = started if isinstance(started, float) else now
-                if now - started < (settings.VIGIE_PUBLIC_STALE_SECONDS or RENDER_LOCK_S):
+                if now - started < (settings.VIGIE_PUBLIC_STALE_SECONDS or RENDER_LOCK_S) and not _current_only.get():
                     earlier = _earlier(local, now, lifetime, last_key)
                     if earlier is not None:
                         return _replay(earlier, "stale", request)

@@ -44,6 +44,7 @@ from detection.rollups import SECONDS_FIELDS
 from official.models import IncidentAcknowledgement, OfficialIncident, OfficialSource
 from probes.models import Platform
 from statuspage import encoding as encodings
+from statuspage.cache import current_copies
 from statuspage.reports import report_id
 from statuspage.i18n import PREFIXED
 
@@ -369,7 +370,8 @@ def site_publish(*, out: str | Path, full: bool = False, report: dict | None = N
             # One bad page never stops the copy: it is skipped (its previous file, if any, stays),
             # reported, and rendered again next time; every other page is written.
             try:
-                response = client.get(url)
+                with current_copies():  # never the copy from before a change the live site is re-rendering
+                    response = client.get(url)
             except Exception as error:  # noqa: BLE001 — whatever one page raises
                 log.exception("publish: %s could not be rendered; skipped", url)
                 skipped.append((url, f"{type(error).__name__}: {error}"[:200]))

@@ -131,3 +131,22 @@ def test_a_page_gone_since_the_change_is_not_served_from_the_copy_before(public_
     renders_behind_finish()
     # The render behind found nothing to keep: the next request renders in its own turn.
     assert wrapped(RequestFactory().get("/incidents/x")).status_code == 404
+
+
+def test_publish_never_takes_the_copy_from_before_a_change(public_cache, settings):
+    from statuspage.cache import current_copies
+
+    settings.VIGIE_PUBLIC_CACHE_SECONDS, settings.VIGIE_PUBLIC_STALE_SECONDS = 60, 5
+    state = {"renders": 0, "lock": threading.Lock()}
+    wrapped = cached(counting_view(state))
+    assert wrapped(RequestFactory().get("/published")).content == b"render 1"
+    public_changed()
+    with current_copies():  # what statuspage.publish renders the static copy within
+        response = wrapped(RequestFactory().get("/published"))
+    assert (response["X-Cache"], response.content) == ("miss", b"render 2")
+    public_changed()
+    assert wrapped(RequestFactory().get("/published"))["X-Cache"] == "stale"  # a reader: the render goes behind
+    with current_copies():  # publish meanwhile waits for that render, and takes it
+        response = wrapped(RequestFactory().get("/published"))
+    assert (response["X-Cache"], response.content) == ("hit", b"render 3")
+    renders_behind_finish()
