@@ -67,6 +67,12 @@ MEMORY_ENTRIES = 12
 FRONT_KEYS = ("PATH_INFO", "SCRIPT_NAME", "HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME", "SERVER_PORT",
               "wsgi.url_scheme", "HTTP_X_FORWARDED_PROTO", "HTTP_COOKIE", "HTTP_ACCEPT_LANGUAGE")
 FRONT_ENTRIES = 32
+# The copy from before a change, served while the new one renders, is served again by the front
+# for this long (then Django looks again: the new copy, or the old one while the render lasts), so
+# that the requests meanwhile cost what a hit costs, not a whole pass through Django (which made
+# them queue: p99 300-470 ms through a change with gunicorn). As late as VERSION_CHECK_S makes a
+# change seen.
+FRONT_STALE_S = 0.1
 FRONT_NOTE = "vigie.cache.hit"  # set in the WSGI environ by `cached` on a hit: (version, expires at)
 # cache.add is atomic on Redis (SET NX) but not on the file cache of the embedded default (it
 # checks, then writes): within a process, threads take this lock around it as well.
@@ -309,6 +315,7 @@ def cached(view):
                         # Render off the request path: this request, like every other meanwhile,
                         # gets the copy from before the change, and no worker's queue waits.
                         _render_behind(view, request, args, kwargs, keys, lifetime)
+                        request.META[FRONT_NOTE] = (version, now + FRONT_STALE_S)
                         return _replay(earlier, "stale", request)
             if rendering:
                 # Someone is rendering it: serve the copy from before the change while that render
@@ -318,6 +325,7 @@ def cached(view):
                 if now - started < (settings.VIGIE_PUBLIC_STALE_SECONDS or RENDER_LOCK_S) and not _current_only.get():
                     earlier = _earlier(local, now, lifetime, last_key)
                     if earlier is not None:
+                        request.META[FRONT_NOTE] = (version, now + FRONT_STALE_S)
                         return _replay(earlier, "stale", request)
                 deadline = time.monotonic() + WAIT_FOR_RENDER_S
                 while time.monotonic() < deadline:

@@ -147,3 +147,24 @@ def test_only_a_few_requests_are_kept(site):
         site.request("/", HTTP_ACCEPT_LANGUAGE=f"en;q=0.{n % 10}, de;q=0.{n // 10}")
         site.request("/", HTTP_ACCEPT_LANGUAGE=f"en;q=0.{n % 10}, de;q=0.{n // 10}")
     assert len(site.app.entries) == FRONT_ENTRIES
+
+
+def test_the_copy_from_before_a_change_is_served_again_by_the_front_only_briefly(site, public_cache):
+    from django.utils.translation import get_language
+
+    from statuspage.cache import FRONT_STALE_S
+
+    with time_machine.travel(time.time(), tick=False) as clock:
+        site.request("/api/v2/summary.json")
+        public_changed()
+        # Another process is rendering the new copy (it holds the page's render lock).
+        public_cache.set(f"vigie:render:{get_language()}:/api/v2/summary.json", time.time(), timeout=60)
+        stale = site.request("/api/v2/summary.json")
+        assert stale[1]["X-Cache"] == "stale" and site.reached_django == 2
+        # The requests meanwhile cost what a hit does: the front answers them...
+        assert site.request("/api/v2/summary.json") == stale and site.reached_django == 2
+        # ...for FRONT_STALE_S only: then Django looks again, and takes the new copy once there.
+        clock.shift(FRONT_STALE_S + 0.05)
+        public_cache.delete(f"vigie:render:{get_language()}:/api/v2/summary.json")
+        fresh = site.request("/api/v2/summary.json")
+        assert fresh[1]["X-Cache"] == "miss" and site.reached_django == 3
