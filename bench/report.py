@@ -211,6 +211,11 @@ def report(results: dict, args: argparse.Namespace) -> None:
                 # the page's own cost (timeit's advice). Printed beside it, the verdict stays the median's.
                 p(f"   {url}: {long['days']} d ÷ {short['days']} d, fastest of each: "
                   f"{long['render_min_ms'] / short['render_min_ms']:.2f}× (median: {ratio:.2f}×)")
+            if short.get("render_cpu_ms"):
+                # The CPU the render took in its process: what the neighbours' load moves least.
+                p(f"   {url}: {long['days']} d ÷ {short['days']} d, median CPU of the render: "
+                  f"{long['render_cpu_ms'] / short['render_cpu_ms']:.2f}× ({long['render_cpu_ms']:.0f} vs "
+                  f"{short['render_cpu_ms']:.0f} ms)")
             targets.append((f"{url}: {long['days']} d ≤ {TARGETS['history_ratio']}× 1 d, same queries",
                             f"{ratio:.2f}×, {short['queries']} vs {long['queries']} queries",
                             ratio <= TARGETS["history_ratio"] and short["queries"] == long["queries"]))
