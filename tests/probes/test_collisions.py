@@ -134,7 +134,7 @@ def test_locations_are_staggered_so_they_never_act_in_the_same_slot():
     now = timezone.now()
     places = [Location.objects.create(name=name) for name in ("a", "b", "c")]
     starts = [staggered_start(p.id, 30, now) for p in places]
-    assert starts == [now, now + timedelta(seconds=7.5), now + timedelta(seconds=15)]
+    assert starts == [now, now + timedelta(seconds=10), now + timedelta(seconds=20)]  # evenly spread
 
 
 @pytest.mark.django_db
@@ -152,7 +152,7 @@ components: []
 """)
     config_apply(data)
     first, second = ProbeLocation.objects.order_by("location__name").values_list("next_run_at", flat=True)
-    assert abs((second - first).total_seconds() - 10) < 1
+    assert abs((second - first).total_seconds() - 15) < 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -170,3 +170,44 @@ def test_a_follow_answered_requested_by_a_locked_account_counts_as_accepted(lock
     assert result.outcome == "success", result.error
     assert result.evidence["follow_answer"] == {"following": False, "requested": True}
     assert result.cleanup == Run.Cleanup.DONE and sandbox.leftovers() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_follow_undone_by_another_run_of_the_account_meanwhile_is_a_collision_not_an_invariant(takahe_server,
+                                                                                                  locations):
+    """Seen live (takahe-follow at a 3 s interval): one location's follow is still settling when
+    another location's run of the same account, which followed the same partner a moment before,
+    undoes it. The relationship never shows: Vigie's own doing, never counted against the platform."""
+    from probes.models import Artifact
+
+    sandbox = live(takahe_server)
+    platform = platform_on(sandbox, settle_s=1)
+    probe = make_probe(platform, "follow", locations[:1], component="Following")
+    prober = Account.objects.get(platform=platform, role="prober")
+    other_run = uuid.uuid4()  # the other location's run: its follow of the partner is in flight
+    Artifact.objects.create(run_key=other_run, probe=probe, account=prober, kind="follow", remote_id="2",
+                            created_at=timezone.now(), next_attempt_at=timezone.now() + timedelta(hours=1))
+
+    def other_run_undoes():
+        from django.db import connection
+
+        try:  # as soon as this run's follow is on record, the other run's cleanup unfollows
+            for _ in range(300):
+                if not Artifact.objects.filter(run_key=other_run).exists():
+                    requests.post(f"{sandbox.url}/api/v1/accounts/2/unfollow", timeout=5,
+                                  headers={"Authorization": f"Bearer {PROBER_TOKEN}"})
+                    return
+                threading.Event().wait(0.005)
+        finally:
+            connection.close()
+
+    undoer = threading.Thread(target=other_run_undoes)
+    undoer.start()
+    run = run_execute(placement_id=probe.placements.get().id, run_key=str(uuid.uuid4()), scheduled_for=timezone.now())
+    undoer.join()
+    assert run.outcome == "failure" and run.failure_class == "invariant", (run.outcome, run.error)
+    assert run.evidence["self_inflicted"] == "collision" and "another run of this account" in run.error
+    placement = probe.placements.get()
+    assert placement.consecutive_failures == 0 and placement.state != PlacementState.FAILING
+    assert OwnProblem.objects.filter(kind=OwnProblem.Kind.PROBE_COLLISION, resolved_at__isnull=True).exists()
+    assert sandbox.leftovers() == 0, sandbox.artifacts()
