@@ -15,37 +15,27 @@ from django.utils import timezone
 from detection.models import OwnProblem
 from probes.models import Account, Location, PlacementState, Platform, ProbeLocation, Run, staggered_start
 from probes.runner import run_execute
-from sandbox.config import SandboxConfig
-from sandbox.server import make_server
-from tests.conftest import CONTROL_TOKEN, PARTNER_TOKEN, PROBER_TOKEN, LiveSandbox, make_probe
-
-
-def serve(compat: str):
-    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN,
-                           compat=compat, follow_delay_s=0.3)
-    server = make_server("127.0.0.1", 0, config=config)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN, make_probe, sandbox_fresh, sandbox_serving
 
 
 @pytest.fixture(scope="module")
 def takahe_server():
-    server = serve("takahe")
-    yield server
-    server.shutdown()
+    yield from sandbox_serving(compat="takahe", follow_delay_s=0.3)
 
 
 @pytest.fixture(scope="module")
 def locked_server():
-    server = serve("mastodon-locked")
-    yield server
-    server.shutdown()
+    yield from sandbox_serving(compat="mastodon-locked", follow_delay_s=0.3)
 
 
-def live(server):
-    sandbox = LiveSandbox(server)
-    sandbox.control("POST", "/_sandbox/reset")
-    return sandbox
+@pytest.fixture
+def takahe(takahe_server):
+    yield from sandbox_fresh(takahe_server)
+
+
+@pytest.fixture
+def locked(locked_server):
+    yield from sandbox_fresh(locked_server)
 
 
 def platform_on(sandbox, **fields) -> Platform:
@@ -73,8 +63,8 @@ def follows_at_once(url: str, n: int = 2) -> list[int]:
     return sorted(codes)
 
 
-def test_takahe_mode_answers_a_duplicate_concurrent_follow_with_500_html(takahe_server):
-    sandbox = live(takahe_server)
+def test_takahe_mode_answers_a_duplicate_concurrent_follow_with_500_html(takahe):
+    sandbox = takahe
     assert follows_at_once(sandbox.url) == [200, 500]
     # One at a time is fine: the second finds the row.
     assert requests.post(f"{sandbox.url}/api/v1/accounts/2/follow", timeout=5,
@@ -82,8 +72,8 @@ def test_takahe_mode_answers_a_duplicate_concurrent_follow_with_500_html(takahe_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_collided_follow_is_self_inflicted_undone_and_not_counted_against_the_platform(takahe_server, locations):
-    sandbox = live(takahe_server)
+def test_a_collided_follow_is_self_inflicted_undone_and_not_counted_against_the_platform(takahe, locations):
+    sandbox = takahe
     platform = platform_on(sandbox, settle_s=2)
     probe = make_probe(platform, "follow", locations, component="Following")
     placements = list(ProbeLocation.objects.filter(probe=probe).order_by("id"))
@@ -119,8 +109,8 @@ def test_a_collided_follow_is_self_inflicted_undone_and_not_counted_against_the_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_read_only_follow_answered_500_is_still_read_only(takahe_server, locations):
-    sandbox = live(takahe_server)
+def test_a_read_only_follow_answered_500_is_still_read_only(takahe, locations):
+    sandbox = takahe
     platform = platform_on(sandbox, settle_s=0.5)
     probe = make_probe(platform, "follow", locations[:1])
     sandbox.fault("read_only", "*")
@@ -156,8 +146,8 @@ components: []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_follow_answered_requested_by_a_locked_account_counts_as_accepted(locked_server, locations):
-    sandbox = live(locked_server)
+def test_a_follow_answered_requested_by_a_locked_account_counts_as_accepted(locked, locations):
+    sandbox = locked
     answer = requests.post(f"{sandbox.url}/api/v1/accounts/2/follow", timeout=5,
                            headers={"Authorization": f"Bearer {PROBER_TOKEN}"}).json()
     assert answer["requested"] is True and answer["following"] is False
@@ -173,14 +163,13 @@ def test_a_follow_answered_requested_by_a_locked_account_counts_as_accepted(lock
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_follow_undone_by_another_run_of_the_account_meanwhile_is_a_collision_not_an_invariant(takahe_server,
-                                                                                                  locations):
+def test_a_follow_undone_by_another_run_of_the_account_meanwhile_is_a_collision_not_an_invariant(takahe, locations):
     """Seen live (takahe-follow at a 3 s interval): one location's follow is still settling when
     another location's run of the same account, which followed the same partner a moment before,
     undoes it. The relationship never shows: Vigie's own doing, never counted against the platform."""
     from probes.models import Artifact
 
-    sandbox = live(takahe_server)
+    sandbox = takahe
     platform = platform_on(sandbox, settle_s=1)
     probe = make_probe(platform, "follow", locations[:1], component="Following")
     prober = Account.objects.get(platform=platform, role="prober")
