@@ -175,7 +175,7 @@ class MastodonAdapter(BaseAdapter):
                              f"the follow was accepted but the relationship was still not following after "
                              f"{self.ctx.settle_s:g} s ({len(self.ctx.facts['follow_reads'])} reads)", result=result)
 
-    def _follow_collided(self, partner_id: str, result: HttpResult) -> None:
+    def _follow_collided(self, partner_id: str, result: HttpResult, *, role: str = "prober") -> None:
         """A follow answered 5xx that is in effect all the same: another run of this account followed
         the same partner at the same moment, and the server's unique constraint refused the second
         insert (Takahē answers 500). Vigie's own doing, not the platform's: the run says so
@@ -184,7 +184,7 @@ class MastodonAdapter(BaseAdapter):
         def read() -> tuple[bool, dict]:
             answer = self.ctx.call("relationship after 5xx", "GET",
                                    self.url(f"/api/v1/accounts/relationships?id[]={partner_id}"),
-                                   token=self.prober.token)
+                                   token=self.account(role).token)
             if not 200 <= answer.status < 300:  # cannot tell: judged as any 5xx is
                 raise ProbeError(FailureClass.SERVER_ERROR, "relationship unreadable", result=answer)
             rows = answer.json()
@@ -276,6 +276,10 @@ class MastodonAdapter(BaseAdapter):
             return
         result = self.ctx.call("partner follows", "POST", self.url(f"/api/v1/accounts/{prober_id}/follow"),
                                token=partner.token)
+        if result.status >= 500:
+            # Both locations' delivery runs making the standing follow at once (their first runs):
+            # the second insert breaks the server's unique constraint. In effect all the same: Vigie's doing.
+            self._follow_collided(prober_id, result, role="partner")
         data = self._expect_json(result, write=True)
         self.ctx.facts["partner_follow_made"] = True
         if _followed(data):
