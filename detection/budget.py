@@ -43,6 +43,23 @@ def limits_said(kind: str, declared: dict | None) -> str:
     return ", ".join(f"{r.family} {r.limit} per {_human(r.period)}" for r in limits) + f" ({where})"
 
 
+# Writes kept on purpose, so never on the artifact ledger, but writes all the same: a run's fact
+# (in its evidence) that it made one -> the account role that wrote and the kind written. The
+# delivery probe's partner follows the prober once and keeps it (remade only if it is lost).
+STANDING_WRITES = {"partner_follow_made": ("partner", Artifact.Kind.FOLLOW)}
+
+
+def _standing_writes(account: Account, rule: WriteLimit, since: datetime) -> int:
+    if rule.counts not in ("created", "points"):
+        return 0
+    made = 0
+    for fact, (role, kind) in STANDING_WRITES.items():
+        if account.role == role and kind in rule.kinds:
+            made += Run.objects.filter(probe__platform_id=account.platform_id, finished_at__gte=since,
+                                       **{f"evidence__{fact}": True}).count()
+    return made * (rule.cost[0] if rule.counts == "points" else 1)
+
+
 def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -> list[tuple[WriteLimit, int]]:
     usage = []
     for rule in limits:
@@ -55,7 +72,7 @@ def own_usage(account: Account, limits: tuple[WriteLimit, ...], now: datetime) -
                     + rows.filter(cleaned_at__gte=since).count() * rule.cost[1])
         else:
             used = rows.filter(cleaned_at__gte=since).count()
-        usage.append((rule, used))
+        usage.append((rule, used + _standing_writes(account, rule, since)))
     return usage
 
 
@@ -92,7 +109,10 @@ def _explanations(platform: Platform, *, actions: list[str], now: datetime) -> l
     accounts = {a.role: a for a in platform.accounts.all()}
     explained = []
     for action in actions:
-        for role, families in adapter.writes_per_run.get(action, {}).items():
+        writers = {role: set(families) for role, families in adapter.writes_per_run.get(action, {}).items()}
+        for role, families in adapter.writes_once.get(action, {}).items():
+            writers.setdefault(role, set()).update(families)
+        for role, families in writers.items():
             account = accounts.get(role)
             rules = tuple(r for r in platform_limits(platform.kind, platform.write_limits) if r.family in families)
             if account is None or not rules:
@@ -148,6 +168,15 @@ def schedule_problems(platform_kind: str, probes: list[dict], *, write_limits: d
                 if writes:
                     runs = rule.period.total_seconds() / probe["interval"] * max(1, len(probe["locations"]))
                     planned[(role, rule.family)] = planned.get((role, rule.family), 0) + writes * runs
+        # Writes made once and kept (the delivery probe's standing follow): one per period, however
+        # many runs and locations.
+        once: dict[tuple[str, str], int] = {}
+        for probe in probes:
+            for role, families in adapter.writes_once.get(probe["action"], {}).items():
+                if families.get(rule.family):
+                    once[(role, rule.family)] = max(once.get((role, rule.family), 0), families[rule.family])
+        for key, writes in once.items():
+            planned[key] = planned.get(key, 0) + writes
     problems = []
     for rule in limits:
         for (role, family), count in sorted(planned.items()):

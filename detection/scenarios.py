@@ -41,6 +41,13 @@ class Scenario:
     noise: list[Fault] = field(default_factory=list)
     noise_ratio: float = 0.0
     noise_max_streak: int = 3
+    # The sandbox mode the scenario is about (`sandbox serve --compat`, `manage.py up --compat`):
+    # `scenario run` refuses a sandbox running another mode.
+    compat: str = "mastodon"
+    # What Vigie must say: how many public incidents (None: not checked), and, for a scenario
+    # that is about Vigie's own side, the own problem it must open.
+    expect_incidents: int | None = 1
+    expect_problem: str = ""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -82,6 +89,23 @@ SCENARIOS: dict[str, Scenario] = {
         noise=[Fault("drop", Action.FOLLOW)], noise_ratio=0.5, noise_max_streak=3,
         expect="one incident on the four writes, read-only, starting at the first read-only run (not at the "
                "noise before it), its duration within one interval of the outage"),
+    "takahe-follow": Scenario(
+        "takahe-follow", "a healthy Takahē-like server for 10 minutes: follows answered pending and effective a "
+                         "second later, posts fanned out by a worker, no rate-limit headers",
+        warmup_s=60, fault_s=10 * 60, faults=[], compat="takahe", expect_incidents=0,
+        expect="no incident, every component operational"),
+    "read-only-500": Scenario(
+        "read-only-500", "a Takahē-like server refuses every write with a 500 HTML page for 5 minutes, reads fine",
+        warmup_s=120, fault_s=5 * 60, faults=[Fault("read_only", a) for a in WRITES], compat="takahe",
+        expect="one incident on the four writes and Post delivery, class read_only, titled “platform read-only”; "
+               "Timeline operational"),
+    "delete-lost": Scenario(
+        "delete-lost", "a Takahē-like server answers deletes of posts and messages with 200 and keeps the posts, "
+                       "for 5 minutes",
+        warmup_s=120, fault_s=5 * 60, faults=[Fault("delete_lost", "*")], compat="takahe",
+        expect_incidents=0, expect_problem="lost_deletes",
+        expect="no public incident (every probe still does what users do), the on-call problem “The platform "
+               "loses deletes”, and no post left behind once deletes work again"),
 }
 
 
@@ -185,6 +209,27 @@ class SandboxControl:
 
     def clear(self) -> None:
         self.session.delete(f"{self.url}/_sandbox/faults", timeout=10).raise_for_status()
+
+    def compat(self) -> str:
+        """The running sandbox's mode (mastodon, takahe, mastodon-locked)."""
+        response = self.session.get(f"{self.url}/_sandbox/faults", timeout=10)
+        response.raise_for_status()
+        return response.json().get("compat", "mastodon")
+
+    def leftovers(self) -> int:
+        """What Vigie's accounts have on the platform, less the fixtures kept on purpose: one repost
+        target per account that has one on record, and the partner's standing follow of the prober."""
+        from probes.models import Account
+
+        response = self.session.get(f"{self.url}/_sandbox/artifacts", timeout=10)
+        response.raise_for_status()
+        accounts = response.json()["accounts"]
+        total = sum(sum(counts.values()) for counts in accounts.values())
+        kept = min(accounts.get("vigie_partner", {}).get("follows", 0), 1)
+        for username in Account.objects.filter(platform__base_url__startswith=self.url).exclude(
+                fixture_id="").values_list("username", flat=True).distinct():
+            kept += min(accounts.get(username, {}).get("statuses", 0), 1)
+        return total - kept
 
 
 def scenario_play(scenario: Scenario, *, control: SandboxControl, scale: float, interval_s: float,

@@ -197,13 +197,14 @@ def staggered_start(location_id: int, interval_s: int, now=None):
     share the platform's test accounts, so two locations must never act on one account in the same
     slot (two follows of one partner at once break a server's unique constraint, a 500 that is
     Vigie's own doing): each location keeps its own phase of the probe's grid, the k-th of n
-    locations k/(n+1) of the interval after the first (the dispatcher keeps a placement's phase)."""
+    locations (from 0) k/n of the interval after the first, evenly spread so that runs of one
+    account are as far apart as they can be (the dispatcher keeps a placement's phase)."""
     from datetime import timedelta
 
     now = now or timezone.now()
     ids = list(Location.objects.order_by("id").values_list("id", flat=True))
     rank = ids.index(location_id) if location_id in ids else 0
-    return now + timedelta(seconds=interval_s * rank / (len(ids) + 1))
+    return now + timedelta(seconds=interval_s * rank / max(1, len(ids)))
 
 
 class ProbeLocation(models.Model):

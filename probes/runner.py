@@ -157,8 +157,23 @@ def _perform(*, placement: ProbeLocation, accounts: list[Account], run_key: str,
         row = artifact_record(run_key=run_key, probe_id=probe.id, account=accounts[artifact.role][0], artifact=artifact)
         created.append((artifact, row))
 
+    def contended(artifact: CreatedArtifact) -> bool:
+        """Another run had this artifact in flight when this one made it (the row was still to be
+        cleaned, by that run), or took the row over since (made it again, and may undo it)."""
+        for made, row in created:
+            if (made.kind, made.remote_id, made.role) != (artifact.kind, artifact.remote_id, artifact.role):
+                continue
+            if getattr(row, "contended", False) or getattr(row, "unsynced", False):
+                return bool(getattr(row, "contended", False))
+            try:
+                owner = Artifact.objects.filter(id=row.id).values_list("run_key", flat=True).first()
+            except spool.DB_DOWN:
+                return False
+            return owner is not None and str(owner) != str(run_key)
+        return False
+
     ctx = RunContext(http=http, record_artifact=record_artifact, run_key=str(run_key), script=probe.script,
-                     settle_s=platform.settle_s)
+                     settle_s=platform.settle_s, contended=contended)
     started_at = timezone.now()
     began = time.monotonic()
     failure: ProbeError | None = None
@@ -300,6 +315,9 @@ def artifact_record(*, run_key: str, probe_id: int, account: Account, artifact: 
         row.unsynced = True
         return row
     if not created:
+        # Still to be cleaned, by another run: that run has the same artifact in flight (two
+        # locations' follows of one partner overlapping), and its undo may take this one's away.
+        row.contended = row.cleaned_at is None and str(row.run_key) != str(run_key)
         now = timezone.now()
         Artifact.objects.filter(id=row.id).update(run_key=run_key, probe_id=probe_id, created_at=now, cleaned_at=None,
                                                   attempts=0, last_error="", next_attempt_at=now)

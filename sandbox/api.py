@@ -1,7 +1,7 @@
 """Handlers for the subset of the Mastodon client API the sandbox speaks, with their fault scopes."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import time
 
@@ -146,8 +146,14 @@ def home_timeline(req: Request) -> Response:
 
 
 def account_statuses(req: Request) -> Response:
-    return Response(200, req.state.account_statuses(_user(req), req.match["id"], limit=_limit(req),
-                                                    max_id=_id_param(req, "max_id")))
+    limit = _limit(req)
+    statuses = req.state.account_statuses(_user(req), req.match["id"], limit=limit, max_id=_id_param(req, "max_id"))
+    headers = {}
+    if statuses:
+        # Older pages through the Link header, as Mastodon does (Takahē too).
+        base = f"{req.state.base_url}/api/v1/accounts/{quote(req.match['id'], safe='')}/statuses?"
+        headers["Link"] = f'<{base}{urlencode({"limit": limit, "max_id": statuses[-1]["id"]})}>; rel="next"'
+    return Response(200, statuses, headers)
 
 
 def following(req: Request) -> Response:

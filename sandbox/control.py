@@ -15,7 +15,8 @@ def _bad(field: str, message: str) -> ApiError:
 
 
 def list_faults(req: Request) -> Response:
-    return Response(200, {"faults": req.state.list_faults()})
+    # The mode too: `manage.py scenario run` checks it runs against the server the scenario is about.
+    return Response(200, {"faults": req.state.list_faults(), "compat": req.state.config.compat})
 
 
 def add_fault(req: Request) -> Response:

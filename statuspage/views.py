@@ -1,7 +1,7 @@
 """The public pages: status, incident, component (uptime and response times) and history."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -75,6 +75,7 @@ def incident_page(request: HttpRequest, public_id: str) -> HttpResponse:
         })
     evidence = incident.evidence or {}
     shown = timeline(list(incident.updates.all()))
+    shown = sorted([*shown, *component_joins(incident)], key=lambda entry: entry.created_at, reverse=True)
     ack = official.acknowledgement_of(incident)
     return render(request, "statuspage/incident.html", {
         "incident": incident,
@@ -203,6 +204,37 @@ def timeline(updates: list) -> list:
             continue
         shown.append(update)
     return shown
+
+
+class ComponentJoin:
+    """A timeline entry: a component affected later than the incident began, from its own first
+    failing run (kept in the incident's evidence, `component_starts`; the incident's start stays)."""
+
+    joined = True
+
+    def __init__(self, component, created_at: datetime) -> None:
+        self.component = component
+        self.created_at = created_at
+
+
+# A component's own start this close to the incident's is the incident's start, said already.
+JOIN_SHOWN_AFTER = timedelta(seconds=1)
+
+
+def component_joins(incident: Incident) -> list[ComponentJoin]:
+    """The components whose own start in the incident is later than the incident's, oldest first."""
+    starts = (incident.evidence or {}).get("component_starts") or {}
+    joins = []
+    for component in incident.components.all():
+        try:
+            at = datetime.fromisoformat(starts[component.name])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if timezone.is_naive(at):
+            at = at.replace(tzinfo=dt_timezone.utc)
+        if at - incident.started_at >= JOIN_SHOWN_AFTER and (incident.resolved_at is None or at < incident.resolved_at):
+            joins.append(ComponentJoin(component, at))
+    return sorted(joins, key=lambda join: join.created_at)
 
 
 def ack_position(ack, updates: list) -> int | None:

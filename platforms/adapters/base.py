@@ -147,6 +147,9 @@ class RunContext:
     settle_s: float = 5.0
     # Seconds between re-reads while an accepted action settles.
     settle_poll_s: float = 0.25
+    # Whether another run of the same account had the same artifact (a follow of the same partner)
+    # in flight during this run: its undo can take this run's effect away (Vigie's own doing).
+    contended: Callable[[CreatedArtifact], bool] = lambda artifact: False
 
     def settle(self, name: str, read: Callable[[], tuple[bool, dict[str, Any]]], *, accepted_ms: int) -> bool:
         """Re-read until the accepted action is effective (`read` returns (done, what it saw)) or the
@@ -199,6 +202,8 @@ class BaseAdapter:
     # per account role and limit family: Vigie's own budget is checked against them.
     write_limits: ClassVar[tuple[WriteLimit, ...]] = ()
     writes_per_run: ClassVar[dict[str, dict[str, dict[str, int]]]] = {}
+    # Writes an action makes once and keeps (a standing fixture), by action, role and family.
+    writes_once: ClassVar[dict[str, dict[str, dict[str, int]]]] = {}
 
     def __init__(self, *, base_url: str, prober: Credentials, partner: Credentials | None,
                  ctx: RunContext) -> None:

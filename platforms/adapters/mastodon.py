@@ -5,9 +5,11 @@ error text: Mastodon localizes its messages per request.
 """
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 from platforms.adapters.base import (
     READ_ONLY_WORDS, BaseAdapter, CreatedArtifact, WriteLimit, needs_diagnostic, refusal_class, reset_is_far,
@@ -37,6 +39,16 @@ def classify(result: HttpResult, *, now: datetime | None = None) -> str | None:
     if status >= 500:
         return FailureClass.SERVER_ERROR
     return FailureClass.REJECTED
+
+
+def _next_max_id(link: str) -> str | None:
+    """The `max_id` of a Link header's rel="next" URL (RFC 8288), if any."""
+    for part in link.split(","):
+        target, _, params = part.partition(";")
+        if re.search(r'rel\s*=\s*"?next"?', params):
+            values = parse_qs(urlsplit(target.strip().strip("<>")).query).get("max_id")
+            return values[-1] if values and values[-1] else None
+    return None
 
 
 def _when(value) -> datetime | None:
@@ -79,6 +91,8 @@ class MastodonAdapter(BaseAdapter):
                          Action.DELIVERY})
     write_limits = MASTODON_WRITE_LIMITS
     writes_per_run = MASTODON_WRITES_PER_RUN
+    # The delivery probe's partner follows the prober once and keeps that follow.
+    writes_once = {Action.DELIVERY: {"partner": {"follows": 1}}}
 
     # --- actions ---------------------------------------------------------------------------
     def action_post(self) -> None:
@@ -148,11 +162,20 @@ class MastodonAdapter(BaseAdapter):
             return _followed(row), _relationship_seen(row)
 
         if not self.ctx.settle("follow", read, accepted_ms=accepted_ms):
+            if self.ctx.contended(CreatedArtifact(Artifact.Kind.FOLLOW, partner_id, "prober")):
+                # Another run of this account (another location) followed the same partner meanwhile
+                # and undid it: the relationship this run waited for was taken away by Vigie itself.
+                # Its own doing, told to on-call, never counted against the platform.
+                self.ctx.facts["self_inflicted"] = "collision"
+                raise ProbeError(FailureClass.INVARIANT,
+                                 "the follow was accepted but another run of this account followed the same "
+                                 "account meanwhile and undid it, so its effect could not be seen "
+                                 f"({len(self.ctx.facts['follow_reads'])} reads)", result=result)
             raise ProbeError(FailureClass.INVARIANT,
                              f"the follow was accepted but the relationship was still not following after "
                              f"{self.ctx.settle_s:g} s ({len(self.ctx.facts['follow_reads'])} reads)", result=result)
 
-    def _follow_collided(self, partner_id: str, result: HttpResult) -> None:
+    def _follow_collided(self, partner_id: str, result: HttpResult, *, role: str = "prober") -> None:
         """A follow answered 5xx that is in effect all the same: another run of this account followed
         the same partner at the same moment, and the server's unique constraint refused the second
         insert (Takahē answers 500). Vigie's own doing, not the platform's: the run says so
@@ -161,7 +184,7 @@ class MastodonAdapter(BaseAdapter):
         def read() -> tuple[bool, dict]:
             answer = self.ctx.call("relationship after 5xx", "GET",
                                    self.url(f"/api/v1/accounts/relationships?id[]={partner_id}"),
-                                   token=self.prober.token)
+                                   token=self.account(role).token)
             if not 200 <= answer.status < 300:  # cannot tell: judged as any 5xx is
                 raise ProbeError(FailureClass.SERVER_ERROR, "relationship unreadable", result=answer)
             rows = answer.json()
@@ -253,6 +276,10 @@ class MastodonAdapter(BaseAdapter):
             return
         result = self.ctx.call("partner follows", "POST", self.url(f"/api/v1/accounts/{prober_id}/follow"),
                                token=partner.token)
+        if result.status >= 500:
+            # Both locations' delivery runs making the standing follow at once (their first runs):
+            # the second insert breaks the server's unique constraint. In effect all the same: Vigie's doing.
+            self._follow_collided(prober_id, result, role="partner")
         data = self._expect_json(result, write=True)
         self.ctx.facts["partner_follow_made"] = True
         if _followed(data):
@@ -342,19 +369,22 @@ class MastodonAdapter(BaseAdapter):
     # --- the periodic sweep -------------------------------------------------------------------
     can_list_leftovers = True
 
+    # Pages read per list (statuses, follows) and account in one sweep: 10 × 40 statuses, 10 × 80
+    # follows. What lies beyond is found by the next passes, as the first pages are cleaned.
+    sweep_max_pages = 10
+
     def leftovers(self) -> list[tuple[CreatedArtifact, datetime | None]]:
-        """The test accounts' statuses, reblogs and follows (the newest page of each): all Vigie's
-        (the accounts are its own), less the fixtures: the partner's repost target and its follow of
-        the prober (the delivery probe's follower)."""
+        """The test accounts' statuses, reblogs and follows, page after page (up to
+        `sweep_max_pages` each): all Vigie's (the accounts are its own), less the fixtures: the
+        partner's repost target and its follow of the prober (the delivery probe's follower)."""
         found: list[tuple[CreatedArtifact, datetime | None]] = []
         prober_id = self._remote_id("prober")
         roles = ["prober"] + (["partner"] if self.partner is not None else [])
         for role in roles:
             account = self.account(role)
             account_id = self._remote_id(role)
-            answer = self.ctx.call(f"statuses ({role})", "GET", self.url(f"/api/v1/accounts/{account_id}/statuses?limit=40"),
-                                   token=account.token)
-            for status in self._expect_json(answer, write=False, shape=list):
+            for status in self._pages(f"statuses ({role})", f"/api/v1/accounts/{account_id}/statuses", 40,
+                                      token=account.token, cursor_from_last=True):
                 if not isinstance(status, dict) or not status.get("id") or str(status["id"]) == account.fixture_id:
                     continue
                 made = _when(status.get("created_at"))
@@ -363,15 +393,35 @@ class MastodonAdapter(BaseAdapter):
                 else:
                     kind = Artifact.Kind.DIRECT_MESSAGE if status.get("visibility") == "direct" else Artifact.Kind.STATUS
                     found.append((CreatedArtifact(kind, str(status["id"]), role), made))
-            answer = self.ctx.call(f"following ({role})", "GET",
-                                   self.url(f"/api/v1/accounts/{account_id}/following?limit=80"), token=account.token)
-            for followed in self._expect_json(answer, write=False, shape=list):
+            # A follow list's cursor is the follow's own id, not the account's: only the Link header gives it.
+            for followed in self._pages(f"following ({role})", f"/api/v1/accounts/{account_id}/following", 80,
+                                        token=account.token, cursor_from_last=False):
                 if not isinstance(followed, dict) or not followed.get("id"):
                     continue
                 if role == "partner" and str(followed["id"]) == prober_id:
                     continue  # the delivery probe's standing follow
                 found.append((CreatedArtifact(Artifact.Kind.FOLLOW, str(followed["id"]), role), None))
         return found
+
+    def _pages(self, step: str, path: str, limit: int, *, token: str, cursor_from_last: bool):
+        """The items of a paginated list, newest first, up to `sweep_max_pages` pages. The next page
+        is the Link header's rel="next" (Mastodon's way); only its `max_id` is taken from it, the
+        request stays on this platform's own URL (a link elsewhere would carry the token away).
+        Without a Link header, `cursor_from_last` pages on the last item's id."""
+        cursor = None
+        seen: set[str] = set()
+        for page in range(self.sweep_max_pages):
+            query = f"?limit={limit}" + (f"&max_id={quote(cursor, safe='')}" if cursor else "")
+            answer = self.ctx.call(step if not page else f"{step} page {page + 1}", "GET", self.url(path + query),
+                                   token=token)
+            items = self._expect_json(answer, write=False, shape=list)
+            yield from items
+            cursor = _next_max_id(answer.headers.get("link", ""))
+            if cursor is None and cursor_from_last and len(items) >= limit and isinstance(items[-1], dict):
+                cursor = str(items[-1].get("id") or "") or None
+            if not items or cursor is None or cursor in seen:
+                return
+            seen.add(cursor)
 
     # --- helpers -----------------------------------------------------------------------------
     def _text(self, what: str) -> str:

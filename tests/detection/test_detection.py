@@ -217,3 +217,32 @@ def test_a_quota_refusal_with_vigie_far_below_the_limit_is_a_platform_incident(d
             record_run(placement("post", location), at(30 * i), failure_class="quota_exceeded", status_code=429)
     assert Incident.objects.get().effective_impact == Impact.CRITICAL
     assert not OwnProblem.objects.exists()
+
+
+def test_the_partners_standing_follow_counts_in_the_write_budget_planned_and_used(demo):
+    """The delivery probe's partner follows the prober once and keeps it: one follow per period in
+    the planned schedule (however many runs), and each follow it made in the usage."""
+    from detection.budget import own_usage, platform_limits, schedule_problems
+    from probes.models import Account, Run
+
+    delivery = [{"slug": "d", "action": "delivery", "interval": 60, "locations": ["a", "b"]}]
+    # A platform that allows one follow a day: the standing follow alone uses it up.
+    assert any("partner account would make 1 writes per 24 h counted as follows" in p
+               for p in schedule_problems("mastodon", delivery, write_limits={"follows": [1, 86400]}))
+    # Planned once, not per run: a limit of 10 a day leaves room for it, at any interval.
+    assert schedule_problems("mastodon", delivery, write_limits={"follows": [10, 86400]}) == []
+
+    platform = Platform.objects.get()
+    Platform.objects.filter(id=platform.id).update(kind="mastodon")
+    partner = Account.objects.create(platform=platform, role="partner", username="partner", token="t")
+    probe = Probe.objects.create(name="Delivery", slug="sandbox-delivery", platform=platform, action="delivery",
+                                 interval_s=INTERVAL, timeout_s=10)
+    location = Location.objects.first()
+    for i, made in enumerate([True, False, True]):
+        Run.objects.create(probe=probe, location=location, scheduled_for=at(i), started_at=at(i), finished_at=at(i),
+                           latency_ms=1, outcome="success", evidence={"partner_follow_made": True} if made else {})
+    ((rule, used),) = own_usage(partner, platform_limits("mastodon", {"follows": [400, 86400]}), at(60))
+    assert rule.family == "follows" and used == 2
+    # Only within the limit's period: a day later, the first follow has left the window.
+    ((_, later),) = own_usage(partner, platform_limits("mastodon", {"follows": [400, 86400]}), at(86400 + 1.5))
+    assert later == 1

@@ -66,3 +66,40 @@ def test_a_noisy_component_then_a_real_outage_is_one_incident_dated_by_the_outag
     starts = incident.evidence["component_starts"]
     assert set(starts) == {"Posting", "Reposting", "Following", "Direct messages"}
     assert all(datetime.fromisoformat(t) >= times["fault_from"] for t in starts.values())
+
+
+def test_read_only_500_is_one_read_only_incident_on_the_writes_and_delivery(demo):
+    scenario = SCENARIOS["read-only-500"]
+    assert scenario.compat == "takahe"
+    times = simulate_scenario(scenario, start=T0, interval_s=INTERVAL)
+    incident = Incident.objects.get()
+    assert set(incident.components.values_list("name", flat=True)) == {
+        "Posting", "Reposting", "Following", "Direct messages", "Post delivery"}
+    assert "platform read-only" in incident.title and set(incident.evidence["failure_classes"]) == {"read_only"}
+    injected = (times["fault_until"] - times["fault_from"]).total_seconds()
+    assert abs(incident.duration.total_seconds() - injected) <= INTERVAL
+
+
+@pytest.mark.parametrize("name", ["takahe-follow", "delete-lost"])
+def test_a_healthy_takahe_and_lost_deletes_open_no_incident(demo, name):
+    """Lost deletes are on-call's (the own problem lost_deletes, see tests/probes/test_sweep.py):
+    every probe still does what users do, so nothing public."""
+    scenario = SCENARIOS[name]
+    assert scenario.compat == "takahe" and scenario.expect_incidents == 0
+    simulate_scenario(scenario, start=T0, interval_s=INTERVAL)
+    assert not Incident.objects.exists()
+    assert not ComponentStatusChange.objects.exclude(
+        new_status__in=[ComponentStatus.OPERATIONAL, ComponentStatus.UNKNOWN]).exists()
+
+
+@pytest.mark.django_db
+def test_scenario_run_refuses_a_sandbox_in_another_compat_mode(sandbox, monkeypatch):
+    """A Takahē scenario against a Mastodon-like sandbox would pass without testing anything."""
+    from django.core.management import CommandError, call_command
+
+    from tests.conftest import CONTROL_TOKEN
+
+    monkeypatch.setenv("SANDBOX_CONTROL_TOKEN", CONTROL_TOKEN)
+    with pytest.raises(CommandError, match=r"scenario read-only-500 is about a server in takahe mode; the sandbox "
+                                           r"runs in mastodon mode\. Start it with `manage\.py up --compat takahe`"):
+        call_command("scenario", "run", "read-only-500", "--sandbox-url", sandbox.url)

@@ -3,7 +3,6 @@ like Mastodon, and like Takahē (400 for an over-long post, no rate-limit header
 with the original status marked reblogged, HTML 404 pages). Every action works and cleans up."""
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -12,30 +11,20 @@ from django.utils import timezone
 
 from probes.models import Account, Platform, ProbeLocation, Run
 from probes.runner import run_execute
-from sandbox.config import SandboxConfig
-from sandbox.server import make_server
-from tests.conftest import CONTROL_TOKEN, PARTNER_TOKEN, PROBER_TOKEN, LiveSandbox, make_probe
+from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN, LiveSandbox, make_probe, sandbox_fresh, sandbox_serving
 
 ACTIONS = ["post", "repost", "follow", "dm", "read", "limits"]
 
 
 @pytest.fixture(scope="module")
 def takahe_server():
-    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN,
-                           compat="takahe")
-    server = make_server("127.0.0.1", 0, config=config)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
+    yield from sandbox_serving(compat="takahe")
 
 
 @pytest.fixture(params=["mastodon", "takahe"])
 def compat(request, sandbox_server, takahe_server):
-    live = LiveSandbox(sandbox_server if request.param == "mastodon" else takahe_server)
-    live.control("POST", "/_sandbox/reset")
-    yield request.param, live
-    live.control("POST", "/_sandbox/reset")
+    for live in sandbox_fresh(sandbox_server if request.param == "mastodon" else takahe_server):
+        yield request.param, live
 
 
 @pytest.fixture

@@ -4,16 +4,13 @@ kills leaves zero artifacts and one repost target per account. Real HTTP to the 
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 import requests
 
 from bench.soak import soak
 from probes.models import Account, Platform
-from sandbox.config import SandboxConfig
-from sandbox.server import make_server
-from tests.conftest import CONTROL_TOKEN, PARTNER_TOKEN, PROBER_TOKEN, LiveSandbox, make_probe
+from tests.conftest import PARTNER_TOKEN, PROBER_TOKEN, LiveSandbox, make_probe, sandbox_serving
 
 RUNS = int(os.environ.get("VIGIE_SOAK_RUNS", "40"))
 SEED = int(os.environ.get("VIGIE_SOAK_SEED", "16"))
@@ -21,12 +18,8 @@ SEED = int(os.environ.get("VIGIE_SOAK_SEED", "16"))
 
 @pytest.fixture
 def takahe():
-    config = SandboxConfig(prober_token=PROBER_TOKEN, partner_token=PARTNER_TOKEN, control_token=CONTROL_TOKEN,
-                           compat="takahe", follow_delay_s=0.2, fanout_delay_s=0.1)
-    server = make_server("127.0.0.1", 0, config=config)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield LiveSandbox(server)
-    server.shutdown()
+    for server in sandbox_serving(compat="takahe", follow_delay_s=0.2, fanout_delay_s=0.1):
+        yield LiveSandbox(server)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -97,3 +97,43 @@ def test_a_post_marked_cleaned_but_back_is_a_resurrected_delete_removed_again(sa
     assert row.cleaned_at is None and row.deletes_lost == 1 and row.sweeps == 1
     assert cleanup_pending(min_age=timedelta(0)) == 1
     assert sandbox.leftovers() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_follows_the_pages_of_an_account_with_more_leftovers_than_a_page(sandbox, platform, locations,
+                                                                                  monkeypatch):
+    """More leftovers than one page (40 statuses): the sweep reads on through the Link header's
+    next page, up to its bound per pass; the next pass finds the rest."""
+    from platforms.adapters.mastodon import MastodonAdapter
+
+    make_probe(platform, "post", locations[:1])
+    target = post(sandbox.url, PARTNER, "the repost target")
+    Account.objects.filter(platform=platform, role="partner").update(fixture_id=target)
+    requests.post(f"{sandbox.url}/api/v1/statuses/{target}/reblog", headers=PROBER, timeout=5)  # the oldest
+    for i in range(94):
+        post(sandbox.url, PROBER, f"left behind {i}")
+    assert sandbox.leftovers() == 95
+
+    answer = requests.get(f"{sandbox.url}/api/v1/accounts/1/statuses?limit=40", headers=PROBER, timeout=5)
+    assert 'rel="next"' in answer.headers["Link"]  # the way the sandbox pages, as Mastodon does
+    monkeypatch.setattr(MastodonAdapter, "sweep_max_pages", 2)
+    assert leftovers_sweep(older_than=timedelta(0)) == {"found": 80, "resurrected": 0}  # two pages, no more
+    assert Artifact.objects.filter(kind=Artifact.Kind.REBLOG).count() == 0  # beyond the bound: next pass
+    assert cleanup_pending(min_age=timedelta(0)) + cleanup_pending(min_age=timedelta(0)) == 80  # 50 a batch
+    assert sandbox.leftovers() == 15
+    monkeypatch.undo()
+    assert leftovers_sweep(older_than=timedelta(0)) == {"found": 15, "resurrected": 0}
+    assert Artifact.objects.filter(kind=Artifact.Kind.REBLOG, cleaned_at__isnull=True).count() == 1
+    assert cleanup_pending(min_age=timedelta(0)) == 15
+    assert sandbox.leftovers() == 0, sandbox.artifacts()
+
+
+def test_only_the_next_pages_cursor_is_taken_from_a_link_header():
+    """The next page is asked of the platform's own URL: a Link elsewhere gives its max_id, never its host."""
+    from platforms.adapters.mastodon import _next_max_id
+
+    link = ('<https://elsewhere.example/api/v1/accounts/1/statuses?limit=40&max_id=117>; rel="next", '
+            '<https://elsewhere.example/api/v1/accounts/1/statuses?min_id=200>; rel="prev"')
+    assert _next_max_id(link) == "117"
+    assert _next_max_id('<https://x.example/?min_id=3>; rel="prev"') is None
+    assert _next_max_id("") is None

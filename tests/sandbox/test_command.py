@@ -69,7 +69,7 @@ def test_bad_input_is_a_command_error_naming_the_problem(run, control, args, mes
     with pytest.raises(CommandError) as error:
         run(*args)
     assert message in str(error.value)
-    assert control.get("/_sandbox/faults").json() == {"faults": []}
+    assert control.get("/_sandbox/faults").json()["faults"] == []
 
 
 def test_accept_overlong_defaults_to_posting_and_says_so(run, control):

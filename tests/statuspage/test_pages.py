@@ -367,3 +367,29 @@ def test_a_cancelled_maintenance_is_listed_nowhere_and_its_page_says_so(client, 
     assert "Never happened" not in get(client, "/history")
     page = get(client, f"/incidents/{cancelled.public_id}")
     assert "cancelled" in page and "Maintenance is in progress" not in page and "Completed" not in page
+
+
+def test_a_component_that_joins_an_incident_shows_its_own_start_on_the_timeline_not_the_incidents(client, site):
+    """Posting fails first; direct messages join two minutes later. The incident keeps Posting's
+    start; the timeline says, in Vigie's words, from when direct messages were affected."""
+    start = site + timedelta(minutes=1)
+    places = {(p.probe.action, p.location.name): p
+              for p in ProbeLocation.objects.select_related("probe", "location").filter(probe__action__in=["post", "dm"])}
+    for i in range(12):
+        at = start + timedelta(seconds=30 * i)
+        for (action, _), placement in sorted(places.items(), key=lambda kv: kv[0]):
+            failing = (action == "post" and i < 8) or (action == "dm" and 4 <= i < 8)
+            record_run(placement, at + timedelta(seconds=1), failure_class="server_error" if failing else "",
+                       status_code=503 if failing else None)
+    incident = Incident.objects.get()
+    assert set(incident.components.values_list("name", flat=True)) == {"Posting", "Direct messages"}
+    dm_start = datetime.fromisoformat(incident.evidence["component_starts"]["Direct messages"])
+    assert dm_start - incident.started_at >= timedelta(minutes=2)  # its own start, the incident's kept
+    html = get(client, f"/incidents/{incident.public_id}")
+    entry = f"Direct messages affected from {dm_start:%H:%M:%S} UTC (its first failing run)."
+    assert entry in html
+    assert "Posting affected from" not in html  # it began the incident: its start is the incident's
+    assert f'<time datetime="{incident.started_at:%Y-%m-%dT%H:%M:%S}' in html  # still the incident's start
+    Component.objects.filter(name="Direct messages").update(name_translations={"fr": "Messages privés"})
+    french = get(client, f"/fr/incidents/{incident.public_id}")
+    assert f"Panne de Messages privés à partir de {dm_start:%H:%M:%S} UTC (sa première exécution en échec)." in french

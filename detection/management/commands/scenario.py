@@ -7,10 +7,11 @@ import time
 import requests
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
 from django.utils import timezone
 
-from detection.models import Incident
-from probes.models import Platform, Probe, ProbeLocation, staggered_start
+from detection.models import Incident, OwnProblem
+from probes.models import Artifact, Platform, Probe, ProbeLocation, staggered_start
 from detection.scenarios import SCENARIOS, SandboxControl, scenario_play, scenario_report
 
 
@@ -51,9 +52,16 @@ class Command(BaseCommand):
         step = interval or min(saved.values(), default=30)
         try:
             control.clear()
+            compat = control.compat()
         except requests.RequestException as exc:
             raise CommandError(f"the sandbox's control endpoint at {control.url} does not answer: "
                                f"{type(exc).__name__}. Is `make run` going?") from None
+        scenario = SCENARIOS[name]
+        if compat != scenario.compat:
+            # A Takahē scenario against a Mastodon-like sandbox would pass without testing anything.
+            raise CommandError(f"scenario {name} is about a server in {scenario.compat} mode; the sandbox runs in "
+                               f"{compat} mode. Start it with `manage.py up --compat {scenario.compat}` "
+                               f"(or `sandbox serve --compat {scenario.compat}`).")
         try:
             if interval:
                 probes.update(interval_s=max(1, round(interval)))
@@ -62,11 +70,16 @@ class Command(BaseCommand):
                     ProbeLocation.objects.filter(id=placement.id).update(
                         next_run_at=staggered_start(placement.location_id, placement.probe.interval_s, now))
                 time.sleep(interval * 3)  # let every placement settle on the new grid
-            played = scenario_play(SCENARIOS[name], control=control, scale=scale, interval_s=step,
+            played = scenario_play(scenario, control=control, scale=scale, interval_s=step,
                                    say=self.stdout.write, seed=seed)
             deadline = time.monotonic() + (settle if settle is not None else step * 6)
             while time.monotonic() < deadline and Incident.objects.filter(
                     started_at__gte=played.started, resolved_at__isnull=True).exists():
+                time.sleep(1)
+            # Nothing may be left behind: the runs' own cleanups (retried after a lost delete) first.
+            deadline = time.monotonic() + max(step * 10, 300)  # retried every minute, 50 at a time
+            while time.monotonic() < deadline and Artifact.objects.filter(
+                    created_at__gte=played.started, cleaned_at__isnull=True).exists():
                 time.sleep(1)
         finally:
             control.clear()
@@ -74,6 +87,15 @@ class Command(BaseCommand):
                 for probe_id, value in saved.items():
                     Probe.objects.filter(id=probe_id).update(interval_s=value)
         self._print(scenario_report(played))
+        # Open at some point during the scenario (one opened before it may have been told again).
+        problems = OwnProblem.objects.filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=played.started),
+                                             opened_at__lte=timezone.now()).order_by("opened_at")
+        for problem in problems:
+            self.stdout.write(f"on-call problem: {problem.get_kind_display()} ({problem.subject}): {problem.detail}")
+        if not problems:
+            self.stdout.write("on-call problems: none")
+        pending = Artifact.objects.filter(created_at__gte=played.started, cleaned_at__isnull=True).count()
+        self.stdout.write(f"artifacts not cleaned up: {pending}; left on the platform: {control.leftovers()}")
 
     def _print(self, rows: list[dict]) -> None:
         for row in rows:

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from probes.models import Location
+from sandbox.config import COMPAT_MODES
 
 
 class Command(BaseCommand):
@@ -31,14 +32,18 @@ class Command(BaseCommand):
         parser.add_argument("--config", default=os.environ.get("VIGIE_CONFIG", str(settings.BASE_DIR / "examples" / "demo.yaml")),
                             help="Configuration file to apply first (default: examples/demo.yaml, or VIGIE_CONFIG).")
         parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox platform.")
+        parser.add_argument("--compat", default=os.environ.get("SANDBOX_COMPAT", "mastodon"),
+                            choices=COMPAT_MODES,
+                            help="how the sandbox answers: like Mastodon (default), like Takahē, or like Mastodon "
+                                 "with locked accounts (see `manage.py sandbox serve --help`); also SANDBOX_COMPAT")
 
-    def handle(self, *args, config: str, no_sandbox: bool, **options):
+    def handle(self, *args, config: str, no_sandbox: bool, compat: str, **options):
         try:
-            self._run(config=config, no_sandbox=no_sandbox)
+            self._run(config=config, no_sandbox=no_sandbox, compat=compat)
         except KeyboardInterrupt:  # Ctrl-C while migrating or applying the configuration
             self.stdout.write("Stopped before Vigie started: no process was left running.")
 
-    def _run(self, *, config: str, no_sandbox: bool) -> None:
+    def _run(self, *, config: str, no_sandbox: bool, compat: str = "mastodon") -> None:
         env = os.environ.copy()
         env.setdefault("SANDBOX_PORT", str(settings.SANDBOX_PORT))
         # The sandbox and the demo configuration must agree on the test accounts' tokens; made
@@ -63,7 +68,8 @@ class Command(BaseCommand):
                   "--without-heartbeat"]
         commands: dict[str, list[str]] = {}
         if not no_sandbox:
-            commands["sandbox"] = [python, manage, "sandbox", "serve", "--port", env["SANDBOX_PORT"]]
+            commands["sandbox"] = [python, manage, "sandbox", "serve", "--port", env["SANDBOX_PORT"],
+                                  "--compat", compat]
         commands["web"] = [python, manage, "runserver", f"127.0.0.1:{settings.PORT}", "--noreload", "--insecure"]
         # Three: the dispatcher holds one for most of each dispatch interval (probes.dispatch).
         commands["worker-vigie"] = [*worker, "-Q", "vigie", "-n", "vigie@%h", "--concurrency", "3"]
