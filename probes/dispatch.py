@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -58,13 +59,20 @@ def dispatch_until(*, enqueue: Enqueue, seconds: float, tick: float = 0.1) -> in
         time.sleep(min(max(wait, tick), left))
 
 
-def dispatch_due(*, enqueue: Enqueue, now: datetime | None = None, limit: int = 500) -> int:
+def dispatch_due(*, enqueue: Enqueue, now: datetime | None = None, limit: int = 500,
+                 late_after: float | None = None) -> int:
     """Claim the runs due by `now`, `limit` placements at a time until none is left, and hand each
     such group of claimed runs to `enqueue` at once.
 
-    A placement more than an interval behind (the scheduler was down, or could not keep up) runs
-    its latest slot, not its oldest: that one would expire before any worker could take it."""
+    A placement behind by more than `late_after` seconds (default: a quarter of its interval, at
+    least one dispatch interval; the scheduler was down, starting, or could not keep up) does not
+    run a missed slot late: it waits for its next slot on its own grid, and the slots it missed are
+    counted as skipped. Each location keeps its
+    phase of the probe's interval (probes.models.staggered_start), so after any pause the
+    locations' runs on one account stay apart instead of all firing at the same moment (two
+    follows of one partner at once: a collision of Vigie's own making, seen at every start)."""
     now = now or timezone.now()
+    least = timedelta(seconds=settings.DISPATCH_EVERY_SECONDS)
     sent = 0
     while True:
         due = list(
@@ -78,12 +86,20 @@ def dispatch_due(*, enqueue: Enqueue, now: datetime | None = None, limit: int = 
         for placement in due:
             interval = timedelta(seconds=placement.probe.interval_s)
             slot = placement.next_run_at
-            if now - slot >= interval:
-                skipped[placement.id] = (now - slot) // interval
-                slot += interval * skipped[placement.id]
-            claims.append((placement, slot, next_slot(slot, interval, now)))
+            late = timedelta(seconds=late_after) if late_after is not None else max(least, interval / 4)
+            behind = (now - slot) // interval  # whole intervals behind: those slots are missed
+            latest = slot + interval * behind
+            if now - latest > late:
+                # Even its latest slot is missed: the placement moves to its next slot, runs nothing now.
+                skipped[placement.id] = behind + 1
+                claims.append((placement, None, next_slot(slot, interval, now)))
+            else:
+                if behind:
+                    skipped[placement.id] = behind
+                claims.append((placement, latest, next_slot(slot, interval, now)))
         won = _claim([(p.id, p.next_run_at, following) for p, _, following in claims])
-        runs = [Due(placement, str(uuid.uuid4()), slot) for placement, slot, _ in claims if placement.id in won]
+        runs = [Due(placement, str(uuid.uuid4()), slot) for placement, slot, _ in claims
+                if placement.id in won and slot is not None]
         # The slots jumped over are runs that will never happen: a fact (probes.drops), per slot.
         drops.runs_dropped_add(
             (placement.probe_id, placement.location_id, DropReason.SKIPPED, slot, n)

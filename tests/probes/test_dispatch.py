@@ -116,11 +116,33 @@ def test_a_placement_far_behind_runs_its_latest_slot_and_moves_past_now():
     [placement, *_] = _placements(4)
     now = timezone.now()
     ProbeLocation.objects.filter(id=placement.id).update(next_run_at=now - timedelta(seconds=95))  # interval 30 s
-    sent = {}
+    sent = {}  # -5 is within a quarter interval (7.5 s) of now: it runs
     dispatch.dispatch_due(enqueue=lambda runs: [sent.setdefault(p.id, at) for p, _, at in runs], now=now)
     assert sent[placement.id] == now - timedelta(seconds=5)  # -95, -65, -35 skipped; -5 still runs in time
     placement.refresh_from_db()
     assert placement.next_run_at == now + timedelta(seconds=25)
+
+
+@pytest.mark.django_db
+def test_a_slot_missed_by_more_than_a_quarter_interval_waits_for_the_next_one_on_its_own_grid():
+    """After a pause (a start, a scheduler down), each location resumes on its own phase: two
+    locations 15 s apart on a 30 s grid, both behind, must not run at the same moment (two runs on
+    one account at once collide: Vigie's own doing)."""
+    first, second, *_ = _placements(4)
+    now = timezone.now()
+    ProbeLocation.objects.filter(id=first.id).update(next_run_at=now - timedelta(seconds=40))
+    ProbeLocation.objects.filter(id=second.id).update(next_run_at=now - timedelta(seconds=25))
+    sent = {}
+    dispatch.dispatch_due(enqueue=lambda runs: [sent.setdefault(p.id, at) for p, _, at in runs], now=now)
+    assert first.id not in sent and second.id not in sent
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.next_run_at == now + timedelta(seconds=20)
+    assert second.next_run_at == now + timedelta(seconds=5)
+    # …and a slot only a little late (within a quarter interval) still runs.
+    ProbeLocation.objects.filter(id=first.id).update(next_run_at=now - timedelta(seconds=7))
+    dispatch.dispatch_due(enqueue=lambda runs: [sent.setdefault(p.id, at) for p, _, at in runs], now=now)
+    assert sent[first.id] == now - timedelta(seconds=7) and second.id not in sent
 
 
 @pytest.mark.django_db
