@@ -8,6 +8,7 @@ started is stopped by its process group id.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -30,6 +31,19 @@ def log(message: str) -> None:
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1: any, or one of BENCH_PORTS (e.g. "24000-24999") when the
+    machine's ports are shared out between users."""
+    span = os.environ.get("BENCH_PORTS", "")
+    if span:
+        low, _, high = span.partition("-")
+        for port in random.sample(range(int(low), int(high or low) + 1), int(high or low) + 1 - int(low)):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in BENCH_PORTS={span}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
