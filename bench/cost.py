@@ -61,10 +61,10 @@ def layout_commands(layout: str, *, port: int, location: str, data_dir: str, loc
         # One process for Vigie's own queue and the location's: threads, as a location worker is
         # (the runs wait on the platform); a second one consumes the location's queue only.
         commands[f"worker-{location}-0"] = _worker("-Q", f"vigie,probes.{location}", "-n", f"{location}0@%h",
-                                                   "--pool", "threads", "--concurrency", "4")
+                                                   "--pool", "threads", "--concurrency", "16")
         for i in range(1, location_workers):
             commands[f"worker-{location}-{i}"] = _worker("-Q", f"probes.{location}", "-n", f"{location}{i}@%h",
-                                                         "--pool", "threads", "--concurrency", "4")
+                                                         "--pool", "threads", "--concurrency", "16")
         return commands
     raise ValueError(layout)
 
@@ -221,6 +221,7 @@ class GrowthResult:
     db_mb_per_day: float | None
     pss_mb: float
     processes: int
+    runs_table_bytes_per_run: float | None = None
 
 
 def _database_bytes() -> int:
@@ -242,6 +243,15 @@ def _run_bytes() -> int:
         return int(cursor.fetchone()[0])
 
 
+def _runs_table_bytes() -> int:
+    """Bytes of the runs table alone, with its indexes and TOAST."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size('probes_run')")
+        return int(cursor.fetchone()[0])
+
+
 def growth_trial(processes: Processes, env: dict, *, probes: int, location_workers: int, port: int, location: str,
                  warmup_s: float, window_s: float, idle_share: float | None) -> GrowthResult:
     from django.db import connection
@@ -256,12 +266,14 @@ def growth_trial(processes: Processes, env: dict, *, probes: int, location_worke
         time.sleep(warmup_s)
         processes.check()
         cpu0, bytes0, id0, t0 = sum(install.cpu_by_name().values()), _run_bytes(), _last_run_id(), timezone.now()
+        runs_bytes0 = _runs_table_bytes()
         pss = []
         deadline = time.monotonic() + window_s
         while time.monotonic() < deadline:
             time.sleep(min(3.0, max(0.0, deadline - time.monotonic())))
             pss.append(sum(install.pss_by_name().values()))
         cpu1, bytes1, id1, t1 = sum(install.cpu_by_name().values()), _run_bytes(), _last_run_id(), timezone.now()
+        runs_grown = _runs_table_bytes() - runs_bytes0
         count_processes = install.process_count()
         processes.check()
     finally:
@@ -289,7 +301,8 @@ def growth_trial(processes: Processes, env: dict, *, probes: int, location_worke
                         cpu_ms_per_run_less_idle=less_idle,
                         db_bytes_per_run=per_run_bytes,
                         db_mb_per_day=per_run_bytes * rate * 86400 / 2**20 if per_run_bytes else None,
-                        pss_mb=max(pss, default=0.0), processes=count_processes)
+                        pss_mb=max(pss, default=0.0), processes=count_processes,
+                        runs_table_bytes_per_run=runs_grown / count if count and runs_grown >= MEASURABLE_GROWTH else None)
 
 
 def run_idle(processes: Processes, env: dict, database, *, port_of, location: str, settle_s: float,

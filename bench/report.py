@@ -217,6 +217,10 @@ def report(results: dict, args: argparse.Namespace) -> None:
               f"database per day ×{(hi['db_mb_per_day'] or 0) / max(lo['db_mb_per_day'] or 1e-9, 1e-9):.0f}, "
               f"processes {lo['processes']} → {hi['processes']}, "
               f"memory ×{hi['pss_mb'] / max(lo['pss_mb'], 1e-9):.2f}")
+        runs_only = [t for t in cost["trials"] if t.get("runs_table_bytes_per_run")]
+        if runs_only:
+            p("   the runs table alone (its indexes and TOAST): " + ", ".join(
+                f"{t['probes']} probes × {t['location_workers']}: {t['runs_table_bytes_per_run']:,.0f} B/run" for t in runs_only))
         p("   DB B/run: growth of every table (indexes, TOAST) ÷ runs in the window; * = too little growth to measure, "
           "the largest trial's bytes per run × this rate. CPU: all Vigie processes (/proc/<pid>/stat)")
         if cost.get("idle_share") is not None:

@@ -10,7 +10,9 @@ history and 10 million runs, then measures, with bounded loads on 127.0.0.1:
   2. the probe engine: runs/s with the sandbox answering in 100 ms, dispatch lateness, CPU per run
      over every Vigie process, worker memory — for a few worker pools;
   3. history: render time and queries of `/` and summary.json with 1 vs 365 days (public_pages.py);
-  4. detection latency of the feb-2023 scenario (detection.py).
+  4. detection latency of the feb-2023 scenario (detection.py);
+  5. idle cost and memory of a whole install, probes paused: the large layout and the small one (cost.py);
+  6. cost as the work grows: 10, 100 and 1,000 probes with 1 and 2 location worker processes (cost.py).
 
 Everything it started is stopped and the database dropped at the end, on Ctrl-C or an error too.
 The targets of issue 7 are printed beside the figures; nothing asserts them.
