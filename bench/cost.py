@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.services import CELERY, PYTHON, Processes, log, wait_for_port
 
 GROW_INTERVAL_S = 5
-MEASURABLE_GROWTH = 4 * 2**20
+MEASURABLE_GROWTH = 2**20
 
 # The layouts. Each entry: process name → (command after the common part, what it is).
 #   large: docs/production.md's (gunicorn ×4, a `vigie` worker prefork ×3, a location worker prefork ×2),
@@ -222,6 +222,8 @@ class GrowthResult:
     pss_mb: float
     processes: int
     runs_table_bytes_per_run: float | None = None
+    db_bytes_grown: int = 0
+    runs_table_bytes_grown: int = 0
 
 
 def _database_bytes() -> int:
@@ -301,7 +303,8 @@ def growth_trial(processes: Processes, env: dict, *, probes: int, location_worke
                         cpu_ms_per_run_less_idle=less_idle,
                         db_bytes_per_run=per_run_bytes,
                         db_mb_per_day=per_run_bytes * rate * 86400 / 2**20 if per_run_bytes else None,
-                        pss_mb=max(pss, default=0.0), processes=count_processes,
+                        pss_mb=max(pss, default=0.0), processes=count_processes, db_bytes_grown=grown,
+                        runs_table_bytes_grown=runs_grown,
                         runs_table_bytes_per_run=runs_grown / count if count and runs_grown >= MEASURABLE_GROWTH else None)
 
 
