@@ -140,7 +140,8 @@ class IdleResult:
 
 
 def idle_measure(processes: Processes, env: dict, database, *, layout: str, port: int, location: str,
-                 settle_s: float, window_s: float) -> IdleResult:
+                 settle_s: float, window_s: float, profile_dir: Path | None = None,
+                 py_spy: str | None = None) -> IdleResult:
     """Start `layout` with every probe paused, let it settle, then measure its CPU over `window_s`
     and its memory (PSS) at the end of it."""
     probes_pause(True)
@@ -154,8 +155,17 @@ def idle_measure(processes: Processes, env: dict, database, *, layout: str, port
                 requests.get(f"http://127.0.0.1:{port}{path}", timeout=60)
         time.sleep(settle_s)
         processes.check()
+        profilers = []
+        if profile_dir and py_spy:  # every process of the layout but the web's, sampled while idle
+            from bench.services import py_spy_start
+
+            profilers = [py_spy_start(py_spy, pid=processes.running[name].pid, seconds=window_s,
+                                      out=profile_dir / f"idle-{layout}-{name}.txt")
+                         for name in install.names if name != "web"]
         cpu0, db0, t0 = install.cpu_by_name(), database.server_cpu_seconds(), time.monotonic()
         time.sleep(window_s)
+        for profiler in profilers:
+            profiler.wait(timeout=60)
         cpu1, db1, elapsed = install.cpu_by_name(), database.server_cpu_seconds(), time.monotonic() - t0
         processes.check()
         pss = install.pss_by_name()
@@ -309,12 +319,12 @@ def growth_trial(processes: Processes, env: dict, *, probes: int, location_worke
 
 
 def run_idle(processes: Processes, env: dict, database, *, port_of, location: str, settle_s: float,
-             window_s: float) -> list[IdleResult]:
+             window_s: float, profile_dir: Path | None = None, py_spy: str | None = None) -> list[IdleResult]:
     results = []
     for layout in LAYOUTS:
         log(f"  idle, {layout} layout: every probe paused, {settle_s:g} s to settle, {window_s:g} s measured")
         result = idle_measure(processes, env, database, layout=layout, port=port_of(), location=location,
-                              settle_s=settle_s, window_s=window_s)
+                              settle_s=settle_s, window_s=window_s, profile_dir=profile_dir, py_spy=py_spy)
         log(f"    {result.processes} processes, {result.cpu_share * 100:.2f} % of a core, {result.pss_mb:.0f} MB PSS; "
             + ", ".join(f"{k} {v * 100:.2f} %" for k, v in result.cpu_share_by_name.items()))
         results.append(result)

@@ -449,7 +449,8 @@ class Bench:
         self.processes.stop("web")  # each layout brings its own web processes, on the same port
         try:
             results = run_idle(self.processes, self.env(), self.database, port_of=lambda: self.ports["web"],
-                               location=LOCATIONS[0], settle_s=a.idle_settle, window_s=a.idle_window)
+                               location=LOCATIONS[0], settle_s=a.idle_settle, window_s=a.idle_window,
+                               profile_dir=Path(a.profile) if a.profile else None, py_spy=a.py_spy)
         finally:
             self.web_start()
         self.results["idle"] = {"layouts": [asdict(r) for r in results], "window_s": a.idle_window,
