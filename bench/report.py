@@ -9,7 +9,7 @@ from pathlib import Path
 
 TARGETS = {
     "reads_rps": 2000, "reads_p99_ms": 50, "published_ratio": 0.8, "runs_per_s": 300, "lateness_p99_s": 1.0,
-    "cpu_ms_per_run": 3.0, "history_ratio": 1.2, "rss_mb": 150,
+    "cpu_ms_per_run": 3.0, "history_ratio": 1.2, "rss_mb": 150, "idle_core_share": 0.005, "install_pss_mb": 400,
     # issue 19: gunicorn's cached copy against nginx sending the same bytes (same encoding), same run
     "live_vs_nginx": {"/": 0.3, "/api/v2/summary.json": 0.1}, "page_budget_bytes": 40_000,
 }
@@ -184,6 +184,60 @@ def report(results: dict, args: argparse.Namespace) -> None:
             rss = max(t["worker_rss_mb"] for t in done)
             targets.append((f"worker process RSS ≤ {TARGETS['rss_mb']} MB (largest, all trials)", f"{rss:.0f} MB",
                             rss <= TARGETS["rss_mb"]))
+
+    idle = results.get("idle")
+    if idle:
+        p(f"\n5. Idle and memory — a whole install, every probe paused, {idle['settle_s']:g} s to settle, then CPU over "
+          f"{idle['window_s']:g} s (process CPU time, /proc/<pid>/stat) and memory as PSS (/proc/<pid>/smaps_rollup)")
+        p(f"   {'layout':<8} {'processes':>9} {'CPU, % of a core':>16} {'PSS MB':>7} {'PG CPU %':>8}  by process (CPU % · PSS MB)")
+        for r in idle["layouts"]:
+            parts = ", ".join(f"{name} {r['cpu_share_by_name'][name] * 100:.2f}·{r['pss_mb_by_name'].get(name, 0):.0f}"
+                              for name in r["cpu_share_by_name"])
+            p(f"   {r['layout']:<8} {r['processes']:>9} {r['cpu_share'] * 100:>16.2f} {r['pss_mb']:>7.0f} "
+              f"{num((r['db_cpu_share'] or 0) * 100, 2):>8}  {parts}")
+        by = {r["layout"]: r for r in idle["layouts"]}
+        small, large = by.get("small"), by.get("large")
+        if small:
+            ref = f" (large layout, same run: {large['cpu_share'] * 100:.2f} %)" if large else ""
+            targets.append((f"idle, small install: ≤ {TARGETS['idle_core_share'] * 100:g} % of a core, all Vigie processes",
+                            f"{small['cpu_share'] * 100:.2f} %{ref}", small["cpu_share"] <= TARGETS["idle_core_share"]))
+            ref = f" (large layout, same run: {large['pss_mb']:.0f} MB)" if large else ""
+            targets.append((f"memory, small install: ≤ {TARGETS['install_pss_mb']} MB PSS, all Vigie processes",
+                            f"{small['pss_mb']:.0f} MB{ref}", small["pss_mb"] <= TARGETS["install_pss_mb"]))
+
+    cost = results.get("cost")
+    if cost:
+        p(f"\n6. Cost as the work grows — the small layout, read probes every {cost['interval_s']} s at one location, "
+          f"sandbox answers in {cost['sandbox_delay_ms']} ms; measured {cost['window_s']:g} s after {cost['warmup_s']:g} s")
+        p(f"   {'probes':>6} {'loc. workers':>12} {'offered/s':>9} {'runs/s':>7} {'failed':>6} {'late p99 s':>10} "
+          f"{'CPU ms/run':>10} {'less idle':>9} {'DB B/run':>8} {'DB MB/day':>9} {'PSS MB':>7} {'procs':>5}")
+        for t in cost["trials"]:
+            p(f"   {t['probes']:>6} {t['location_workers']:>12} {t['offered_per_s']:>9.1f} {t['runs_per_s']:>7.1f} "
+              f"{t['failed']:>6} {num(t['lateness_p99_s'], 2):>10} {num(t['cpu_ms_per_run'], 2):>10} "
+              f"{num(t['cpu_ms_per_run_less_idle'], 2):>9} {num(t['db_bytes_per_run'], 0):>8} "
+              f"{num(t['db_mb_per_day'], 0) + ('*' if t['db_bytes_per_run'] is None else ''):>9} {t['pss_mb']:>7.0f} "
+              f"{t['processes']:>5}")
+        for workers in sorted({t["location_workers"] for t in cost["trials"]}):
+            rows = sorted((t for t in cost["trials"] if t["location_workers"] == workers), key=lambda t: t["probes"])
+            if len(rows) < 2 or not rows[0]["runs_per_s"]:
+                continue
+            lo, hi = rows[0], rows[-1]
+            work = hi["runs_per_s"] / lo["runs_per_s"]
+            cpu = lambda t: (t["cpu_ms_per_run"] or 0) * t["runs_per_s"]  # noqa: E731 (ms of CPU per second)
+            p(f"   {workers} worker process(es), {lo['probes']} → {hi['probes']} probes: work ×{work:.0f}, CPU ×"
+              f"{cpu(hi) / max(cpu(lo), 1e-9):.1f}, CPU per run ×{(hi['cpu_ms_per_run'] or 0) / max(lo['cpu_ms_per_run'] or 1e-9, 1e-9):.2f}, "
+              f"database per day ×{(hi['db_mb_per_day'] or 0) / max(lo['db_mb_per_day'] or 1e-9, 1e-9):.0f}, "
+              f"processes {lo['processes']} → {hi['processes']}, "
+              f"memory ×{hi['pss_mb'] / max(lo['pss_mb'], 1e-9):.2f}")
+        runs_only = [t for t in cost["trials"] if t.get("runs_table_bytes_per_run")]
+        if runs_only:
+            p("   the runs table alone (its indexes and TOAST): " + ", ".join(
+                f"{t['probes']} probes × {t['location_workers']}: {t['runs_table_bytes_per_run']:,.0f} B/run" for t in runs_only))
+        p("   DB B/run: growth of every table (indexes, TOAST) ÷ runs in the window; * = too little growth to measure, "
+          "the largest trial's bytes per run × this rate. CPU: all Vigie processes (/proc/<pid>/stat)")
+        if cost.get("idle_share") is not None:
+            p(f"   less idle: the small layout's idle CPU ({cost['idle_share'] * 100:.2f} % of a core, section 5) taken "
+              "out, the part that grows with the runs")
 
     history = results.get("history")
     if history:

@@ -10,7 +10,9 @@ history and 10 million runs, then measures, with bounded loads on 127.0.0.1:
   2. the probe engine: runs/s with the sandbox answering in 100 ms, dispatch lateness, CPU per run
      over every Vigie process, worker memory — for a few worker pools;
   3. history: render time and queries of `/` and summary.json with 1 vs 365 days (public_pages.py);
-  4. detection latency of the feb-2023 scenario (detection.py).
+  4. detection latency of the feb-2023 scenario (detection.py);
+  5. idle cost and memory of a whole install, probes paused: the large layout and the small one (cost.py);
+  6. cost as the work grows: 10, 100 and 1,000 probes with 1 and 2 location worker processes (cost.py).
 
 Everything it started is stopped and the database dropped at the end, on Ctrl-C or an error too.
 The targets of issue 7 are printed beside the figures; nothing asserts them.
@@ -75,8 +77,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sandbox-delay-ms", type=int, default=100)
     parser.add_argument("--dispatch-every", type=int, default=1,
                         help="VIGIE_DISPATCH_EVERY for the engine (default 1 s; Vigie's default is 2)")
+    parser.add_argument("--idle-window", type=float, help="seconds of idle CPU measured per layout (default 120; --quick 30)")
+    parser.add_argument("--idle-settle", type=float, help="seconds after start before measuring idle (default 30; --quick 15)")
+    parser.add_argument("--cost-probes", default="10,100,1000", help="probe counts of the cost-growth section")
+    parser.add_argument("--cost-workers", default="1,2", help="location worker processes of the cost-growth section")
+    parser.add_argument("--cost-warmup", type=float, help="seconds before measuring a cost trial (default 15; --quick 10)")
+    parser.add_argument("--cost-window", type=float, help="seconds measured per cost trial (default 30; --quick 15)")
     parser.add_argument("--render-repeat", type=int, help="renders per URL in section 3 (default 60; --quick 5)")
-    parser.add_argument("--skip", default="", help="sections to skip, comma-separated: reads,engine,history,detection")
+    parser.add_argument("--skip", default="",
+                        help="sections to skip, comma-separated: reads,engine,idle,cost,history,detection")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
                         help="the PostgreSQL server (a private database is created on it and dropped after)")
     parser.add_argument("--db-name", default="vigie_bench")
@@ -92,7 +101,8 @@ def parse_args() -> argparse.Namespace:
     quick = args.quick
     defaults = {"runs": (10_000_000, 100_000), "connections": (64, 4), "wrk_threads": (2, 1), "seconds": (5, 2),
                 "engine_rate": (320, 20), "engine_pools": ("prefork:4,threads:8,threads:16,threads:32", "threads:4"),
-                "engine_warmup": (15, 8), "engine_window": (30, 8), "render_repeat": (60, 5)}
+                "engine_warmup": (15, 8), "engine_window": (30, 8), "render_repeat": (60, 5),
+                "idle_window": (120, 30), "idle_settle": (30, 15), "cost_warmup": (15, 10), "cost_window": (30, 15)}
     for name, (full, small) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
@@ -430,6 +440,46 @@ class Bench:
                                   "sandbox_delay_ms": a.sandbox_delay_ms, "warmup_s": a.engine_warmup,
                                   "window_s": a.engine_window}
 
+    # --- idle cost and memory; cost as the work grows (bench/cost.py) ------------------------------
+    def idle(self) -> None:
+        from bench.cost import run_idle
+        from bench.seed import LOCATIONS
+
+        a = self.args
+        self.processes.stop("web")  # each layout brings its own web processes, on the same port
+        try:
+            results = run_idle(self.processes, self.env(), self.database, port_of=lambda: self.ports["web"],
+                               location=LOCATIONS[0], settle_s=a.idle_settle, window_s=a.idle_window,
+                               profile_dir=Path(a.profile) if a.profile else None, py_spy=a.py_spy)
+        finally:
+            self.web_start()
+        self.results["idle"] = {"layouts": [asdict(r) for r in results], "window_s": a.idle_window,
+                                "settle_s": a.idle_settle}
+
+    def cost(self) -> None:
+        from bench.cost import GROW_INTERVAL_S, run_growth
+        from bench.seed import LOCATIONS
+
+        a = self.args
+        idle = {r["layout"]: r for r in self.results.get("idle", {}).get("layouts", [])}
+        idle_share = idle["small"]["cpu_share"] if "small" in idle else None
+        import requests
+
+        requests.post(f"http://127.0.0.1:{self.ports['sandbox']}/_sandbox/faults", timeout=10,
+                      headers={"Authorization": f"Bearer {self.tokens['control']}"},
+                      json={"kind": f"slow:{a.sandbox_delay_ms}", "action": "*"}).raise_for_status()
+        self.processes.stop("web")
+        try:
+            results = run_growth(self.processes, self.env(), port_of=lambda: self.ports["web"], location=LOCATIONS[0],
+                                 counts=[int(c) for c in a.cost_probes.split(",") if c.strip()],
+                                 workers=[int(w) for w in a.cost_workers.split(",") if w.strip()],
+                                 warmup_s=a.cost_warmup, window_s=a.cost_window, idle_share=idle_share)
+        finally:
+            self.web_start()
+        self.results["cost"] = {"trials": [asdict(r) for r in results], "interval_s": GROW_INTERVAL_S,
+                                "idle_share": idle_share, "warmup_s": a.cost_warmup, "window_s": a.cost_window,
+                                "sandbox_delay_ms": a.sandbox_delay_ms}
+
     # --- 3. history, 4. detection -------------------------------------------------------------------
     def history(self) -> None:
         self.pages_database.create()
@@ -457,7 +507,8 @@ class Bench:
         self.setup()
         self.seed()
         self.web_start()
-        sections = [("reads", self.reads), ("engine", self.engine), ("history", self.history),
+        sections = [("reads", self.reads), ("engine", self.engine), ("idle", self.idle), ("cost", self.cost),
+                    ("history", self.history),
                     ("detection", self.detection)]
         for name, section in sections:
             if name in self.args.skip:

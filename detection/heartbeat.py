@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 
 SILENT_AFTER_INTERVALS = 3
 # While the scheduler is silent, the loop does beat's watchdog and notification retries as often
-# as beat would (vigie.settings: "watchdog" every 10 s, "deliver-due-notifications" every 15 s).
-DUTIES_EVERY_S = 10.0
+# as beat would (vigie.settings: "watchdog" every VIGIE_WATCHDOG_EVERY s, "deliver-due-notifications" every 15 s).
+def duties_every() -> float:
+    return float(settings.VIGIE_WATCHDOG_EVERY)
+
+
 # The loop's duties while the scheduler is silent, f(now), added when the apps are ready: evaluation's
 # watchdog (detection/apps.py), then notifications' retries (notifications/apps.py).
 SILENT_DUTIES: list = []
@@ -113,7 +116,7 @@ class WatchdogLoop(threading.Thread):
         while not self.stopping.wait(every):
             try:
                 silent = scheduler_check(watching_since=watching_since)
-                if silent and time.monotonic() - duties_at >= DUTIES_EVERY_S:
+                if silent and time.monotonic() - duties_at >= duties_every():
                     duties_at = time.monotonic()
                     duties_while_silent()
             except Exception:  # the database away for a moment: try again next interval

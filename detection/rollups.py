@@ -17,6 +17,7 @@ clocks change). Changing the time zone leaves past days on the old midnights unt
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -204,9 +205,36 @@ def rows_write(model: type[Model], rows: list[Model], fields: list[str]) -> None
     quote = connection.ops.quote_name
     sql = (f"UPDATE {quote(model._meta.db_table)} SET {', '.join(f'{quote(c.column)} = %s' for c in columns)} "
            f"WHERE {quote(model._meta.pk.column)} = %s")
+    prepare = [_prepare(c) for c in columns]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [[c.get_db_prep_save(getattr(row, c.attname), connection) for c in columns] + [row.pk]
+        cursor.executemany(sql, [[p(getattr(row, c.attname)) for c, p in zip(columns, prepare)] + [row.pk]
                                  for row in rows])
+
+
+# Field types whose value, as evaluation and the rollups set it (an int, a str, a bool, an aware
+# datetime or None), PostgreSQL's driver takes as it is: Django's get_db_prep_save would return the
+# very same value after a chain of checks, per row and field — a third of writing the rows back
+# (py-spy, the engine bench). A value of any other type, any other field, and every field on other
+# databases go through Django's own preparation.
+_INTS = (int,)
+_AS_IS = {"IntegerField": _INTS, "BigIntegerField": _INTS, "SmallIntegerField": _INTS, "PositiveIntegerField": _INTS,
+          "PositiveSmallIntegerField": _INTS, "PositiveBigIntegerField": _INTS, "CharField": (str,),
+          "TextField": (str,), "BooleanField": (bool,), "FloatField": (float,), "DateTimeField": (datetime,)}
+
+
+def _prepare(field) -> Callable:
+    prep = functools.partial(field.get_db_prep_save, connection=connection)
+    kinds = _AS_IS.get(field.get_internal_type())
+    if connection.vendor != "postgresql" or kinds is None:
+        return prep
+
+    def as_is(value):
+        if value is None:
+            return None
+        if type(value) in kinds and (type(value) is not datetime or value.tzinfo is not None):
+            return value
+        return prep(value)
+    return as_is
 
 
 def _rows_apply(model: type[Model], key_fields: tuple[str, ...], changes: dict[tuple, object],

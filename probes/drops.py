@@ -56,11 +56,8 @@ def runs_dropped_add(drops: Iterable[tuple]) -> None:
     if not counts:
         return
     try:
-        DroppedRun.objects.bulk_create([DroppedRun(probe_id=p, location_id=loc, reason=r, hour=h)
-                                        for p, loc, r, h in counts], ignore_conflicts=True)
-        for (probe_id, location_id, reason, hour), n in counts.items():
-            DroppedRun.objects.filter(probe_id=probe_id, location_id=location_id, reason=reason,
-                                      hour=hour).update(count=F("count") + n)
+        counters_add(DroppedRun, ("probe_id", "location_id", "reason", "hour"),
+                     {key: {"count": n} for key, n in counts.items()})
     except (OperationalError, InterfaceError, IntegrityError) as exc:
         # IntegrityError: the probe or location was deleted meanwhile; nothing left to count for.
         if connection.in_atomic_block:
@@ -80,12 +77,49 @@ def lateness_add(runs: Iterable) -> None:
         totals[key] += max(0, int(seconds * 1000))
     if not counts:
         return
-    DispatchLateness.objects.bulk_create([DispatchLateness(location_id=loc, hour=h, bucket=b)
-                                          for loc, h, b in sorted(counts)], ignore_conflicts=True)
-    for (location_id, hour, bucket) in sorted(counts):  # in key order: two batches never deadlock
-        DispatchLateness.objects.filter(location_id=location_id, hour=hour, bucket=bucket).update(
-            runs=F("runs") + counts[location_id, hour, bucket],
-            total_ms=F("total_ms") + totals[location_id, hour, bucket])
+    counters_add(DispatchLateness, ("location_id", "hour", "bucket"),
+                 {key: {"runs": n, "total_ms": totals[key]} for key, n in counts.items()})
+
+
+def counters_add(model, key_fields: tuple[str, ...], increments: dict[tuple, dict[str, int]]) -> None:
+    """Add to counter rows, creating those missing: `increments` maps a key (the values of
+    `key_fields`, a unique constraint of `model`) to {counter column: how much}. Keys go in sorted
+    order, so two writers never lock the same rows in different orders. On PostgreSQL and SQLite,
+    one INSERT … ON CONFLICT DO UPDATE for them all: a batch of runs, or a burst of dropped ones,
+    costs one statement instead of one per key (the drops of an overloaded worker were a third of
+    its CPU, one UPDATE each). Elsewhere, an INSERT of the missing rows and an UPDATE per key."""
+    if not increments:
+        return
+    keys = sorted(increments)
+    counters = sorted({name for values in increments.values() for name in values})
+    if connection.vendor not in ("postgresql", "sqlite"):
+        model.objects.bulk_create([model(**dict(zip(key_fields, key))) for key in keys], ignore_conflicts=True)
+        for key in keys:
+            model.objects.filter(**dict(zip(key_fields, key))).update(
+                **{name: F(name) + increments[key].get(name, 0) for name in counters})
+        return
+    ops, meta = connection.ops, model._meta
+    table = ops.quote_name(meta.db_table)
+    key_columns = [ops.quote_name(meta.get_field(name).column) for name in key_fields]
+    counter_columns = [ops.quote_name(meta.get_field(name).column) for name in counters]
+    adapt = [_adapter(meta.get_field(name)) for name in key_fields]
+    row = "(" + ", ".join(["%s"] * (len(key_fields) + len(counters))) + ")"
+    params = []
+    for key in keys:
+        params += [convert(value) for convert, value in zip(adapt, key)]
+        params += [increments[key].get(name, 0) for name in counters]
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counter_columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({', '.join(key_columns + counter_columns)}) "
+                       f"VALUES {', '.join([row] * len(keys))} "
+                       f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}", params)
+
+
+def _adapter(field):
+    """How a key value is written in raw SQL, as the ORM writes it (SQLite keeps times as text)."""
+    if field.get_internal_type() == "DateTimeField":
+        return connection.ops.adapt_datetimefield_value
+    return lambda value: value
 
 
 def lateness_histogram(*, since: datetime | None = None, location_id: int | None = None) -> Counter:

@@ -196,8 +196,11 @@ if CELERY_BROKER_URL.startswith("filesystem"):
 elif CELERY_BROKER_URL.startswith("redis"):
     # Time limits on the socket, so that a broker gone silent fails a send (a web request's too)
     # within seconds instead of hanging it; refused connections fail at once.
+    # An idle worker re-issues its blocking BRPOP every `polling_interval` seconds (kombu's default:
+    # every second, a fifth of an idle install's CPU); a message arriving meanwhile still wakes it at
+    # once. Below socket_timeout, which a BRPOP must answer within.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
-                                       "socket_connect_timeout": 3, "socket_timeout": 10}
+                                       "socket_connect_timeout": 3, "socket_timeout": 10, "polling_interval": 5}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers and beat keep trying to reach a broker that went away, however long it takes.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
@@ -218,6 +221,11 @@ DISPATCH_EVERY_SECONDS = env_int("VIGIE_DISPATCH_EVERY", 2, minimum=1, maximum=6
 # this long; standbys poll four times as often, so a dead leader is replaced within two intervals.
 CELERY_BEAT_SCHEDULER = "vigie.beat:LeasedScheduler"
 SCHEDULER_LEASE_SECONDS = env_int("VIGIE_SCHEDULER_LEASE_MS", DISPATCH_EVERY_SECONDS * 1250, minimum=200) / 1000
+# How often beat's watchdog re-judges staleness, maintenance boundaries and on-call problems, and
+# how often due official sources are claimed: what a quiet install spends most of its idle CPU on.
+# Vigie's defaults suit a large install; a small one may take 30 s (docs/performance.md).
+VIGIE_WATCHDOG_EVERY = env_int("VIGIE_WATCHDOG_EVERY", 10, minimum=1, maximum=300)
+VIGIE_OFFICIAL_CLAIM_EVERY = env_int("VIGIE_OFFICIAL_CLAIM_EVERY", 10, minimum=1, maximum=300)
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-probes": {
         "task": "probes.tasks.dispatch_due",
@@ -226,8 +234,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "watchdog": {
         "task": "probes.tasks.watchdog",
-        "schedule": 10.0,
-        "options": {"expires": 10.0},
+        "schedule": float(VIGIE_WATCHDOG_EVERY),
+        "options": {"expires": float(VIGIE_WATCHDOG_EVERY)},
     },
     "retry-pending-cleanups": {
         "task": "probes.tasks.cleanup_pending",
@@ -249,8 +257,8 @@ CELERY_BEAT_SCHEDULE = {
     # claims the ones due.
     "read-official-sources": {
         "task": "official.tasks.read_due",
-        "schedule": 10.0,
-        "options": {"expires": 10.0},
+        "schedule": float(VIGIE_OFFICIAL_CLAIM_EVERY),
+        "options": {"expires": float(VIGIE_OFFICIAL_CLAIM_EVERY)},
     },
 }
 
