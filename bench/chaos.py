@@ -143,6 +143,7 @@ class Processes:
     def __init__(self, logs: Path, env: dict[str, str]) -> None:
         self.logs, self.env = logs, env
         self.running: dict[str, subprocess.Popen] = {}
+        self.killed: list[subprocess.Popen] = []  # by the chaos, on purpose
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         out = open(self.logs / f"{name}.log", "ab")
@@ -163,6 +164,7 @@ class Processes:
 
     def kill(self, name: str) -> None:
         process = self.running[name]
+        self.killed.append(process)
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -564,10 +566,16 @@ def oracle(timeline: dict, interval: int, receiver: Receiver, poller: Poller, ch
     row("run slots not made while a part was down", "(the page said monitoring is delayed)",
         sum(not_made.values()), True, "; ".join(f"{n} around “{cause}”" for cause, n in not_made.most_common()))
     row("run slots without a run, unexplained", 0, unexplained, unexplained == 0)
-    full = sum(path.read_text(errors="replace").count("No space left on device")
-               for path in logs.glob("worker-*.log"))
-    row("log lines 'No space left on device' (the full spool)", "(informational)", full, True,
-        "" if full else "no run was in flight while PostgreSQL was down: the full spool was not written to")
+    # The spool (probes.spool): runs that finished while PostgreSQL was down go to its disk, which
+    # the chaos filled; those the disk refused wait in their worker's memory. Either way they are
+    # stored once PostgreSQL is back (or they would count as lost above).
+    worker_logs = [path.read_text(errors="replace") for path in logs.glob("worker-*.log")]
+    spooled = sum(text.count("database unreachable while storing run") for text in worker_logs)
+    in_memory = sum(text.count("kept in this worker's memory") for text in worker_logs)
+    row("runs made while PostgreSQL was down (the spool, its disk full)", "(informational)",
+        f"{spooled}, {in_memory} of them kept in memory", True,
+        "the spool's disk refused them: each waited in its worker's memory, then was stored" if in_memory else
+        "" if spooled else "no run was in flight while PostgreSQL was down: the full spool was not exercised")
 
     # Artifacts the probes left on the platform, and the ledger's view of them.
     left = requests.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/artifacts", timeout=10,
@@ -602,6 +610,14 @@ def oracle(timeline: dict, interval: int, receiver: Receiver, poller: Poller, ch
     row("public 5xx seen", 0, five, five == 0,
         f"{sum(poller.statuses.values())} requests: {dict(sorted(poller.statuses.items()))}"
         + (f"; connection errors {dict(poller.errors)}" if poller.errors else ""))
+    # Vigie's own processes that stopped by themselves (not the ones the chaos killed): a worker that
+    # dies on a fault it should survive makes every row after it wrong, for a reason no row names.
+    died = sorted(name for name, process in chaos.processes.running.items()
+                  if process.poll() is not None and process not in chaos.processes.killed)
+    unrecoverable = sum(path.read_text(errors="replace").count("Unrecoverable error")
+                        for path in logs.glob("*.log"))
+    row("processes that stopped by themselves", 0, len(died), not died and not unrecoverable,
+        ", ".join(died) + (f"; {unrecoverable} 'Unrecoverable error' in the logs" if unrecoverable else ""))
     row("scheduler takeover after the leader's SIGKILL", f"≤ {2 * int(os.environ['VIGIE_DISPATCH_EVERY'])} s",
         "none" if chaos.takeover_s is None else f"{chaos.takeover_s:.1f} s",
         chaos.takeover_s is not None and chaos.takeover_s <= 2 * int(os.environ["VIGIE_DISPATCH_EVERY"]))
