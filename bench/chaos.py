@@ -31,6 +31,7 @@ sandbox's own record and the webhook receiver. Rows and their definitions: docs/
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import http.server
 import json
@@ -124,10 +125,12 @@ class Redis:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        # Append-only, fsync'd at every write: a stopped Redis comes back with its queues.
+        # Append-only, fsync'd at every write: a stopped Redis comes back with its queues. Never
+        # rewritten: the oracle reads every message the dispatcher sent from it (dispatched()).
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"],
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--auto-aof-rewrite-percentage", "0",
+             "--daemonize", "no"],
             stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_port(self.port, 20)
 
@@ -135,6 +138,29 @@ class Redis:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
+
+    def dispatched(self) -> set[tuple[int, datetime]]:
+        """(placement id, slot) of every run the dispatcher put on a location's queue, read from the
+        append-only file: every LPUSH Redis ever accepted, whether a worker took it or not."""
+        sent: set[tuple[int, datetime]] = set()
+        for path in sorted(self.dir.glob("appendonlydir/*.incr.aof")):
+            data, at = path.read_bytes(), 0
+            while at < len(data) and data[at:at + 1] == b"*":
+                end = data.index(b"\r\n", at)
+                count, at, words = int(data[at + 1:end]), end + 2, []
+                for _ in range(count):
+                    end = data.index(b"\r\n", at)
+                    size = int(data[at + 1:end])
+                    words.append(data[end + 2:end + 2 + size])
+                    at = end + 2 + size + 2
+                if words[0].upper() != b"LPUSH" or not words[1].startswith(b"probes."):
+                    continue
+                for raw in words[2:]:
+                    message = json.loads(raw)
+                    args = json.loads(base64.b64decode(message["body"]))[0]
+                    runs = args[0] if message["headers"]["task"].endswith("run_batch") else [args]
+                    sent.update((int(run[0]), datetime.fromisoformat(run[2])) for run in runs)
+        return sent
 
 
 # --- Vigie's processes ------------------------------------------------------------------------------
@@ -520,9 +546,10 @@ def oracle(timeline: dict, interval: int, receiver: Receiver, poller: Poller, ch
     row("runs duplicated (one slot stored twice)", 0, duplicated, duplicated == 0)
     # Every slot of every placement from its first run to the end, against the runs stored. A slot
     # with no run is: dropped (a worker logged it as expired: the run reached it after its slot);
-    # lost (due before a fault of Vigie's own began, so dispatched while everything was up, yet
-    # neither stored nor logged); not made (due while a part was down, or within RECOVERY_S after:
-    # nothing could dispatch it, and the page said monitoring is delayed); or unexplained.
+    # lost (the dispatcher put it on its location's queue — read from Redis' append-only file — yet
+    # it was neither stored nor logged); not made (never sent: due while a part was down, or within
+    # RECOVERY_S after, and the page said monitoring is delayed); or unexplained (never sent, with
+    # nothing down).
     import re
 
     logs = chaos.processes.logs
@@ -533,6 +560,9 @@ def oracle(timeline: dict, interval: int, receiver: Receiver, poller: Poller, ch
                                              path.read_text(errors="replace")):
             if int(placement_id) in placements:
                 dropped_slots.add((*placements[int(placement_id)], datetime.fromisoformat(slot)))
+    sent = defaultdict(list)
+    for placement_id, slot in chaos.redis.dispatched():
+        sent[placement_id].append(slot)
     lost, not_made, dropped, unexplained = Counter(), Counter(), 0, 0
     end = timeline["ended"] - timedelta(seconds=2 * interval)
     for placement in ProbeLocation.objects.select_related("probe"):
@@ -550,14 +580,14 @@ def oracle(timeline: dict, interval: int, receiver: Receiver, poller: Poller, ch
                 if any(near(d) for k1, k2, d in dropped_slots if (k1, k2) == key):
                     dropped += 1
                 else:
-                    window = next(((w, a) for w, a, b in sorted(chaos.windows, key=lambda w: w[1], reverse=True)
+                    window = next((w for w, a, b in sorted(chaos.windows, key=lambda w: w[1], reverse=True)
                                    if a - step <= slot <= b + step + timedelta(seconds=RECOVERY_S)), None)
-                    if window is None:
+                    if any(near(s) for s in sent[placement.id]):
+                        lost[window or "nothing down"] += 1
+                    elif window is None:
                         unexplained += 1
-                    elif slot <= window[1]:
-                        lost[window[0]] += 1
                     else:
-                        not_made[window[0]] += 1
+                        not_made[window] += 1
             slot += step
     row("runs lost (dispatched, neither stored nor logged)", 0, sum(lost.values()), not lost,
         "; ".join(f"{n} at “{cause}”" for cause, n in lost.most_common()))
@@ -570,7 +600,8 @@ def oracle(timeline: dict, interval: int, receiver: Receiver, poller: Poller, ch
     # the chaos filled; those the disk refused wait in their worker's memory. Either way they are
     # stored once PostgreSQL is back (or they would count as lost above).
     worker_logs = [path.read_text(errors="replace") for path in logs.glob("worker-*.log")]
-    spooled = sum(text.count("database unreachable while storing run") for text in worker_logs)
+    spooled = sum(text.count("database unreachable while storing run ") for text in worker_logs) + sum(
+        int(n) for text in worker_logs for n in re.findall(r"database unreachable while storing (\d+) runs", text))
     in_memory = sum(text.count("kept in this worker's memory") for text in worker_logs)
     row("runs made while PostgreSQL was down (the spool, its disk full)", "(informational)",
         f"{spooled}, {in_memory} of them kept in memory", True,

@@ -49,7 +49,8 @@ DB_DOWN = (OperationalError, InterfaceError)
 # A connection-level error while the database answers SELECT 1 is a transient one (a deadlock, a
 # lock timeout): retried this many times, then the run is set aside for a person (`failed/`).
 TRANSIENT_TRIES = 5
-BACKOFF_FIRST, BACKOFF_MAX = 0.25, 5.0
+# A drainer looks again at most every second: runs are stored within a second of the database's return.
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 1.0
 _TIMES = ("scheduled_for", "started_at", "finished_at")
 _ARTIFACT_TIMES = ("created_at", "cleaned_at", "next_attempt_at")
 
@@ -166,6 +167,27 @@ def run_store_durably(payload: dict) -> Run:
             connection_reset()
     spool_keep(payload)
     return spool_wait(payload, deadline=time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS)
+
+
+def runs_store_durably(payloads: list[dict]) -> list[Run]:
+    """`run_store_durably` for the runs of one message, in the order given, with one retry budget
+    for them all: each spooled (or kept in memory) before any waits, so a batch whose database is
+    down holds its worker VIGIE_DB_RETRY_SECONDS, not that much per run."""
+    if len(payloads) <= 1 or connection.in_atomic_block:
+        return [run_store_durably(payload) for payload in payloads]
+    if not spool_pending():
+        try:
+            return runs_store(payloads)
+        except IntegrityError:  # another delivery stored some meanwhile: each by itself
+            return [run_store_durably(payload) for payload in payloads]
+        except DB_DOWN as exc:
+            log.warning("database unreachable while storing %d runs (%s): keeping them in %s", len(payloads),
+                        type(exc).__name__, spool_dir())
+            connection_reset()
+    for payload in payloads:
+        spool_keep(payload)
+    deadline = time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS
+    return [spool_wait(payload, deadline=deadline) for payload in payloads]
 
 
 # --- the spool on disk ---------------------------------------------------------------------------
