@@ -56,9 +56,11 @@ def store_all(payloads: list[dict]) -> list[Run]:
     """Store finished runs, in the order given: with this worker's batch when batching, else each
     at once (durably). Returns when every one is stored (or waits in the spool)."""
     if not (_enabled and payloads and not connection.in_atomic_block):
-        return [spool.run_store_durably(payload) for payload in payloads]
-    return [item.run if item.run is not None else spool.run_store_durably(item.payload)
-            for item in _this_process().submit(payloads)]
+        return spool.runs_store_durably(payloads)
+    items = _this_process().submit(payloads)
+    # The runs the batch did not store, stored by this caller (one retry budget for them all), in order.
+    alone = iter(spool.runs_store_durably([item.payload for item in items if item.run is None]))
+    return [item.run if item.run is not None else next(alone) for item in items]
 
 
 def _this_process() -> "Recorder":

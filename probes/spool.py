@@ -11,6 +11,10 @@ ahead. A run still there after the budget stays on disk and is stored by this ma
 drain loop below: when a worker starts, then every VIGIE_SPOOL_DRAIN_EVERY seconds) or by its next
 run, whichever comes first. Storing is idempotent by run key, so a store that reached the database just before the
 connection dropped is not stored twice.
+
+When the spool cannot take a run either (its disk is full or read-only), the run is kept in the
+worker's memory instead, in the same order as the spooled ones and drained with them: it survives
+the outage unless the worker itself dies before the database is back. Said in the log.
 """
 from __future__ import annotations
 
@@ -45,7 +49,8 @@ DB_DOWN = (OperationalError, InterfaceError)
 # A connection-level error while the database answers SELECT 1 is a transient one (a deadlock, a
 # lock timeout): retried this many times, then the run is set aside for a person (`failed/`).
 TRANSIENT_TRIES = 5
-BACKOFF_FIRST, BACKOFF_MAX = 0.25, 5.0
+# A drainer looks again at most every second: runs are stored within a second of the database's return.
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 1.0
 _TIMES = ("scheduled_for", "started_at", "finished_at")
 _ARTIFACT_TIMES = ("created_at", "cleaned_at", "next_attempt_at")
 
@@ -160,8 +165,29 @@ def run_store_durably(payload: dict) -> Run:
             log.warning("database unreachable while storing run %s (%s): keeping it in %s", payload["key"],
                         type(exc).__name__, spool_dir())
             connection_reset()
-    spool_write(payload)
+    spool_keep(payload)
     return spool_wait(payload, deadline=time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS)
+
+
+def runs_store_durably(payloads: list[dict]) -> list[Run]:
+    """`run_store_durably` for the runs of one message, in the order given, with one retry budget
+    for them all: each spooled (or kept in memory) before any waits, so a batch whose database is
+    down holds its worker VIGIE_DB_RETRY_SECONDS, not that much per run."""
+    if len(payloads) <= 1 or connection.in_atomic_block:
+        return [run_store_durably(payload) for payload in payloads]
+    if not spool_pending():
+        try:
+            return runs_store(payloads)
+        except IntegrityError:  # another delivery stored some meanwhile: each by itself
+            return [run_store_durably(payload) for payload in payloads]
+        except DB_DOWN as exc:
+            log.warning("database unreachable while storing %d runs (%s): keeping them in %s", len(payloads),
+                        type(exc).__name__, spool_dir())
+            connection_reset()
+    for payload in payloads:
+        spool_keep(payload)
+    deadline = time.monotonic() + settings.VIGIE_DB_RETRY_SECONDS
+    return [spool_wait(payload, deadline=deadline) for payload in payloads]
 
 
 # --- the spool on disk ---------------------------------------------------------------------------
@@ -170,18 +196,28 @@ def _path(key: str) -> Path:
     return spool_dir() / f"{key}.json"
 
 
+# Runs neither the database nor the spool's disk could take, by key: this process's last resort.
+_held: dict[str, dict] = {}
+_held_lock = threading.Lock()
+
+
 def spool_pending() -> bool:
+    if _held:
+        return True
     try:
         return any(entry.name.endswith(".json") for entry in os.scandir(spool_dir()))
-    except FileNotFoundError:
+    except OSError:  # no folder (nothing spooled yet), or one that cannot be (its disk refused it)
         return False
 
 
 def spool_holds(key: str) -> dict | None:
-    """The payload of a run waiting in the spool, or None."""
+    """The payload of a run waiting in the spool (or in memory, when the disk refused it), or None."""
+    held = _held.get(key)
+    if held is not None:
+        return held
     try:
         return json.loads(_path(key).read_text())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return None
 
 
@@ -191,17 +227,39 @@ def spool_write(payload: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = _path(payload["key"])
     partial = directory / f".{payload['key']}.tmp"
-    with open(partial, "w") as out:
-        json.dump(payload, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
+    try:
+        with open(partial, "w") as out:
+            json.dump(payload, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)  # what a full disk let through: an empty or cut file
+        raise
     return path
 
 
-def _entries() -> list[tuple[Path, dict]]:
-    """Spooled runs, oldest start first (ties by key, so every drainer agrees)."""
-    entries = []
+def spool_keep(payload: dict) -> None:
+    """Spool a run; when the disk refuses it (full, read-only), keep it in this process's memory."""
+    try:
+        spool_write(payload)
+    except OSError as exc:
+        log.error("the spool cannot take run %s (%s): kept in this worker's memory until the database is "
+                  "back (lost if the worker dies first)", payload["key"], exc)
+        with _held_lock:
+            _held[payload["key"]] = payload
+
+
+def _waiting(key: str) -> bool:
+    return key in _held or _path(key).exists()
+
+
+def _entries() -> list[tuple[Path | None, dict]]:
+    """Spooled runs, oldest start first (ties by key, so every drainer agrees); those kept in memory
+    (no path) among them."""
+    with _held_lock:
+        entries = [(datetime.fromisoformat(payload["started_at"]), f"{key}.json", None, payload)
+                   for key, payload in _held.items()]
     for path in spool_dir().glob("*.json"):
         try:
             payload = json.loads(path.read_text())
@@ -215,18 +273,48 @@ def _entries() -> list[tuple[Path, dict]]:
     return [(path, payload) for *_, path, payload in sorted(entries, key=lambda entry: entry[:2])]
 
 
-def _set_aside(path: Path, why: str) -> None:
+def _done(path: Path | None, payload: dict) -> None:
+    """A run stored (or set aside): off the spool, or out of memory."""
+    if path is None:
+        with _held_lock:
+            _held.pop(payload["key"], None)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _set_aside(path: Path | None, why: str, payload: dict | None = None) -> None:
+    if path is None:  # kept in memory: the disk refused it, so the log is where it is set aside
+        log.error("run %s kept in memory cannot be stored (%s): dropped: %s", payload["key"], why,
+                  json.dumps(payload, default=str)[:2000])
+        _done(None, payload)
+        return
     failed = spool_dir() / "failed"
     failed.mkdir(exist_ok=True)
     os.replace(path, failed / path.name)
     log.error("spooled run %s cannot be stored (%s): moved to %s for a person to look at", path.stem, why, failed)
 
 
+_local_drain_lock = threading.Lock()
+
+
 @contextmanager
 def _drain_lock() -> Iterator[bool]:
-    """The spool's lock, if free: one drainer per machine, so the oldest run is always stored first."""
-    spool_dir().mkdir(parents=True, exist_ok=True)
-    with open(spool_dir() / ".lock", "a") as handle:
+    """The spool's lock, if free: one drainer per machine, so the oldest run is always stored first.
+    When the spool's disk cannot even hold the lock file (full), this process's own lock: the runs
+    kept in memory are this process's alone."""
+    try:
+        spool_dir().mkdir(parents=True, exist_ok=True)
+        handle = open(spool_dir() / ".lock", "a")
+    except OSError:
+        if not _local_drain_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            _local_drain_lock.release()
+        return
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -250,15 +338,16 @@ def spool_drain(*, deadline: float) -> int:
             if not entries:
                 return stored
             path, payload = entries[0]  # re-read each time: an older run may have been spooled meanwhile
+            name = path.name if path is not None else f"{payload['key']}.json"
             try:
                 run_store(payload)
             except DB_DOWN as exc:
                 connection_reset()
                 if database_reachable():
-                    tries[path.name] += 1
-                    if tries[path.name] >= TRANSIENT_TRIES:
-                        _set_aside(path, f"{type(exc).__name__}: {exc}"[:300])
-                    time.sleep(BACKOFF_FIRST * tries[path.name])
+                    tries[name] += 1
+                    if tries[name] >= TRANSIENT_TRIES:
+                        _set_aside(path, f"{type(exc).__name__}: {exc}"[:300], payload)
+                    time.sleep(BACKOFF_FIRST * tries[name])
                     continue
                 pause = min(BACKOFF_FIRST * 2 ** outage, BACKOFF_MAX)
                 outage += 1
@@ -268,10 +357,10 @@ def spool_drain(*, deadline: float) -> int:
                 time.sleep(min(pause, remaining))
                 continue
             except Exception as exc:  # a run that can never be stored (its probe was deleted…): keep it
-                log.exception("storing spooled run %s failed", path.stem)
-                _set_aside(path, f"{type(exc).__name__}: {exc}"[:300])
+                log.exception("storing spooled run %s failed", payload.get("key"))
+                _set_aside(path, f"{type(exc).__name__}: {exc}"[:300], payload)
                 continue
-            path.unlink(missing_ok=True)
+            _done(path, payload)
             stored += 1
             outage = 0
 
@@ -281,7 +370,7 @@ def spool_wait(payload: dict, *, deadline: float) -> Run:
     key = payload["key"]
     while True:
         spool_drain(deadline=deadline)
-        stored = not _path(key).exists()
+        stored = not _waiting(key)
         if stored:
             try:
                 return Run.objects.get(key=key)

@@ -7,6 +7,9 @@ from kombu.transport import TRANSPORT_ALIASES
 
 # filesystem:// (the embedded default) is kombu's transport with atomic writes; see vigie/broker.py.
 TRANSPORT_ALIASES["filesystem"] = "vigie.broker:Transport"
+# redis:// is kombu's Redis transport, with a worker that survives losing Redis while it holds a
+# message acknowledged late; see vigie/broker_redis.py.
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "vigie.broker_redis:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigie.settings")
 

@@ -4,8 +4,10 @@ and the worker and beat pick up again by themselves on the same address."""
 from __future__ import annotations
 
 import re
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -93,3 +95,46 @@ def test_with_the_broker_down_the_site_serves_the_gap_shows_as_stale_and_runs_re
     assert not Run.objects.exclude(outcome=Outcome.SUCCESS).exists()
     assert Incident.objects.count() == 0
     assert not ComponentStatusChange.objects.filter(new_status__in=OUTAGES).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_holding_a_message_acknowledged_late_lives_through_the_broker_going_away(
+        processes, tmp_path, redis_server_installed):  # noqa: F811
+    """Every run is acknowledged late: Redis going away while a worker holds one made kombu's
+    closing of the lost connection crash the worker for good ("Unrecoverable error: AttributeError:
+    'NoneType' object has no attribute 'hostname'", vigie/broker_redis.py); in the chaos run a
+    location's worker died so, and nothing ran there afterwards."""
+    from tests.faults.poison_tasks import hold
+    from vigie.celery import app
+
+    redis, port = processes.redis()
+    broker = f"redis://127.0.0.1:{port}/0"
+    queue = f"held-{uuid.uuid4().hex[:6]}"
+    worker = processes.start("worker", [
+        sys.executable, "-m", "celery", "-A", "vigie", "worker", "-Q", queue, "--include", "tests.faults.poison_tasks",
+        "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel", "INFO", "-n", f"held-{uuid.uuid4().hex[:6]}@%h"], processes.env(broker))
+    wait_for(lambda: " ready." in processes.log(worker), timeout=90, what="the worker to be ready")
+
+    def send(journal: Path, release: Path) -> None:
+        with app.connection_for_write(broker) as connection:
+            hold.apply_async(args=[str(journal), str(release)], queue=queue, connection=connection)
+
+    held, release = tmp_path / "held", tmp_path / "release"
+    send(held, release)
+    wait_for(lambda: held.exists() and "start" in held.read_text(), timeout=30, what="the task to start")
+
+    processes.kill(redis)  # the worker holds the message, not acknowledged yet
+    wait_for(lambda: "Connection to broker lost" in processes.log(worker), timeout=30, what="the lost connection")
+    time.sleep(2)
+    assert "Unrecoverable error" not in processes.log(worker)  # it would stop once the task is done
+    release.touch()  # the task finishes while Redis is away: its acknowledgement cannot reach it
+    wait_for(lambda: "done" in held.read_text(), timeout=30, what="the held task to finish")
+
+    processes.redis(port)  # back on the same address
+    after = tmp_path / "after"
+    send(after, release)
+    wait_for(lambda: after.exists() and "done" in after.read_text(), timeout=90,
+             what="a task sent after the broker came back")
+    assert worker.poll() is None
+    assert "Unrecoverable error" not in processes.log(worker)

@@ -87,6 +87,39 @@ def test_runs_waiting_in_the_spool_are_stored_and_evaluated_in_the_order_they_st
         ("unknown", "failing", second["key"]), ("failing", "up", str(latest.key))]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_runs_the_spools_disk_refuses_wait_in_memory_and_are_stored_in_order(platform, locations, settings,
+                                                                             tmp_path, monkeypatch, caplog):
+    """The database down and the spool's disk refusing too (full, read-only; here its folder cannot
+    be made, a file is in the way — refused by the OS, root or not): the runs wait in the worker's
+    memory, said in the log, and are stored with the spooled ones, in the order they started."""
+    from probes import spool
+    from probes.models import ProbeLocation, Run
+    from probes.runner import run_record
+
+    monkeypatch.setattr(spool, "_held", {})
+    (tmp_path / "disk").write_text("a file where the spool's folder should be")
+    settings.RUN_SPOOL_DIR = tmp_path / "disk" / "spool"
+    probe = make_probe(platform, "post", locations[:1], component="Posting")
+    placement = ProbeLocation.objects.get(probe=probe)
+    now = timezone.now()
+    first, second = (_payload(placement, now - timedelta(seconds=s), failure_class="server_error") for s in (60, 30))
+    for payload in (second, first):  # they finished waiting in another order than they started
+        spool.spool_keep(payload)
+    assert spool.spool_pending() and spool.spool_holds(first["key"]) == first
+    assert caplog.text.count("kept in this worker's memory") == 2
+
+    # The next run recorded with the database up joins them instead of jumping ahead.
+    latest = run_record(key=str(uuid.uuid4()), placement=placement, scheduled_for=now, started_at=now,
+                        latency_ms=40, failure=None, steps=[], evidence={}, cleanup="none", secrets=[])
+
+    assert latest.pk is not None and not spool.spool_pending()
+    stored = [str(key) for key in Run.objects.order_by("id").values_list("key", flat=True)]
+    assert stored == [first["key"], second["key"], str(latest.key)]
+    placement.refresh_from_db()
+    assert placement.recent == "FFS"
+
+
 @pytest.mark.django_db
 def test_a_run_stored_after_a_later_one_never_moves_the_evaluation_backwards(platform, locations, spool_dir):
     """What the spool's ordering avoids on one machine can still happen across machines (two
