@@ -318,11 +318,13 @@ def _open(platform: Platform, out: list[Component], now: datetime) -> Incident:
     failing = list(ProbeLocation.objects.filter(probe__components__in=out, probe__enabled=True,
                                                 state=PlacementState.FAILING).select_related("probe", "location")
                    .distinct())
-    first = min((p for p in _at_hand(failing) if p.streak_started_at), key=lambda p: p.streak_started_at,
-                default=None)
+    at_hand = _at_hand(failing)
+    first = min((p for p in at_hand if p.streak_started_at), key=lambda p: p.streak_started_at, default=None)
     started_at = first.streak_started_at if first else now
     previous = first.streak_previous_success_at if first else None
-    detected = [p.detected_at for p in failing if p.detected_at]
+    # Detected when the failure at hand was: a placement of another family detected earlier (a
+    # noisy component that joins) would date the detection before the start.
+    detected = [max(p.detected_at, started_at) for p in at_hand if p.detected_at]
     evidence = _evidence(failing)
     evidence["component_starts"] = _component_starts(out, failing)
     title_text = incident_title_text(platform, out, failing)

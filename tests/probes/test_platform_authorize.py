@@ -181,13 +181,13 @@ def test_code_finishes_a_flow_started_earlier_and_works_once(sandbox, tmp_path, 
         "scope": "read write follow"})
     code = code_from(url)
     call_command("platform", "authorize", "--base-url", sandbox.url + "/", "--token-file", str(path),
-                 "--code", code, stdout=out, stderr=StringIO(), stdin=StringIO())
+                 f"--code={code}", stdout=out, stderr=StringIO(), stdin=StringIO())
     assert "Using the app registered earlier" in out.getvalue()
     assert whoami(sandbox, path.read_text().strip()).status_code == 200
     assert kept(data_dir) == {}
 
     with pytest.raises(CommandError, match="--code needs the app an earlier run registered"):
-        call_command("platform", "authorize", "--base-url", sandbox.url, "--code", code,
+        call_command("platform", "authorize", "--base-url", sandbox.url, f"--code={code}",
                      stdout=StringIO(), stderr=StringIO(), stdin=StringIO())
 
 
