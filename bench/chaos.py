@@ -7,7 +7,7 @@ its own parts are broken, then a truth oracle comparing what Vigie said with wha
 Everything it starts is its own, on random ports, in a temporary folder, and stopped at the end:
 a PostgreSQL cluster (initdb + pg_ctl from /usr/lib/postgresql/*/bin, run as the `postgres` user
 when started as root), a redis-server (broker and cache, append-only so a restart keeps the
-queues), the sandbox platform, gunicorn (two web processes), Vigie's own worker, one worker per
+queues), the sandbox platform, granian (two web processes), Vigie's own worker, one worker per
 location (sacramento, atlanta), two schedulers (`celery beat`, holding the scheduler lease in
 turn), a webhook receiver standing for on-call, and a poller reading / and the JSON API.
 The shared PostgreSQL (5432) and Redis (6379) are never touched.
@@ -332,8 +332,10 @@ def main() -> int:
         processes = Processes(logs, env)
         processes.start("sandbox", [PYTHON, "manage.py", "sandbox", "serve", "--port", str(sandbox_port)])
         wait_port(sandbox_port)
-        processes.start("web", [PYTHON, "-m", "gunicorn", "vigie.wsgi:application", "--bind",
-                                f"127.0.0.1:{web_port}", "--workers", "2", "--timeout", "60", "--no-control-socket"])
+        # production's web server (docs/production.md), with two workers
+        processes.start("web", [PYTHON, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port",
+                                str(web_port), "--workers", "2", "--no-ws", "--respawn-failed-workers",
+                                "vigie.wsgi:application"])
         processes.worker("worker-vigie", "vigie", 3)
         for location in LOCATIONS:
             processes.worker(f"worker-{location}", f"probes.{location}", 4)
