@@ -79,6 +79,27 @@ def pytest_report_header(config):
     return None
 
 
+# Modules holding tests that run for tens of seconds each (real processes for their whole length,
+# long simulations, the browser tests' site), longest first. `--dist loadgroup` hands tests out in
+# collection order once the serial "faults" group (the largest) has gone to one process: these go
+# first to the other, so that the last tests handed out are short ones and both processes finish
+# together instead of one waiting on a 90 s test started near the end. Only the order changes.
+LONG_FIRST = (
+    "tests/test_up.py",
+    "tests/detection/test_detection.py",
+    "tests/probes/test_cleanup_ledger.py",
+    "tests/detection/test_scenarios_truth.py",
+    "tests/statuspage/test_browser.py",
+    "tests/test_layout_migration.py",
+    "tests/oncall/test_config_fuzz.py",
+)
+
+
+def _long_first(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return LONG_FIRST.index(path) if path in LONG_FIRST else len(LONG_FIRST)
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which names the group on the item
 def pytest_collection_modifyitems(config, items):
     """`--dist loadgroup` for pytest ≥ 9.2: pytest-xdist 3.8 marks a test's group by setting
@@ -86,6 +107,7 @@ def pytest_collection_modifyitems(config, items):
     group was lost and grouped tests spread over every worker. Put the suffix where it is read."""
     if worker_index() is None or not getattr(config.option, "loadgroup", False):
         return
+    items.sort(key=_long_first)  # stable: the rest keep their order
     for item in items:
         names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
                         for mark in item.iter_markers("xdist_group")})

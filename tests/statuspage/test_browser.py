@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.core.management import call_command
 from django.utils import timezone
+from pytest_django.live_server_helper import LiveServer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -23,10 +25,11 @@ from detection.simulation import demo_layout, history_fill, simulate_scenario
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver",
-)
+pytestmark = [
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver"),
+    pytest.mark.django_db,  # the test database is set up; the rows are the module's `site`, committed
+]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_FLAGS = [
@@ -76,32 +79,45 @@ def chrome_without_javascript(tmp_path_factory):
     driver.quit()
 
 
-@pytest.fixture
-def site(live_server):
+@pytest.fixture(scope="module")
+def site(django_db_setup, django_db_blocker):
     """Four months of history, the feb-2023 outage twenty minutes ago and a maintenance tomorrow,
-    served over HTTP; returns the base URL and the paths of the pages under test."""
-    now = timezone.now()
-    demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=120))
-    writes = ComponentGroup.objects.create(name="Writes", position=0)
-    Component.objects.filter(name__in=["Posting", "Reposting", "Following", "Direct messages"]).update(group=writes)
-    history_fill(days=100, now=now - timedelta(hours=3))
-    simulate_scenario(FEB_2023, start=now - timedelta(minutes=20), interval_s=30)
-    upcoming = Maintenance.objects.create(title="Network work", body="Timelines may be slow.",
-                                          scheduled_for=now + timedelta(days=1),
-                                          scheduled_until=now + timedelta(days=1, hours=2))
-    upcoming.components.set(Component.objects.filter(name="Timeline"))
-    incident = Incident.objects.order_by("-started_at").first()
-    posting = Component.objects.get(name="Posting")
-    return {
-        "url": live_server.url,
-        "status": "/",
-        "incident": f"/incidents/{incident.public_id}",
-        "status-fr": "/fr/",
-        "component": f"/components/{posting.public_id}",
-        "not-found": "/no-such-page",
-        "not-found-fr": "/fr/no-such-page",
-        "api-docs": "/api/docs/",
-    }
+    served over HTTP; returns the base URL and the paths of the pages under test.
+
+    Built once per module in each test process (12–18 s of evaluation) and committed, served by a
+    live server of the module's own: every test here only reads the site, over HTTP. (pytest-django's
+    `live_server` would flush the tables after each test.) The tables are flushed after the module's
+    last test, as after a transactional test."""
+    with django_db_blocker.unblock():
+        server = LiveServer("localhost")
+        server._live_server_modified_settings.enable()  # ALLOWED_HOSTS, as pytest-django's helper does
+        try:
+            now = timezone.now()
+            demo_layout(locations=["atlanta", "sacramento"], created_at=now - timedelta(days=120))
+            writes = ComponentGroup.objects.create(name="Writes", position=0)
+            Component.objects.filter(name__in=["Posting", "Reposting", "Following", "Direct messages"]).update(group=writes)
+            history_fill(days=100, now=now - timedelta(hours=3))
+            simulate_scenario(FEB_2023, start=now - timedelta(minutes=20), interval_s=30)
+            upcoming = Maintenance.objects.create(title="Network work", body="Timelines may be slow.",
+                                                  scheduled_for=now + timedelta(days=1),
+                                                  scheduled_until=now + timedelta(days=1, hours=2))
+            upcoming.components.set(Component.objects.filter(name="Timeline"))
+            incident = Incident.objects.order_by("-started_at").first()
+            posting = Component.objects.get(name="Posting")
+            yield {
+                "url": server.url,
+                "status": "/",
+                "incident": f"/incidents/{incident.public_id}",
+                "status-fr": "/fr/",
+                "component": f"/components/{posting.public_id}",
+                "not-found": "/no-such-page",
+                "not-found-fr": "/fr/no-such-page",
+                "api-docs": "/api/docs/",
+            }
+        finally:
+            server._live_server_modified_settings.disable()
+            server.stop()
+            call_command("flush", verbosity=0, interactive=False)
 
 
 # --- helpers ------------------------------------------------------------------------------------
