@@ -17,13 +17,6 @@ class StatuspageConfig(AppConfig):
 
         lowercase_french_months()
 
-        # PostgreSQL timestamps read at C speed (vigie/db.py): every process loads this app.
-        from django.db.backends.signals import connection_created
-
-        from vigie.db import fast_timestamps
-
-        connection_created.connect(fast_timestamps, dispatch_uid="vigie-fast-timestamps")
-
         public_changed.connect(invalidate, dispatch_uid="statuspage-cache")
         # The static copy's "last checked" follows the live page's, pass by pass.
         dispatch_pass_done.connect(lambda **_kwargs: static_copy_freshen(), weak=False,
