@@ -73,10 +73,10 @@ class UptimeBar:
     def uptime(self) -> float | None:  # read twice per bar on the page: its label and its legend
         return ratio(self.days)
 
-    @property
+    @functools.cached_property
     def measured(self) -> float | None:
         """The share of the window with measurements (the rest, no data, is excluded from uptime)."""
-        return min(1.0, sum(d.observed_s for d in self.days) / self.span_s) if self.span_s > 0 else None
+        return min(1.0, sum([d.observed_s for d in self.days]) / self.span_s) if self.span_s > 0 else None
 
     @property
     def unmeasured_shown(self) -> bool:
@@ -85,8 +85,12 @@ class UptimeBar:
 
 
 def ratio(days: list[Day]) -> float | None:
-    counted = sum(d.counted_s for d in days)
-    return 1 - min(sum(d.down_s for d in days), counted) / counted if counted else None
+    # Day.counted_s and Day.down_s, written out: 4,500 days a page, read through properties, were
+    # a tenth of a page's render. Summed in the same order, so the same floats.
+    counted = sum([max(0.0, d.observed_s - d.maintenance_s) for d in days])
+    if not counted:
+        return None
+    return 1 - min(sum([d.major_s + PARTIAL_WEIGHT * d.partial_s for d in days]), counted) / counted
 
 
 def uptime_bars(components: list[Component], *, now: datetime | None = None, days: int = DAYS) -> dict[int, UptimeBar]:

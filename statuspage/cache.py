@@ -74,6 +74,13 @@ FRONT_ENTRIES = 32
 # change seen.
 FRONT_STALE_S = 0.1
 FRONT_NOTE = "vigie.cache.hit"  # set in the WSGI environ by `cached` on a hit: (version, expires at)
+# When a copy the front holds goes old (the public version moved, its lifetime or its stale replay
+# ran out), one request of the process asks Django again; those arriving meanwhile get the copy the
+# front holds, for at most this long after it went old — the lateness VERSION_CHECK_S already
+# allows a change. Without it, every thread of a threaded server's worker (granian: one per
+# connection) passed through Django at once, at the change and again at each FRONT_STALE_S: p99
+# 110-165 ms through a change where the cache hits' was 21-35 (docs/performance.md).
+FRONT_HOLD_S = 0.1
 # cache.add is atomic on Redis (SET NX) but not on the file cache of the embedded default (it
 # checks, then writes): within a process, threads take this lock around it as well.
 _ADD_LOCK = threading.Lock()
@@ -475,6 +482,10 @@ def front(app):
     chooses; anything else — a query string, HEAD, a conditional GET (If-None-Match: Django
     answers it, 304 when it can), another method — goes to Django as before."""
     entries = Memory(FRONT_ENTRIES)
+    # key → [the old entry, when it was found old (time.monotonic()), whether a request is asking
+    # Django for it now]: one request at a time asks (FRONT_HOLD_S).
+    asking: dict[tuple, list] = {}
+    asking_lock = threading.Lock()
 
     def application(environ, start_response):
         if (environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING")
@@ -483,11 +494,33 @@ def front(app):
         key = (*(environ.get(name, "") for name in FRONT_KEYS),
                encodings.negotiate(environ.get("HTTP_ACCEPT_ENCODING"), encodings.OFFERED))
         entry = entries.get(key)
+        state = None
         if entry is not None:
             version, replay = entry
             if time.time() < replay.expires_at and version == public_version():
                 start_response(replay.status, replay.headers)
                 return [replay.body]
+            now = time.monotonic()
+            with asking_lock:
+                state = asking.get(key)
+                if state is None or state[0] is not entry:
+                    state = asking[key] = [entry, now, False]
+                held = state[2] and now - state[1] < FRONT_HOLD_S
+                if not held:
+                    state[2] = True  # this request asks Django
+            if held:
+                start_response(replay.status, replay.headers)
+                return [replay.body]
+        try:
+            return _through_django(environ, start_response, key)
+        finally:
+            if state is not None:
+                with asking_lock:
+                    state[2] = False
+                    if asking.get(key) is state and entries.get(key) is not state[0]:
+                        del asking[key]  # a newer copy is held: nothing old to hand out
+
+    def _through_django(environ, start_response, key):
         answered = []
 
         def start(status, headers, exc_info=None):
@@ -504,5 +537,6 @@ def front(app):
         return result
 
     application.entries = entries
+    application.asking = asking
     return application
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, OuterRef, Prefetch, Q, Subquery
 from django.utils import timezone
 
 from detection.evaluation import STALE_AFTER_INTERVALS
 from detection.heartbeat import scheduler_silent
-from detection.models import Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, Maintenance
+from detection.models import (Component, ComponentGroup, ComponentStatus, Incident, IncidentStatus, IncidentUpdate,
+                              Maintenance)
 
 # Statuspage returns "the 50 most recent" incidents and maintenances.
 RECENT = 50
@@ -109,6 +110,26 @@ def incidents(**filters) -> list[Incident]:
 
 def unresolved_incidents() -> list[Incident]:
     return incidents(status__in=UNRESOLVED)
+
+
+# What the status page shows of an incident in its lists (templates/statuspage/index.html, the
+# acknowledgement beside it): not its evidence, postmortem or components.
+LISTED_FIELDS = ("id", "public_id", "platform_id", "title", "title_locked", "title_text", "status", "impact",
+                 "impact_override", "started_at", "resolved_at")
+LISTED_UPDATE_FIELDS = ("id", "incident_id", "status", "body", "automatic", "text", "created_at")
+
+
+def listed_incidents(**filters) -> list[Incident]:
+    """The 50 most recent incidents matching `filters`, as the status page lists them: the columns it
+    shows, and of each timeline only its latest update (`incident.updates.all` holds that one).
+    `incidents()` read every update of each, and its components: a page with a year of history
+    lists 50 incidents where a day's lists a few, and parsed rows it did not show (their
+    timestamps, their evidence's JSON) in proportion (docs/performance.md)."""
+    latest = IncidentUpdate.objects.filter(incident_id=OuterRef("incident_id")).order_by("-created_at", "-id")
+    updates = (IncidentUpdate.objects.filter(id=Subquery(latest.values("id")[:1]))
+               .only(*LISTED_UPDATE_FIELDS).order_by("-created_at", "-id"))
+    return list(Incident.objects.filter(**filters).only(*LISTED_FIELDS).order_by("-started_at")
+                .prefetch_related(Prefetch("updates", queryset=updates))[:RECENT])
 
 
 def maintenances(now: datetime, which: str = "all") -> list[Maintenance]:

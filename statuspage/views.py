@@ -35,8 +35,8 @@ def index(request: HttpRequest) -> HttpResponse:
     bars = uptime_bars(components, now=now)
     for c in components:
         c.bar = bars[c.id]
-    active = selectors.unresolved_incidents()
-    past = [i for i in selectors.incidents(resolved_at__gte=now - timedelta(days=PAST_DAYS))
+    active = selectors.listed_incidents(status__in=selectors.UNRESOLVED)
+    past = [i for i in selectors.listed_incidents(resolved_at__gte=now - timedelta(days=PAST_DAYS))
             if i.status not in selectors.UNRESOLVED]
     acks = official.acknowledgements(active + past)
     for incident in active + past:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import html
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, gettext, gettext_lazy as _, pgettext_lazy
 
 from detection.incidents import format_duration_seconds
+from detection.models import PARTIAL_WEIGHT
+from detection.uptime import LEVELS
 from statuspage.i18n import PREFIXED, has_twin
 from statuspage.sanitize import clean_text, markdown_html
 
@@ -109,7 +112,7 @@ def _bar_words(language: str) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1024)
 def _day_label(day: date, language: str) -> str:
-    return conditional_escape(date_format(day, "j M"))
+    return html.escape(date_format(day, "j M"))
 
 
 @register.simple_tag(takes_context=True)
@@ -119,46 +122,99 @@ def uptime_bar(context, component) -> SafeString:
     screen readers and for the tooltip. Written here rather than in a template: the 4,500 cells of
     a page of 50 components were nine tenths of its render time in Django's template language.
     Each </li> is left out (HTML closes an <li> at the next one or at </ol>; the DOM is the same):
-    22 KB less on that page."""
+    22 KB less on that page.
+
+    A page with a year of history fills every cell of the window with words, where a page with a
+    day of it says "no data": what the cells cost is what made history cost (docs/performance.md).
+    So each cell's words are made in plain Python — html.escape on the only texts that come from
+    the database (the component's name, incident ids and titles; the rest are Vigie's own words,
+    numbers and dates), the day's figures computed once (not through Day's properties), and each
+    distinct percentage, duration and incident link formatted once (small caches, below)."""
     language = get_language()
     words = _bar_words(language)
-    prefix = escape(context.get("lang_prefix", ""))
+    prefix = html.escape(str(context.get("lang_prefix", "")))
     bar = component.bar
-    label = words["label"] % {"name": conditional_escape(component.name), "uptime": conditional_escape(percent(bar.uptime))}
+    label = words["label"] % {"name": html.escape(str(component.name)), "uptime": html.escape(percent(bar.uptime))}
     out = [f'<ol class="bar" aria-label="{label}">']
+    append = out.append
     # The days before the component existed are drawn quietly, as not monitored yet (day one is
     # not a wall of grey "no data"); a day without data after that is a gap, and stays visible.
     created = getattr(component, "created_at", None)
     first_day = timezone.localtime(created, ZoneInfo(settings.TIME_ZONE)).date() if created else None
+    before, nodata, none = words["before"], words["nodata"], words["none"]
     for day in bar.days:
-        level, down = day.level, day.down_s
-        monitored = first_day is None or day.date >= first_day or level != "nodata"
-        out.append("<li")
-        if not monitored:
-            out.append(' class="nodata before"')
-        elif level != "up":
-            out.append(f' class="{level}"')
-        if down or day.incidents:
-            out.append(' tabindex="0"')
-        out.append(f"><span>{_day_label(day.date, language)}: ")
-        if not monitored:
-            out.append(words["before"])
-        elif level == "nodata":
-            out.append(words["nodata"])
-        elif not down and not day.degraded_s:
-            out.append(words["none"])
+        observed, major, partial, degraded, maintenance = (day.observed_s, day.major_s, day.partial_s,
+                                                           day.degraded_s, day.maintenance_s)
+        incidents = day.incidents
+        down = major + PARTIAL_WEIGHT * partial  # Day.down_s
+        label = _day_label(day.date, language)
+        if not observed:  # Day.level: "nodata"
+            if first_day is not None and day.date < first_day:  # not monitored yet
+                append(f'<li class="nodata before"><span>{label}: {before}</span>' if not down and not incidents
+                       and not maintenance else _cell(' class="nodata before"', down, incidents, label,
+                                                      before, maintenance, words, prefix))
+                continue
+            head = ' class="nodata"'
+            if not down and not incidents and not maintenance:
+                append(f"<li{head}><span>{label}: {nodata}</span>")
+                continue
+            append(_cell(head, down, incidents, label, nodata, maintenance, words, prefix))
+            continue
+        level = _level(down)
+        head = "" if level == "up" else f' class="{level}"'
+        if not down and not degraded:
+            if not incidents and not maintenance:
+                append(f"<li{head}><span>{label}: {none}</span>")
+                continue
+            text = none
         else:
-            out.append(conditional_escape(percent(day.uptime)))
-            for name in ("major_s", "partial_s", "degraded_s"):
-                if getattr(day, name):
-                    out.append(" · " + words[name] % {"d": conditional_escape(seconds(getattr(day, name)))})
-        if day.maintenance_s:
-            out.append(" · " + words["maintenance_s"] % {"d": conditional_escape(seconds(day.maintenance_s))})
-        for public_id, title in day.incidents:
-            out.append(f' · <a href="{prefix}/incidents/{escape(public_id)}">{escape(title)}</a>')
-        out.append("</span>")
-    out.append("</ol>")
+            # Day.uptime
+            counted = max(0.0, observed - maintenance)
+            uptime = 1 - min(down, counted) / counted if counted else None
+            text = _percent_text(uptime, language)
+            for seconds_, key in ((major, "major_s"), (partial, "partial_s"), (degraded, "degraded_s")):
+                if seconds_:
+                    text += " · " + words[key] % {"d": _duration_text(seconds_)}
+        append(_cell(head, down, incidents, label, text, maintenance, words, prefix))
+    append("</ol>")
     return mark_safe("".join(out))
+
+
+def _level(down: float) -> str:
+    """Day.level of a day with data."""
+    for limit, name in LEVELS:
+        if down <= limit:
+            return name
+    return "major"
+
+
+# Each distinct percentage, duration and incident link is formatted once, not once per cell: a page
+# repeats them (the same incident on every day and component it touched, the same full days).
+@functools.lru_cache(maxsize=4096)
+def _percent_text(ratio: float | None, language: str) -> str:
+    return html.escape(percent(ratio))  # percent() reads the active language: part of the key
+
+
+@functools.lru_cache(maxsize=4096)
+def _duration_text(value: float) -> str:
+    return html.escape(format_duration_seconds(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _incident_link(prefix: str, public_id: str, title: str) -> str:
+    return f' · <a href="{prefix}/incidents/{html.escape(str(public_id))}">{html.escape(str(title))}</a>'
+
+
+def _cell(head: str, down: float, incidents, label: str, text: str, maintenance: float, words: dict,
+          prefix: str) -> str:
+    """One day's <li>, with its words, maintenance and incident links (the general case)."""
+    parts = [f"<li{head}", ' tabindex="0"' if down or incidents else "", f"><span>{label}: {text}"]
+    if maintenance:
+        parts.append(" · " + words["maintenance_s"] % {"d": _duration_text(maintenance)})
+    for public_id, title in incidents:
+        parts.append(_incident_link(prefix, public_id, title))
+    parts.append("</span>")
+    return "".join(parts)
 
 
 @register.simple_tag(takes_context=True)

@@ -168,3 +168,83 @@ def test_the_copy_from_before_a_change_is_served_again_by_the_front_only_briefly
         public_cache.delete(f"vigie:render:{get_language()}:/api/v2/summary.json")
         fresh = site.request("/api/v2/summary.json")
         assert fresh[1]["X-Cache"] == "miss" and site.reached_django == 3
+
+
+class Slow:
+    """An app answering as `cached` does on a hit, each answer its own body; the calls listed in
+    `blocked` wait for `go` (a Django pass that takes a while)."""
+
+    def __init__(self, blocked=()):
+        import threading
+
+        self.calls, self.blocked, self.go = 0, set(blocked), threading.Event()
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        number = self.calls
+        if number in self.blocked:
+            assert self.go.wait(10)
+        environ[FRONT_NOTE] = (public_version(), time.time() + LIFETIME)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return HttpResponse(f"answer {number}".encode())
+
+
+def get(served, path: str = "/held") -> bytes:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": ""}
+    return b"".join(served(environ, lambda status, headers, exc_info=None: None))
+
+
+def test_while_one_request_asks_django_for_an_old_copy_the_others_get_it_briefly(public_cache):
+    import threading
+
+    app = Slow(blocked={2})
+    served = front(app)
+    assert get(served) == b"answer 1"
+    assert get(served) == b"answer 1" and app.calls == 1  # held by the front
+    public_changed()  # the copy is old now: the next request asks Django, and takes a while
+    asking = threading.Thread(target=get, args=(served,))
+    asking.start()
+    while app.calls < 2:
+        time.sleep(0.001)
+    # Meanwhile (within FRONT_HOLD_S) the others get the copy the front holds, not a pass each.
+    assert [get(served) for _ in range(5)] == [b"answer 1"] * 5 and app.calls == 2
+    app.go.set()
+    asking.join(10)
+    assert get(served) == b"answer 2" and app.calls == 2  # the new copy, held in its turn
+
+
+def test_the_old_copy_is_not_handed_out_past_the_hold(public_cache, monkeypatch):
+    import threading
+
+    from statuspage import cache as public
+
+    monkeypatch.setattr(public, "FRONT_HOLD_S", 0.05)
+    app = Slow(blocked={2})
+    served = front(app)
+    get(served)
+    public_changed()
+    asking = threading.Thread(target=get, args=(served,))
+    asking.start()
+    while app.calls < 2:
+        time.sleep(0.001)
+    time.sleep(0.1)  # past the hold: Django answers, though a request is still asking
+    assert get(served) == b"answer 3" and app.calls == 3
+    app.go.set()
+    asking.join(10)
+
+
+def test_each_page_is_asked_for_on_its_own(public_cache):
+    import threading
+
+    app = Slow(blocked={3})
+    served = front(app)
+    get(served)
+    assert get(served, "/other") == b"answer 2"
+    public_changed()
+    asking = threading.Thread(target=get, args=(served,))  # /held asks Django, and takes a while
+    asking.start()
+    while app.calls < 3:
+        time.sleep(0.001)
+    assert get(served, "/other") == b"answer 4" and app.calls == 4  # not held behind another page
+    app.go.set()
+    asking.join(10)

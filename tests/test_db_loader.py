@@ -1,0 +1,59 @@
+"""vigie/db.py: PostgreSQL timestamps read by datetime.fromisoformat give exactly what Django's
+loader gives, and anything it cannot read goes to Django's loader."""
+from __future__ import annotations
+
+from datetime import timezone
+
+import pytest
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+
+from vigie.db import _loader_class
+
+pytest.importorskip("psycopg")
+
+
+class DjangoUTC(BaseTzLoader):
+    timezone = timezone.utc
+
+
+VALUES = [b"2026-12-06 17:45:31.123456+00", b"2026-12-06 17:45:31+00", b"2026-12-06 17:45:31.1+00",
+          b"2026-12-06 17:45:31.12345+00", b"1970-01-01 00:00:00+00", b"0001-01-01 00:00:00+00",
+          b"9999-12-31 23:59:59.999999+00", b"2024-02-29 12:00:00.000001+00",
+          # Not in UTC: read by Django's loader (which converts to the connection's zone)
+          b"2026-12-06 17:45:31+05:30", b"2026-12-06 17:45:31.5-03"]
+
+
+@pytest.mark.parametrize("data", VALUES)
+def test_the_same_datetime_as_djangos_loader(data):
+    fast, django = _loader_class()(1184, None), DjangoUTC(1184, None)
+    mine, theirs = fast.load(data), django.load(data)
+    assert mine == theirs and mine.tzinfo is theirs.tzinfo is timezone.utc
+    assert mine.isoformat() == theirs.isoformat()
+
+
+@pytest.mark.parametrize("data", [b"0044-03-15 12:00:00+00 BC", b"infinity", b"-infinity"])
+def test_what_it_cannot_read_is_djangos_loaders(data):
+    fast, django = _loader_class()(1184, None), DjangoUTC(1184, None)
+    try:
+        expected = django.load(data)
+    except Exception as error:  # noqa: BLE001 — the same error, whatever it is
+        with pytest.raises(type(error)):
+            fast.load(data)
+    else:
+        assert fast.load(data) == expected
+
+
+@pytest.mark.django_db
+def test_a_postgresql_connection_reads_timestamps_with_it():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (DATABASE_URL)")
+    connection.ensure_connection()
+    loader = connection.connection.adapters.get_loader(1184, 0)
+    assert loader is _loader_class()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT TIMESTAMPTZ '2026-12-06 17:45:31.5+00', TIMESTAMPTZ '2026-12-06 12:00:00-05'")
+        first, second = cursor.fetchone()
+    assert first.isoformat() == "2026-12-06T17:45:31.500000+00:00"
+    assert second.isoformat() == "2026-12-06T17:00:00+00:00" and second.tzinfo is timezone.utc
