@@ -406,24 +406,39 @@ def runs_evaluate(runs: list[Run]) -> None:
 
 
 def platform_refresh(platform: Platform, now: datetime) -> None:
+    platforms_refresh([platform.id], now)
+
+
+def platforms_refresh(platform_ids, now: datetime) -> None:
+    """Re-derive the components of these platforms (an iterable of ids, or a queryset of them) as
+    of `now` — staleness, maintenance windows — and reconcile their incidents, in one transaction
+    and a handful of queries however many platforms: the watchdog does this for every platform
+    each pass. Lock order as in runs_evaluate: platforms by id, then components by id. A component
+    fed by several platforms is derived once, from all its placements, as each platform's own
+    refresh would derive it."""
     from detection import incidents
 
     with transaction.atomic():
-        platform = Platform.objects.select_for_update(of=("self",)).get(id=platform.id)
-        ids = Component.objects.filter(probes__platform=platform).values_list("id", flat=True).distinct()
+        platforms = {p.id: p for p in Platform.objects.select_for_update(of=("self",))
+                     .filter(id__in=platform_ids).order_by("id")}
+        if not platforms:
+            return
+        ids = Component.objects.filter(probes__platform_id__in=list(platforms)).values_list("id", flat=True).distinct()
         components = list(Component.objects.select_for_update(of=("self",)).filter(id__in=list(ids)).order_by("id"))
-        derived = components_derive(components, now)
+        derived = components_derive(components, now) if components else {}
         for component in components:
             component_refresh(component, now, derived=derived[component.id])
-        incidents.incidents_reconcile(platform, now)
+        # incidents_reconcile has nothing to do on a platform without an open automatic incident
+        # or a component in trouble (its own first test): skipped without its queries.
+        for platform_id in sorted(incidents.platforms_needing_reconcile(list(platforms))):
+            incidents.incidents_reconcile(platforms[platform_id], now)
 
 
 def maintenance_refresh(*, maintenance: Maintenance, also=()) -> None:
     """Apply a maintenance window just saved (or cancelled) at once rather than at the watchdog's
     next pass; `also` names components just taken out of it, which need their status back."""
     components = [*maintenance.components.all(), *also]
-    for platform in Platform.objects.filter(probes__components__in=components).distinct():
-        platform_refresh(platform, timezone.now())
+    platforms_refresh(Platform.objects.filter(probes__components__in=components).values("id"), timezone.now())
 
 
 def watchdog(now: datetime | None = None) -> dict:
@@ -433,11 +448,12 @@ def watchdog(now: datetime | None = None) -> dict:
 
     now = now or timezone.now()
     went_stale = 0
-    # Every 10 s over every placement: values, not model instances (thousands of placements).
-    known = (ProbeLocation.objects.filter(probe__enabled=True).exclude(state=PlacementState.UNKNOWN)
-             .values_list("id", "last_run_at", "created_at", "probe__interval_s"))
-    for placement_id, last_run_at, created_at, interval_s in known:
-        if _stale(last_run_at, created_at, interval_s, now):
+    # Every pass over every placement: values, not model instances (thousands of placements), one
+    # query for the stale placements and the silent locations below.
+    enabled = list(ProbeLocation.objects.filter(probe__enabled=True)
+                   .values_list("id", "state", "location__name", "last_run_at", "created_at", "probe__interval_s"))
+    for placement_id, state, _, last_run_at, created_at, interval_s in enabled:
+        if state != PlacementState.UNKNOWN and _stale(last_run_at, created_at, interval_s, now):
             with transaction.atomic():
                 locked = ProbeLocation.objects.select_for_update().select_related("probe").get(id=placement_id)
                 if locked.state != PlacementState.UNKNOWN and is_stale(locked, now):
@@ -451,16 +467,14 @@ def watchdog(now: datetime | None = None) -> dict:
                         streak_started_at=None, streak_previous_success_at=None, recovery_started_at=None,
                         detected_at=None)
                     went_stale += 1
-    for platform in Platform.objects.filter(enabled=True):
-        platform_refresh(platform, now)
+    platforms_refresh(Platform.objects.filter(enabled=True).values("id"), now)
     budget.problems_recheck(now)
     # With the scheduler silent no location was sent anything to run: that is one problem, the
     # scheduler's (detection.heartbeat), not one per location.
     scheduler_silent = heartbeat.scheduler_silent(now)
     stale_locations = []
     seen_at: dict[str, list[tuple]] = defaultdict(list)
-    for name, *seen in (ProbeLocation.objects.filter(probe__enabled=True)
-                        .values_list("location__name", "last_run_at", "created_at", "probe__interval_s")):
+    for _, _, name, *seen in enabled:
         seen_at[name].append(seen)
     for subject, placements in sorted(seen_at.items()):
         if all(_stale(*seen, now) for seen in placements):
