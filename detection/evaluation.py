@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, When
+from django.db.models import Case, Count, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -223,50 +223,65 @@ def component_derive(component: Component, now: datetime) -> Derived:
 
 
 def components_derive(components: list[Component], now: datetime) -> dict[int, Derived]:
-    """Component id → what its placements say now. Three queries however many components: the
-    evaluation of a batch of runs derives every component they touch at once."""
+    """Component id → what its placements say now. Four queries however many components: the
+    evaluation of a batch of runs derives every component they touch at once. Placements that are
+    up are counted per probe, in the database: a status only needs their number (the quorum), and
+    nearly all of them are up, so a batch reads a row per probe instead of one per placement."""
     ids = [c.id for c in components]
     probes_of: dict[int, set[int]] = defaultdict(set)
     for component_id, probe_id in Component.probes.through.objects.filter(component_id__in=ids) \
             .values_list("component_id", "probe_id"):
         probes_of[component_id].add(probe_id)
-    placements_of: dict[int, list[_Placement]] = defaultdict(list)
-    for row in (ProbeLocation.objects.filter(probe_id__in=set().union(*probes_of.values()), probe__enabled=True)
+    probe_ids = set().union(*probes_of.values())
+    enabled = ProbeLocation.objects.filter(probe_id__in=probe_ids, probe__enabled=True)
+    up: dict[int, tuple[int, int]] = {probe_id: (count, quorum) for probe_id, quorum, count in (
+        enabled.filter(state=PlacementState.UP).values_list("probe_id", "probe__quorum")
+        .annotate(count=Count("id")).order_by())}
+    others: dict[int, list[_Placement]] = defaultdict(list)
+    for row in (enabled.exclude(state=PlacementState.UP)
                 .annotate(unknown_since=Case(When(state=PlacementState.UNKNOWN,
                                                   then=Coalesce("last_run_at", "created_at"))))
                 .order_by("id").values_list("probe_id", "state", "unknown_since", "probe__interval_s",
                                             "probe__quorum", "probe__slug", "location__name")):
-        placements_of[row[0]].append(_Placement(*row))
+        others[row[0]].append(_Placement(*row))
     in_maintenance = set(Maintenance.components.through.objects.filter(
         component_id__in=ids, maintenance__scheduled_for__lte=now, maintenance__scheduled_until__gt=now,
         maintenance__cancelled=False).values_list("component_id", flat=True))
-    return {c.id: _derive(c, [p for probe_id in sorted(probes_of[c.id]) for p in placements_of[probe_id]],
+    return {c.id: _derive(c, [p for probe_id in sorted(probes_of[c.id]) for p in others[probe_id]],
+                          {probe_id: up[probe_id] for probe_id in probes_of[c.id] if probe_id in up},
                           now, maintenance=c.id in in_maintenance)
             for c in components}
 
 
-def _derive(component: Component, placements: list[_Placement], now: datetime, *, maintenance: bool) -> Derived:
+def _derive(component: Component, placements: list[_Placement], up: dict[int, tuple[int, int]], now: datetime, *,
+            maintenance: bool) -> Derived:
+    """A component's status from its enabled placements: those not up (`placements`) one by one,
+    and those up as a count per probe (`up`: probe id → (count, the probe's quorum))."""
     stale = any(p.state == PlacementState.UNKNOWN and _stale(None, p.unknown_since, p.interval_s, now)
                 for p in placements)
     if maintenance:
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
     known = [p for p in placements if p.state != PlacementState.UNKNOWN]
-    if not known:
+    if not known and not up:
         # Nothing measured (no run yet, no probe enabled, no fresh run): no data, never a claim of
         # health, and not counted as up.
         return Derived(ComponentStatus.UNKNOWN, stale or bool(placements),
                        "no probe data" if placements else "no probe enabled")
-    by_probe: dict[int, list[_Placement]] = {}
+    # Per probe with a known placement: (placements known, the probe's quorum, those failing).
+    by_probe: dict[int, list] = {probe_id: [count, quorum, []] for probe_id, (count, quorum) in up.items()}
+    degraded = []
     for p in known:
-        by_probe.setdefault(p.probe_id, []).append(p)
-    majors, failing_any, degraded = 0, [], []
-    for group in by_probe.values():
-        failing = [p for p in group if p.state == PlacementState.FAILING]
-        quorum = min(group[0].quorum or len(group) // 2 + 1, len(group))
-        if len(failing) >= quorum:
+        group = by_probe.setdefault(p.probe_id, [0, p.quorum, []])
+        group[0] += 1
+        if p.state == PlacementState.FAILING:
+            group[2].append(p)
+        elif p.state == PlacementState.DEGRADED:
+            degraded.append(p)
+    majors, failing_any = 0, []
+    for size, quorum, failing in by_probe.values():
+        if len(failing) >= min(quorum or size // 2 + 1, size):
             majors += 1
         failing_any += failing
-        degraded += [p for p in group if p.state == PlacementState.DEGRADED]
     where = lambda ps: ", ".join(sorted({p.where for p in ps}))  # noqa: E731
     if majors == len(by_probe):
         return Derived(ComponentStatus.MAJOR, stale, f"failing at quorum: {where(failing_any)}")
