@@ -266,11 +266,9 @@ def _runs_table_bytes() -> int:
 
 def growth_trial(processes: Processes, env: dict, *, probes: int, location_workers: int, port: int, location: str,
                  warmup_s: float, window_s: float, idle_share: float | None) -> GrowthResult:
-    from django.db import connection
     from django.utils import timezone
 
-    from bench.engine import _last_run_id
-    from probes.models import Run
+    from bench.engine import _last_run_id, window_runs
 
     grow_schedule(probes, start_in_s=warmup_s / 2)
     install = install_start(processes, env, "small", port=port, location=location, location_workers=location_workers)
@@ -294,13 +292,7 @@ def growth_trial(processes: Processes, env: dict, *, probes: int, location_worke
 
         Probe.objects.filter(slug__startswith="grow-").update(enabled=False)
     elapsed = (t1 - t0).total_seconds()
-    runs = Run.objects.filter(id__gt=id0, id__lte=id1)
-    count = runs.count()
-    failed = runs.filter(outcome="failure").count()
-    with connection.cursor() as cursor:
-        cursor.execute("""SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - scheduled_for))
-                          FROM probes_run WHERE id > %s AND id <= %s""", [id0, id1])
-        p99 = cursor.fetchone()[0]
+    count, failed, _, p99 = window_runs(id0, id1)
     cpu = cpu1 - cpu0
     per_run = cpu * 1000 / count if count else None
     less_idle = (cpu - (idle_share or 0) * elapsed) * 1000 / count if count and idle_share is not None else None

@@ -122,10 +122,7 @@ def queries_of_one_run() -> dict:
 def engine_trial(*, processes: Processes, env: dict, pool: str, concurrency: int, offered: float, warmup_s: float,
                  window_s: float, database, broker_url: str, locations: list[str], profile_dir=None,
                  py_spy: str | None = None) -> EngineResult:
-    from django.db import connection
     from django.utils import timezone
-
-    from probes.models import Run
 
     redis_flush(broker_url)
     load_schedule(start_in_s=warmup_s / 2, enabled=True)
@@ -177,16 +174,7 @@ def engine_trial(*, processes: Processes, env: dict, pool: str, concurrency: int
 
         Probe.objects.filter(slug__startswith="load-").update(enabled=False)
     elapsed = (t1 - t0).total_seconds()
-    # Runs recorded in the window, by id (the seeded probes run too; ids follow insertion).
-    runs = Run.objects.filter(id__gt=id0, id__lte=id1)
-    count = runs.count()
-    failed = runs.filter(outcome="failure").count()
-    with connection.cursor() as cursor:
-        cursor.execute("""SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.99) WITHIN GROUP (ORDER BY s)
-                          FROM (SELECT extract(epoch FROM started_at - scheduled_for) AS s FROM probes_run
-                                WHERE id > %s AND id <= %s) x""",
-                       [id0, id1])
-        p50, p99 = cursor.fetchone()
+    count, failed, p50, p99 = window_runs(id0, id1)
     per_run = (lambda seconds: seconds * 1000 / count) if count else (lambda seconds: None)
     return EngineResult(pool=pool, concurrency=concurrency, offered_per_s=offered, runs_per_s=count / elapsed,
                         failed=failed, lateness_p50_s=p50, lateness_p99_s=p99, cpu_ms_per_run=per_run(cpu1 - cpu0),
@@ -214,6 +202,24 @@ def connection_cost(database, count: int = 300) -> dict:
     wall, own1, server1 = time.perf_counter() - began, own(), database.server_cpu_seconds()
     return {"wall_ms": wall * 1000 / count, "client_cpu_ms": (own1 - own0) * 1000 / count,
             "server_cpu_ms": (server1 - server0) * 1000 / count}
+
+
+def window_runs(id0: int, id1: int) -> tuple[int, int, float | None, float | None]:
+    """The runs recorded in a measured window, by id (id0, id1] (the seeded probes run too; ids
+    follow insertion): how many, how many failed, and the p50 and p99 of their dispatch lateness
+    (seconds from slot to start)."""
+    from django.db import connection
+
+    from probes.models import Run
+
+    runs = Run.objects.filter(id__gt=id0, id__lte=id1)
+    with connection.cursor() as cursor:
+        cursor.execute("""SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.99) WITHIN GROUP (ORDER BY s)
+                          FROM (SELECT extract(epoch FROM started_at - scheduled_for) AS s FROM probes_run
+                                WHERE id > %s AND id <= %s) x""",
+                       [id0, id1])
+        p50, p99 = cursor.fetchone()
+    return runs.count(), runs.filter(outcome="failure").count(), p50, p99
 
 
 def _last_run_id() -> int:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, When
+from django.db.models import Case, Count, Q, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -223,50 +223,65 @@ def component_derive(component: Component, now: datetime) -> Derived:
 
 
 def components_derive(components: list[Component], now: datetime) -> dict[int, Derived]:
-    """Component id → what its placements say now. Three queries however many components: the
-    evaluation of a batch of runs derives every component they touch at once."""
+    """Component id → what its placements say now. Four queries however many components: the
+    evaluation of a batch of runs derives every component they touch at once. Placements that are
+    up are counted per probe, in the database: a status only needs their number (the quorum), and
+    nearly all of them are up, so a batch reads a row per probe instead of one per placement."""
     ids = [c.id for c in components]
     probes_of: dict[int, set[int]] = defaultdict(set)
     for component_id, probe_id in Component.probes.through.objects.filter(component_id__in=ids) \
             .values_list("component_id", "probe_id"):
         probes_of[component_id].add(probe_id)
-    placements_of: dict[int, list[_Placement]] = defaultdict(list)
-    for row in (ProbeLocation.objects.filter(probe_id__in=set().union(*probes_of.values()), probe__enabled=True)
+    probe_ids = set().union(*probes_of.values())
+    enabled = ProbeLocation.objects.filter(probe_id__in=probe_ids, probe__enabled=True)
+    up: dict[int, tuple[int, int]] = {probe_id: (count, quorum) for probe_id, quorum, count in (
+        enabled.filter(state=PlacementState.UP).values_list("probe_id", "probe__quorum")
+        .annotate(count=Count("id")).order_by())}
+    others: dict[int, list[_Placement]] = defaultdict(list)
+    for row in (enabled.exclude(state=PlacementState.UP)
                 .annotate(unknown_since=Case(When(state=PlacementState.UNKNOWN,
                                                   then=Coalesce("last_run_at", "created_at"))))
                 .order_by("id").values_list("probe_id", "state", "unknown_since", "probe__interval_s",
                                             "probe__quorum", "probe__slug", "location__name")):
-        placements_of[row[0]].append(_Placement(*row))
+        others[row[0]].append(_Placement(*row))
     in_maintenance = set(Maintenance.components.through.objects.filter(
         component_id__in=ids, maintenance__scheduled_for__lte=now, maintenance__scheduled_until__gt=now,
         maintenance__cancelled=False).values_list("component_id", flat=True))
-    return {c.id: _derive(c, [p for probe_id in sorted(probes_of[c.id]) for p in placements_of[probe_id]],
+    return {c.id: _derive(c, [p for probe_id in sorted(probes_of[c.id]) for p in others[probe_id]],
+                          {probe_id: up[probe_id] for probe_id in probes_of[c.id] if probe_id in up},
                           now, maintenance=c.id in in_maintenance)
             for c in components}
 
 
-def _derive(component: Component, placements: list[_Placement], now: datetime, *, maintenance: bool) -> Derived:
+def _derive(component: Component, placements: list[_Placement], up: dict[int, tuple[int, int]], now: datetime, *,
+            maintenance: bool) -> Derived:
+    """A component's status from its enabled placements: those not up (`placements`) one by one,
+    and those up as a count per probe (`up`: probe id → (count, the probe's quorum))."""
     stale = any(p.state == PlacementState.UNKNOWN and _stale(None, p.unknown_since, p.interval_s, now)
                 for p in placements)
     if maintenance:
         return Derived(ComponentStatus.MAINTENANCE, stale, "maintenance window")
     known = [p for p in placements if p.state != PlacementState.UNKNOWN]
-    if not known:
+    if not known and not up:
         # Nothing measured (no run yet, no probe enabled, no fresh run): no data, never a claim of
         # health, and not counted as up.
         return Derived(ComponentStatus.UNKNOWN, stale or bool(placements),
                        "no probe data" if placements else "no probe enabled")
-    by_probe: dict[int, list[_Placement]] = {}
+    # Per probe with a known placement: (placements known, the probe's quorum, those failing).
+    by_probe: dict[int, list] = {probe_id: [count, quorum, []] for probe_id, (count, quorum) in up.items()}
+    degraded = []
     for p in known:
-        by_probe.setdefault(p.probe_id, []).append(p)
-    majors, failing_any, degraded = 0, [], []
-    for group in by_probe.values():
-        failing = [p for p in group if p.state == PlacementState.FAILING]
-        quorum = min(group[0].quorum or len(group) // 2 + 1, len(group))
-        if len(failing) >= quorum:
+        group = by_probe.setdefault(p.probe_id, [0, p.quorum, []])
+        group[0] += 1
+        if p.state == PlacementState.FAILING:
+            group[2].append(p)
+        elif p.state == PlacementState.DEGRADED:
+            degraded.append(p)
+    majors, failing_any = 0, []
+    for size, quorum, failing in by_probe.values():
+        if len(failing) >= min(quorum or size // 2 + 1, size):
             majors += 1
         failing_any += failing
-        degraded += [p for p in group if p.state == PlacementState.DEGRADED]
     where = lambda ps: ", ".join(sorted({p.where for p in ps}))  # noqa: E731
     if majors == len(by_probe):
         return Derived(ComponentStatus.MAJOR, stale, f"failing at quorum: {where(failing_any)}")
@@ -406,24 +421,39 @@ def runs_evaluate(runs: list[Run]) -> None:
 
 
 def platform_refresh(platform: Platform, now: datetime) -> None:
+    platforms_refresh([platform.id], now)
+
+
+def platforms_refresh(platform_ids, now: datetime) -> None:
+    """Re-derive the components of these platforms (an iterable of ids, or a queryset of them) as
+    of `now` — staleness, maintenance windows — and reconcile their incidents, in one transaction
+    and a handful of queries however many platforms: the watchdog does this for every platform
+    each pass. Lock order as in runs_evaluate: platforms by id, then components by id. A component
+    fed by several platforms is derived once, from all its placements, as each platform's own
+    refresh would derive it."""
     from detection import incidents
 
     with transaction.atomic():
-        platform = Platform.objects.select_for_update(of=("self",)).get(id=platform.id)
-        ids = Component.objects.filter(probes__platform=platform).values_list("id", flat=True).distinct()
+        platforms = {p.id: p for p in Platform.objects.select_for_update(of=("self",))
+                     .filter(id__in=platform_ids).order_by("id")}
+        if not platforms:
+            return
+        ids = Component.objects.filter(probes__platform_id__in=list(platforms)).values_list("id", flat=True).distinct()
         components = list(Component.objects.select_for_update(of=("self",)).filter(id__in=list(ids)).order_by("id"))
-        derived = components_derive(components, now)
+        derived = components_derive(components, now) if components else {}
         for component in components:
             component_refresh(component, now, derived=derived[component.id])
-        incidents.incidents_reconcile(platform, now)
+        # incidents_reconcile has nothing to do on a platform without an open automatic incident
+        # or a component in trouble (its own first test): skipped without its queries.
+        for platform_id in sorted(incidents.platforms_needing_reconcile(list(platforms))):
+            incidents.incidents_reconcile(platforms[platform_id], now)
 
 
 def maintenance_refresh(*, maintenance: Maintenance, also=()) -> None:
     """Apply a maintenance window just saved (or cancelled) at once rather than at the watchdog's
     next pass; `also` names components just taken out of it, which need their status back."""
     components = [*maintenance.components.all(), *also]
-    for platform in Platform.objects.filter(probes__components__in=components).distinct():
-        platform_refresh(platform, timezone.now())
+    platforms_refresh(Platform.objects.filter(probes__components__in=components).values("id"), timezone.now())
 
 
 def watchdog(now: datetime | None = None) -> dict:
@@ -433,11 +463,12 @@ def watchdog(now: datetime | None = None) -> dict:
 
     now = now or timezone.now()
     went_stale = 0
-    # Every 10 s over every placement: values, not model instances (thousands of placements).
-    known = (ProbeLocation.objects.filter(probe__enabled=True).exclude(state=PlacementState.UNKNOWN)
-             .values_list("id", "last_run_at", "created_at", "probe__interval_s"))
-    for placement_id, last_run_at, created_at, interval_s in known:
-        if _stale(last_run_at, created_at, interval_s, now):
+    # Every pass over every placement: values, not model instances (thousands of placements), one
+    # query for the stale placements and the silent locations below.
+    enabled = list(ProbeLocation.objects.filter(probe__enabled=True)
+                   .values_list("id", "state", "location__name", "last_run_at", "created_at", "probe__interval_s"))
+    for placement_id, state, _, last_run_at, created_at, interval_s in enabled:
+        if state != PlacementState.UNKNOWN and _stale(last_run_at, created_at, interval_s, now):
             with transaction.atomic():
                 locked = ProbeLocation.objects.select_for_update().select_related("probe").get(id=placement_id)
                 if locked.state != PlacementState.UNKNOWN and is_stale(locked, now):
@@ -451,16 +482,14 @@ def watchdog(now: datetime | None = None) -> dict:
                         streak_started_at=None, streak_previous_success_at=None, recovery_started_at=None,
                         detected_at=None)
                     went_stale += 1
-    for platform in Platform.objects.filter(enabled=True):
-        platform_refresh(platform, now)
+    platforms_refresh(Platform.objects.filter(enabled=True).values("id"), now)
     budget.problems_recheck(now)
     # With the scheduler silent no location was sent anything to run: that is one problem, the
     # scheduler's (detection.heartbeat), not one per location.
     scheduler_silent = heartbeat.scheduler_silent(now)
     stale_locations = []
     seen_at: dict[str, list[tuple]] = defaultdict(list)
-    for name, *seen in (ProbeLocation.objects.filter(probe__enabled=True)
-                        .values_list("location__name", "last_run_at", "created_at", "probe__interval_s")):
+    for _, _, name, *seen in enabled:
         seen_at[name].append(seen)
     for subject, placements in sorted(seen_at.items()):
         if all(_stale(*seen, now) for seen in placements):
