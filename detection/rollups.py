@@ -263,7 +263,6 @@ def _rows_apply(model: type[Model], key_fields: tuple[str, ...], changes: dict[t
 def _json_sum(column: str) -> str:
     """SQL for the JSON object `column` of the row in place plus that of the row proposed
     (EXCLUDED), key by key — what Counts.apply does with _merged, in the database."""
-    quote = connection.ops.quote_name
     if connection.vendor == "postgresql":
         return (f"CASE WHEN EXCLUDED.{column} = '{{}}'::jsonb THEN _rollup.{column} ELSE "
                 f"(SELECT COALESCE(jsonb_object_agg(k, n), '{{}}'::jsonb) FROM (SELECT k, SUM(n) AS n FROM ("
