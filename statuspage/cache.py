@@ -76,11 +76,21 @@ FRONT_STALE_S = 0.1
 FRONT_NOTE = "vigie.cache.hit"  # set in the WSGI environ by `cached` on a hit: (version, expires at)
 # When a copy the front holds goes old (the public version moved, its lifetime or its stale replay
 # ran out), one request of the process asks Django again; those arriving meanwhile get the copy the
-# front holds, for at most this long after it went old — the lateness VERSION_CHECK_S already
-# allows a change. Without it, every thread of a threaded server's worker (granian: one per
+# front holds, if it went old less than this long ago (a change: since this process saw it, within
+# VERSION_CHECK_S of it) — the lateness VERSION_CHECK_S already allows a change. Without it, every thread of a threaded server's worker (granian: one per
 # connection) passed through Django at once, at the change and again at each FRONT_STALE_S: p99
 # 110-165 ms through a change where the cache hits' was 21-35 (docs/performance.md).
 FRONT_HOLD_S = 0.1
+
+
+def _went_old_just_now(version: int, expires_at: float, current: int | None) -> bool:
+    """Whether a copy the front holds went old less than FRONT_HOLD_S ago: its lifetime (or its
+    stale replay's) ran out just now, or it was current until the change this process saw just
+    now. A copy older than that is never handed out, whoever is asking Django."""
+    if version == current:
+        return 0 <= time.time() - expires_at < FRONT_HOLD_S
+    return (current is not None and version == _seen.previous
+            and time.monotonic() - _seen.changed_at < FRONT_HOLD_S)
 # cache.add is atomic on Redis (SET NX) but not on the file cache of the embedded default (it
 # checks, then writes): within a process, threads take this lock around it as well.
 _ADD_LOCK = threading.Lock()
@@ -139,10 +149,15 @@ memory = Memory()
 
 
 class _Seen:
-    """The public version as this process last read it, and when (time.monotonic())."""
+    """The public version as this process last read it, and when (time.monotonic()); the one it
+    read before that (`previous`) and when it first read a different one (`changed_at`), for the
+    front's hold (FRONT_HOLD_S). `last` outlives public_changed, which forgets `version`."""
 
     version: int | None = None
     at: float = 0.0
+    last: int | None = None
+    previous: int | None = None
+    changed_at: float = float("-inf")
 
 
 _seen = _Seen()
@@ -174,6 +189,10 @@ def public_version() -> int | None:
         seen.version = None
         return None
     seen.version, seen.at = version, time.monotonic()
+    if version != seen.last:
+        if seen.last is not None:
+            seen.previous, seen.changed_at = seen.last, seen.at
+        seen.last = version
     return version
 
 
@@ -482,8 +501,8 @@ def front(app):
     chooses; anything else — a query string, HEAD, a conditional GET (If-None-Match: Django
     answers it, 304 when it can), another method — goes to Django as before."""
     entries = Memory(FRONT_ENTRIES)
-    # key → [the old entry, when it was found old (time.monotonic()), whether a request is asking
-    # Django for it now]: one request at a time asks (FRONT_HOLD_S).
+    # key → [the old entry, whether a request is asking Django for it now]: one request at a time
+    # asks, while the copy went old just now (FRONT_HOLD_S).
     asking: dict[tuple, list] = {}
     asking_lock = threading.Lock()
 
@@ -497,17 +516,18 @@ def front(app):
         state = None
         if entry is not None:
             version, replay = entry
-            if time.time() < replay.expires_at and version == public_version():
+            current = public_version()
+            if time.time() < replay.expires_at and version == current:
                 start_response(replay.status, replay.headers)
                 return [replay.body]
-            now = time.monotonic()
+            recent = _went_old_just_now(version, replay.expires_at, current)
             with asking_lock:
                 state = asking.get(key)
                 if state is None or state[0] is not entry:
-                    state = asking[key] = [entry, now, False]
-                held = state[2] and now - state[1] < FRONT_HOLD_S
+                    state = asking[key] = [entry, False]
+                held = state[1] and recent
                 if not held:
-                    state[2] = True  # this request asks Django
+                    state[1] = True  # this request asks Django
             if held:
                 start_response(replay.status, replay.headers)
                 return [replay.body]
@@ -516,9 +536,9 @@ def front(app):
         finally:
             if state is not None:
                 with asking_lock:
-                    state[2] = False
+                    state[1] = False
                     if asking.get(key) is state and entries.get(key) is not state[0]:
-                        del asking[key]  # a newer copy is held: nothing old to hand out
+                        del asking[key]  # a newer copy is held (or none): nothing old to hand out
 
     def _through_django(environ, start_response, key):
         answered = []

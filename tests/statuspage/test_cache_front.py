@@ -248,3 +248,38 @@ def test_each_page_is_asked_for_on_its_own(public_cache):
     assert get(served, "/other") == b"answer 4" and app.calls == 4  # not held behind another page
     app.go.set()
     asking.join(10)
+
+
+def test_a_copy_that_went_old_long_ago_is_never_handed_out(public_cache):
+    import threading
+
+    app = Slow(blocked={2})
+    served = front(app)
+    with time_machine.travel(time.time(), tick=True) as clock:
+        get(served)
+        clock.shift(LIFETIME + 5)  # its lifetime ran out 5 s ago, unasked for meanwhile
+        asking = threading.Thread(target=get, args=(served,))
+        asking.start()
+        while app.calls < 2:
+            time.sleep(0.001)
+        assert get(served) == b"answer 3" and app.calls == 3  # to Django, not the old copy
+        app.go.set()
+        asking.join(10)
+
+
+def test_a_copy_from_two_changes_ago_is_never_handed_out(public_cache):
+    import threading
+
+    app = Slow(blocked={2})
+    served = front(app)
+    get(served)
+    public_changed()
+    public_version()  # this process sees the first change (the page is not asked for meanwhile)
+    public_changed()  # and then another: the copy held is two states old
+    asking = threading.Thread(target=get, args=(served,))
+    asking.start()
+    while app.calls < 2:
+        time.sleep(0.001)
+    assert get(served) == b"answer 3" and app.calls == 3
+    app.go.set()
+    asking.join(10)
