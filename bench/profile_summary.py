@@ -10,6 +10,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+
 FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -21,7 +23,7 @@ def frames_of(stack: str) -> list[str]:
             out.append(frame.strip())
             continue
         path = match.group("file")
-        for marker in ("site-packages/", "lib/python3.11/", "/work/main/"):
+        for marker in ("site-packages/", "lib/python3.11/", f"{ROOT}/"):
             if marker in path:
                 path = path.split(marker, 1)[1]
         out.append(f"{match.group('name')} ({path})")
