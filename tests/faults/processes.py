@@ -82,9 +82,10 @@ class Processes:
 
     def web(self, *, broker_url: str | None = None, **extra_env: str) -> tuple[subprocess.Popen, str]:
         port = free_port()
-        process = self.start("web", [sys.executable, "-m", "gunicorn", "vigie.wsgi:application", "--bind",
-                           f"127.0.0.1:{port}", "--workers", "1", "--timeout", "60", "--no-control-socket"],
-                   self.env(broker_url, **extra_env))
+        # production's web server (docs/production.md)
+        process = self.start("web", [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+                                     "--port", str(port), "--workers", "1", "--no-ws", "vigie.wsgi:application"],
+                             self.env(broker_url, **extra_env))
         url = f"http://127.0.0.1:{port}"
 
         def answers():

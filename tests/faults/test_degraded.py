@@ -1,6 +1,7 @@
-"""Degraded dependencies degrade features, not pages: a real web server (gunicorn) with its cache's
-Redis killed, then its broker's, then another with its database unreachable. Every public page still answers;
-subscribing and the admin's "retry now" say what is unavailable; on-call sees which part is down."""
+"""Degraded dependencies degrade features, not pages: a real web server (granian, production's)
+with its cache's Redis killed, then its broker's, then another with its database unreachable. Every
+public page still answers; subscribing and the admin's "retry now" say what is unavailable; on-call
+sees which part is down."""
 from __future__ import annotations
 
 import re
