@@ -77,9 +77,10 @@ FRONT_NOTE = "vigie.cache.hit"  # set in the WSGI environ by `cached` on a hit: 
 # When a copy the front holds goes old (the public version moved, its lifetime or its stale replay
 # ran out), one request of the process asks Django again; those arriving meanwhile get the copy the
 # front holds, if it went old less than this long ago (a change: since this process saw it, within
-# VERSION_CHECK_S of it) — the lateness VERSION_CHECK_S already allows a change. Without it, every thread of a threaded server's worker (granian: one per
-# connection) passed through Django at once, at the change and again at each FRONT_STALE_S: p99
-# 110-165 ms through a change where the cache hits' was 21-35 (docs/performance.md).
+# VERSION_CHECK_S of it) — the lateness VERSION_CHECK_S already allows a change. Without it, every
+# thread of a threaded server's worker (granian: one per connection) passed through Django at once,
+# at the change and again at each FRONT_STALE_S: p99 110-165 ms through a change where the cache
+# hits' was 21-35 (docs/performance.md).
 FRONT_HOLD_S = 0.1
 
 
@@ -91,6 +92,8 @@ def _went_old_just_now(version: int, expires_at: float, current: int | None) -> 
         return 0 <= time.time() - expires_at < FRONT_HOLD_S
     return (current is not None and version == _seen.previous
             and time.monotonic() - _seen.changed_at < FRONT_HOLD_S)
+
+
 # cache.add is atomic on Redis (SET NX) but not on the file cache of the embedded default (it
 # checks, then writes): within a process, threads take this lock around it as well.
 _ADD_LOCK = threading.Lock()
