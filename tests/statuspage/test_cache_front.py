@@ -4,7 +4,9 @@ until the public version changes or the copy's lifetime ends; any request Django
 differently still goes to Django. Through Django's real WSGI handler and middleware."""
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import time
 
 import pytest
@@ -175,8 +177,6 @@ class Slow:
     `blocked` wait for `go` (a Django pass that takes a while)."""
 
     def __init__(self, blocked=()):
-        import threading
-
         self.calls, self.blocked, self.go = 0, set(blocked), threading.Event()
 
     def __call__(self, environ, start_response):
@@ -194,28 +194,36 @@ def get(served, path: str = "/held") -> bytes:
     return b"".join(served(environ, lambda status, headers, exc_info=None: None))
 
 
-def test_while_one_request_asks_django_for_an_old_copy_the_others_get_it_briefly(public_cache):
-    import threading
+@contextlib.contextmanager
+def one_asking(served, app: Slow, path: str = "/held"):
+    """A request for `path` in a thread of its own, inside its Django pass (the app's blocked call)
+    for the block's length; let go at its end."""
+    asking = threading.Thread(target=get, args=(served, path))
+    asking.start()
+    deadline = time.monotonic() + 10
+    while app.calls < min(app.blocked):
+        assert time.monotonic() < deadline, "the request never reached Django"
+        time.sleep(0.001)
+    try:
+        yield
+    finally:
+        app.go.set()
+        asking.join(10)
 
+
+def test_while_one_request_asks_django_for_an_old_copy_the_others_get_it_briefly(public_cache):
     app = Slow(blocked={2})
     served = front(app)
     assert get(served) == b"answer 1"
     assert get(served) == b"answer 1" and app.calls == 1  # held by the front
     public_changed()  # the copy is old now: the next request asks Django, and takes a while
-    asking = threading.Thread(target=get, args=(served,))
-    asking.start()
-    while app.calls < 2:
-        time.sleep(0.001)
-    # Meanwhile (within FRONT_HOLD_S) the others get the copy the front holds, not a pass each.
-    assert [get(served) for _ in range(5)] == [b"answer 1"] * 5 and app.calls == 2
-    app.go.set()
-    asking.join(10)
+    with one_asking(served, app):
+        # Meanwhile (within FRONT_HOLD_S) the others get the copy the front holds, not a pass each.
+        assert [get(served) for _ in range(5)] == [b"answer 1"] * 5 and app.calls == 2
     assert get(served) == b"answer 2" and app.calls == 2  # the new copy, held in its turn
 
 
 def test_the_old_copy_is_not_handed_out_past_the_hold(public_cache, monkeypatch):
-    import threading
-
     from statuspage import cache as public
 
     monkeypatch.setattr(public, "FRONT_HOLD_S", 0.05)
@@ -223,63 +231,37 @@ def test_the_old_copy_is_not_handed_out_past_the_hold(public_cache, monkeypatch)
     served = front(app)
     get(served)
     public_changed()
-    asking = threading.Thread(target=get, args=(served,))
-    asking.start()
-    while app.calls < 2:
-        time.sleep(0.001)
-    time.sleep(0.1)  # past the hold: Django answers, though a request is still asking
-    assert get(served) == b"answer 3" and app.calls == 3
-    app.go.set()
-    asking.join(10)
+    with one_asking(served, app):
+        time.sleep(0.1)  # past the hold: Django answers, though a request is still asking
+        assert get(served) == b"answer 3" and app.calls == 3
 
 
 def test_each_page_is_asked_for_on_its_own(public_cache):
-    import threading
-
     app = Slow(blocked={3})
     served = front(app)
     get(served)
     assert get(served, "/other") == b"answer 2"
     public_changed()
-    asking = threading.Thread(target=get, args=(served,))  # /held asks Django, and takes a while
-    asking.start()
-    while app.calls < 3:
-        time.sleep(0.001)
-    assert get(served, "/other") == b"answer 4" and app.calls == 4  # not held behind another page
-    app.go.set()
-    asking.join(10)
+    with one_asking(served, app):  # /held asks Django, and takes a while
+        assert get(served, "/other") == b"answer 4" and app.calls == 4  # not held behind another page
 
 
 def test_a_copy_that_went_old_long_ago_is_never_handed_out(public_cache):
-    import threading
-
     app = Slow(blocked={2})
     served = front(app)
     with time_machine.travel(time.time(), tick=True) as clock:
         get(served)
         clock.shift(LIFETIME + 5)  # its lifetime ran out 5 s ago, unasked for meanwhile
-        asking = threading.Thread(target=get, args=(served,))
-        asking.start()
-        while app.calls < 2:
-            time.sleep(0.001)
-        assert get(served) == b"answer 3" and app.calls == 3  # to Django, not the old copy
-        app.go.set()
-        asking.join(10)
+        with one_asking(served, app):
+            assert get(served) == b"answer 3" and app.calls == 3  # to Django, not the old copy
 
 
 def test_a_copy_from_two_changes_ago_is_never_handed_out(public_cache):
-    import threading
-
     app = Slow(blocked={2})
     served = front(app)
     get(served)
     public_changed()
     public_version()  # this process sees the first change (the page is not asked for meanwhile)
     public_changed()  # and then another: the copy held is two states old
-    asking = threading.Thread(target=get, args=(served,))
-    asking.start()
-    while app.calls < 2:
-        time.sleep(0.001)
-    assert get(served) == b"answer 3" and app.calls == 3
-    app.go.set()
-    asking.join(10)
+    with one_asking(served, app):
+        assert get(served) == b"answer 3" and app.calls == 3
