@@ -75,6 +75,16 @@ def django_db_setup(django_db_setup, django_db_blocker):
     yield
 
 
+def pytest_runtest_setup(item):
+    """`@pytest.mark.postgres`: the test needs PostgreSQL (a race SQLite's one writer cannot have, a
+    PostgreSQL-only adapter); skipped on the embedded leg, run on the PostgreSQL one."""
+    if item.get_closest_marker("postgres"):
+        from django.conf import settings
+
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...)")
+
+
 @pytest.fixture(autouse=True)
 def public_cache(settings):
     """Each test starts with an empty public cache, switched off: a test's transaction never

@@ -43,12 +43,11 @@ def test_what_it_cannot_read_is_djangos_loaders(data):
         assert fast.load(data) == expected
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_a_postgresql_connection_reads_timestamps_with_it():
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (DATABASE_URL)")
     connection.ensure_connection()
     loader = connection.connection.adapters.get_loader(1184, 0)
     assert loader is _loader_class()

@@ -299,10 +299,9 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
 
 # --- concurrency -----------------------------------------------------------------------------
 
+@pytest.mark.postgres  # SQLite runs one writer at a time
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_counting_into_the_same_rows_at_once_lose_no_run():
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite runs one writer at a time")
     placements, (both, posting) = layout()
     feeds = {placements[0].probe_id: [both.id, posting.id], placements[2].probe_id: [both.id]}
     rounds = 8

@@ -75,10 +75,9 @@ def test_the_beat_task_runs_the_check(silent, webhook_channel, enqueued):
     assert tasks.acknowledgements_check() == 1
 
 
+@pytest.mark.postgres  # SQLite serializes writers: no race to have
 @pytest.mark.django_db(transaction=True)
 def test_racing_checkers_make_one_event(webhook_channel, enqueued):
-    if connection.vendor == "sqlite":
-        pytest.skip("SQLite serializes writers; the race needs PostgreSQL")
     now = timezone.now()
     platform = platform_make()
     source = source_make(platform, unacknowledged_after_s=60)
