@@ -73,6 +73,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
             cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
             cursor.execute("SET synchronous_commit = off")
     yield
+    # The process's long-lived threads (the runs' pool, the recorder, the health checks: made once
+    # per process, as in a worker) keep their connections open until the process exits, and
+    # PostgreSQL does not drop a database that sessions still use. No test runs after this.
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 def pytest_runtest_setup(item):
