@@ -141,6 +141,7 @@ class LeasedScheduler(PersistentScheduler):
             "headers": {"celery_beat_task": True},
         }
         names = [entry.task for entry in entries]
+        log.info("Scheduler: Sending due tasks together: %s", ", ".join(entry.name for entry in entries))
         try:
             self.app.send_task("vigie.celery.together", args=[names], producer=self.producer, **options)
         except Exception:  # as Celery's own apply_entry: one failed send must not stop beat
