@@ -311,9 +311,12 @@ def growth_trial(processes: Processes, env: dict, *, probes: int, location_worke
 
 
 def run_idle(processes: Processes, env: dict, database, *, port_of, location: str, settle_s: float,
-             window_s: float, profile_dir: Path | None = None, py_spy: str | None = None) -> list[IdleResult]:
+             window_s: float, layouts: tuple[str, ...] | list[str] = LAYOUTS, profile_dir: Path | None = None,
+             py_spy: str | None = None) -> list[IdleResult]:
     results = []
-    for layout in LAYOUTS:
+    for layout in layouts:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}: one of {', '.join(LAYOUTS)}")
         log(f"  idle, {layout} layout: every probe paused, {settle_s:g} s to settle, {window_s:g} s measured")
         result = idle_measure(processes, env, database, layout=layout, port=port_of(), location=location,
                               settle_s=settle_s, window_s=window_s, profile_dir=profile_dir, py_spy=py_spy)

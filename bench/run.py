@@ -79,6 +79,7 @@ def parse_args() -> argparse.Namespace:
                         help="VIGIE_DISPATCH_EVERY for the engine (default 1 s; Vigie's default is 2)")
     parser.add_argument("--idle-window", type=float, help="seconds of idle CPU measured per layout (default 120; --quick 30)")
     parser.add_argument("--idle-settle", type=float, help="seconds after start before measuring idle (default 30; --quick 15)")
+    parser.add_argument("--idle-layouts", default="large,small", help="layouts the idle section measures (default large,small)")
     parser.add_argument("--cost-probes", default="10,100,1000", help="probe counts of the cost-growth section")
     parser.add_argument("--cost-workers", default="1,2", help="location worker processes of the cost-growth section")
     parser.add_argument("--cost-warmup", type=float, help="seconds before measuring a cost trial (default 15; --quick 10)")
@@ -450,6 +451,7 @@ class Bench:
         try:
             results = run_idle(self.processes, self.env(), self.database, port_of=lambda: self.ports["web"],
                                location=LOCATIONS[0], settle_s=a.idle_settle, window_s=a.idle_window,
+                               layouts=[x.strip() for x in a.idle_layouts.split(",") if x.strip()],
                                profile_dir=Path(a.profile) if a.profile else None, py_spy=a.py_spy)
         finally:
             self.web_start()

@@ -1,4 +1,5 @@
 """The Celery application: configuration comes from Django settings (CELERY_* names)."""
+import logging
 import os
 
 from celery import Celery
@@ -13,9 +14,27 @@ TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "vigie.broker_redis:T
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vigie.settings")
 
+log = logging.getLogger(__name__)
+
 app = Celery("vigie")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.task(name="vigie.celery.together", ignore_result=True)
+def together(names: list[str]) -> None:
+    """Beat's light periodic tasks due at one moment (vigie.beat), one after the other in this
+    worker: one message for all of them. One that fails is logged and the others still run."""
+    from celery.exceptions import SoftTimeLimitExceeded
+    from django.conf import settings
+
+    for name in [name for name in settings.VIGIE_BEAT_TOGETHER if name in names]:  # none other
+        try:
+            app.tasks[name]()
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            log.exception("periodic task %s failed", name)
 
 
 @worker_ready.connect

@@ -443,6 +443,11 @@ CELERY_BEAT_SCHEDULE["official-acknowledgements-check"] = {
     "schedule": 30.0,
     "options": {"expires": 30.0},
 }
+# Beat's light periodic tasks: those due at one moment travel as one message and run in this order
+# (vigie/beat.py, vigie.celery.together), each on its own interval. Carrying a message costs an idle
+# install more than most of these tasks do. The dispatcher, the sweep and the prune go alone.
+VIGIE_BEAT_TOGETHER = ("probes.tasks.watchdog", "official.tasks.read_due", "notifications.tasks.deliver_due",
+                       "notifications.tasks.acknowledgements_check", "probes.tasks.cleanup_pending")
 
 # --- Security ---------------------------------------------------------------------------------
 # Headers on every response (SecurityMiddleware; the Content-Security-Policy: statuspage/security.py).
