@@ -160,8 +160,11 @@ def uptime_bar(context, component) -> SafeString:
                 continue
             append(_cell(head, down, incidents, label, nodata, maintenance, words, prefix))
             continue
-        level = _level(down)
-        head = "" if level == "up" else f' class="{level}"'
+        if down:
+            level = _level(down)
+            head = "" if level == "up" else f' class="{level}"'
+        else:  # _level(0): "up", most days of a long history
+            head = ""
         if not down and not degraded:
             if not incidents and not maintenance:
                 append(f"<li{head}><span>{label}: {none}</span>")
@@ -241,8 +244,7 @@ def past_incident_sections(context, incidents) -> SafeString:
                 ack_html = ack_template.render(context)
         else:
             ack_html = "\n"
-        updates = incident.updates.all()
-        latest = updates[0] if updates else None
+        latest = incident.latest_updates[0] if incident.latest_updates else None  # selectors.listed_incidents
         if latest is None:
             prose = ""
         else:

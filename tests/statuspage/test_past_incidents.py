@@ -19,14 +19,15 @@ from tests.statuspage.test_pages import get, site  # noqa: F401 (the fixture)
 HOSTILE_TITLE = '<script>alert("title")</script><img src=x onerror=alert(1)> & \'q\''
 HOSTILE_BODY = '<script>alert("body")</script> <img src=x onerror=alert(2)> [link](javascript:alert(3))'
 
-# index.html's loop over the past incidents before it became a tag: the reference for its output.
+# index.html's loop over the past incidents before it became a tag (reading the latest update where
+# selectors.listed_incidents now puts it): the reference for its output.
 TEMPLATE_LOOP = """{% load i18n status %}{% for incident in past_incidents %}
 <section class="incident {{ incident.effective_impact }}">
   <h3><a href="{{ lang_prefix }}/incidents/{{ incident.public_id }}">{{ incident.shown_title }}</a></h3>
   <p class="muted"><time datetime="{{ incident.started_at|iso }}">{{ incident.started_at|date:"j M Y H:i T" }}</time> · {% translate "impact" %} {{ incident.effective_impact|impact_word }} · {{ incident.status|status_word }}</p>
   {% if incident.ack %}{% include "statuspage/_ack.html" with ack=incident.ack %}{% else %}
 {% endif %}
-  {% with latest=incident.updates.all.0 %}{% if latest %}<div class="prose"{% if latest.shown_in_english %} lang="en"{% endif %}>{{ latest.shown_body|markdown:latest.automatic }}</div>{% endif %}{% endwith %}
+  {% with latest=incident.latest_updates.0 %}{% if latest %}<div class="prose"{% if latest.shown_in_english %} lang="en"{% endif %}>{{ latest.shown_body|markdown:latest.automatic }}</div>{% endif %}{% endwith %}
 </section>
 {% endfor %}"""
 TAG = "{% load status %}{% past_incident_sections past_incidents %}"
