@@ -10,6 +10,8 @@ A component's status is counted in seconds: each time it changes, the interval i
 its seconds to the hours and days it overlaps (`status_interval_add`). The interval still open,
 from `Component.status_since` to now, is added by whoever reads (detection.uptime), so reading 90
 days costs 90 rows per component however many changes they saw, and older history costs nothing.
+The uptime bars read those seconds through ComponentMonth, a copy of a component's days by month
+in one value each, rewritten from the days whenever they change: 4 rows per component for 90 days.
 
 Days are calendar days of settings.TIME_ZONE, from its midnights (23 or 25 hours long when the
 clocks change). Changing the time zone leaves past days on the old midnights until

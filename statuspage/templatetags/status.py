@@ -84,6 +84,10 @@ def banner_word(description: str) -> str:
 
 @register.filter
 def percent(ratio: float | None) -> str:
+    return percent_in(ratio, get_language())
+
+
+def percent_in(ratio: float | None, language: str) -> str:
     """99.95 %, never rounded up to 100 % while there was any downtime."""
     if ratio is None:
         return "—"
@@ -91,7 +95,7 @@ def percent(ratio: float | None) -> str:
     text = f"{value:.2f}"
     if text == "100.00" and ratio < 1:
         text = "99.99"
-    if get_language() == "fr":
+    if language == "fr":
         return text.replace(".", ",") + "\u202f%"
     return text + "%"
 
@@ -195,7 +199,7 @@ def _level(down: float) -> str:
 # repeats them (the same incident on every day and component it touched, the same full days).
 @functools.lru_cache(maxsize=4096)
 def _percent_text(ratio: float | None, language: str) -> str:
-    return html.escape(percent(ratio))  # percent() reads the active language: part of the key
+    return html.escape(percent_in(ratio, language))
 
 
 @functools.lru_cache(maxsize=4096)
