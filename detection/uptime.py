@@ -110,22 +110,26 @@ def uptime_bars(components: list[Component], *, now: datetime | None = None, day
     dates = [first + timedelta(days=i) for i in range(days)]
     months = sorted({month_of(d) for d in dates})
     stored: dict[int, list] = defaultdict(lambda: [None] * len(months))
+    width = len(SECONDS_FIELDS)  # 5: the cells below read v[at] … v[at + 4]
     for component_id, month, blob in (ComponentMonth.objects.filter(component_id__in=ids, month__gte=months[0],
                                                                      month__lte=months[-1])
                                       .values_list("component_id", "month", "seconds")):
-        values = iter(seconds_unpack(blob))
-        # Day's fields after the date are SECONDS_FIELDS, in that order: a tuple of them per day
-        # (a short value, which no writer leaves, reads as days without seconds, not as an error).
-        per_day = list(zip(*[values] * len(SECONDS_FIELDS)))
-        stored[component_id][months.index(month)] = per_day + [NO_SECONDS] * (31 - len(per_day))
-    slots = [(d, months.index(month_of(d)), d.day - 1) for d in dates]
+        values = seconds_unpack(blob)
+        # A short value, which no writer leaves, reads as days without seconds, not as an error.
+        values.extend(NO_SECONDS * (31 - len(values) // width))
+        stored[component_id][months.index(month)] = values
+    # Day's fields after the date are SECONDS_FIELDS, in that order, at (day of the month - 1) ×
+    # width in its month's array: read from there, not through a tuple per day (an array and its
+    # floats are nothing the garbage collector walks; 6,000 tuples alive through a render were).
+    slots = [(d, months.index(month_of(d)), (d.day - 1) * width) for d in dates]
     bars = {}
     for component in components:
         rows = stored.get(component.id)
         if rows is None:
             cells = [Day(d) for d in dates]
         else:
-            cells = [Day(d, *month[i]) if (month := rows[m]) is not None else Day(d) for d, m, i in slots]
+            cells = [Day(d, v[at], v[at + 1], v[at + 2], v[at + 3], v[at + 4]) if (v := rows[m]) is not None
+                     else Day(d) for d, m, at in slots]
         # The current status, since its last change (or since the component exists): not in the
         # rollups until it changes again.
         begin = max(bounds[0], component.created_at, component.status_since or component.created_at)
