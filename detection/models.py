@@ -2,7 +2,8 @@
 incidents and their timeline, maintenances, Vigie's own problems, and components' rollups.
 
 The tables keep their names from when these models lived in probes (db_table "probes_…"): the move
-was a change of Django's state only (detection/migrations/0001_initial.py).
+was a change of Django's state only (detection/migrations/0001_initial.py). ComponentMonth, made
+here since, has detection's own table name.
 """
 from __future__ import annotations
 
