@@ -10,6 +10,8 @@ A component's status is counted in seconds: each time it changes, the interval i
 its seconds to the hours and days it overlaps (`status_interval_add`). The interval still open,
 from `Component.status_since` to now, is added by whoever reads (detection.uptime), so reading 90
 days costs 90 rows per component however many changes they saw, and older history costs nothing.
+The uptime bars read those seconds through ComponentMonth, a copy of a component's days by month
+in one value each, rewritten from the days whenever they change: 4 rows per component for 90 days.
 
 Days are calendar days of settings.TIME_ZONE, from its midnights (23 or 25 hours long when the
 clocks change). Changing the time zone leaves past days on the old midnights until
@@ -17,9 +19,12 @@ clocks change). Changing the time zone leaves past days on the old midnights unt
 """
 from __future__ import annotations
 
+import calendar
 import functools
 import json
 import math
+import sys
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +36,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model, Q
 
-from detection.models import Component, ComponentDay, ComponentHour, ComponentStatus
+from detection.models import Component, ComponentDay, ComponentHour, ComponentMonth, ComponentStatus
 from probes.models import Outcome, Run, RunDay, RunHour
 
 BUCKETS_PER_DOUBLING = 4
@@ -394,6 +399,93 @@ def status_interval_add(component_id: int, status: str, start: datetime, end: da
     with transaction.atomic(savepoint=False):
         _rows_apply(ComponentHour, COMPONENT_HOUR_KEY, {(component_id, h): s for h, s in hours.items()}, apply, fields)
         _rows_apply(ComponentDay, COMPONENT_DAY_KEY, {(component_id, d): s for d, s in days.items()}, apply, fields)
+        component_months_refresh({(component_id, month_of(d)) for d in days})
+
+
+# --- the months the uptime bars read ------------------------------------------------------------
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _month_after(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def seconds_pack(values: array) -> bytes:
+    """ComponentMonth.seconds from its floats (little-endian, whatever the machine)."""
+    if sys.byteorder == "big":
+        values = array("d", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def seconds_unpack(blob: bytes | memoryview) -> array:
+    """ComponentMonth.seconds as floats: five per day of the month from the 1st (SECONDS_FIELDS)."""
+    values = array("d")
+    values.frombytes(blob)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
+
+
+def _month_values(month: date) -> array:
+    return array("d", bytes(8 * len(SECONDS_FIELDS) * calendar.monthrange(month.year, month.month)[1]))
+
+
+def component_months_refresh(keys: set[tuple[int, date]]) -> None:
+    """Rewrite the ComponentMonth row of each (component id, first of month) from its ComponentDay
+    rows, after they changed (in their transaction). Each row is created if missing, then locked,
+    and only then are the days read: a writer that changed other days of the month and locked the
+    row first has committed by then, so whichever writes last copies every day (in READ COMMITTED
+    each statement sees what committed before it; PostgreSQL's insert that finds the row also
+    waits for a transaction that is changing it). Days are locked before months, both in key
+    order, by every writer: no lock waits in a cycle. Four queries, whatever the months."""
+    if not keys:
+        return
+    keys = sorted(keys)
+    ComponentMonth.objects.bulk_create([ComponentMonth(component_id=c, month=m, seconds=b"") for c, m in keys],
+                                       ignore_conflicts=True)
+    where = Q()
+    for component_id, month in keys:
+        where |= Q(component_id=component_id, month=month)
+    rows = {(r.component_id, r.month): r for r in
+            ComponentMonth.objects.select_for_update().filter(where).order_by("component_id", "month")
+            .only("id", "component_id", "month")}
+    values = {key: _month_values(key[1]) for key in keys}
+    days = Q()
+    for component_id, month in keys:
+        days |= Q(component_id=component_id, day__gte=month, day__lt=_month_after(month))
+    width = len(SECONDS_FIELDS)
+    for component_id, day, *seconds in ComponentDay.objects.filter(days).values_list("component_id", "day",
+                                                                                      *SECONDS_FIELDS):
+        at = (day.day - 1) * width
+        values[component_id, month_of(day)][at:at + width] = array("d", seconds)
+    for key, row in rows.items():
+        row.seconds = seconds_pack(values[key])
+    ComponentMonth.objects.bulk_update(list(rows.values()), ["seconds"])
+
+
+def component_months_rebuild(apps=None) -> int:
+    """Every ComponentMonth row from the ComponentDay rows, from scratch (rollups_rebuild, and the
+    migration that made the table, with its historical models as `apps`)."""
+    if apps is None:
+        from django.apps import apps
+    day_model, month_model = _model_of(apps, "ComponentDay"), _model_of(apps, "ComponentMonth")
+    values: dict[tuple[int, date], array] = {}
+    width = len(SECONDS_FIELDS)
+    with transaction.atomic():
+        month_model.objects.all().delete()
+        for component_id, day, *seconds in (day_model.objects.order_by("component_id", "day")
+                                            .values_list("component_id", "day", *SECONDS_FIELDS).iterator()):
+            key = (component_id, month_of(day))
+            if key not in values:
+                values[key] = _month_values(key[1])
+            at = (day.day - 1) * width
+            values[key][at:at + width] = array("d", seconds)
+        return len(month_model.objects.bulk_create(
+            [month_model(component_id=c, month=m, seconds=seconds_pack(v)) for (c, m), v in values.items()],
+            batch_size=1000))
 
 
 # --- from scratch ------------------------------------------------------------------------------
@@ -456,6 +548,10 @@ def rollups_rebuild(apps=None) -> dict:
                                                               batch_size=1000))
         for component_id, at in since.items():
             models["Component"].objects.filter(id=component_id).update(status_since=at)
+        try:
+            made["ComponentMonth"] = component_months_rebuild(apps)
+        except LookupError:
+            pass  # probes migration 0005's models: detection's migration 0007 makes the months
     return made
 
 

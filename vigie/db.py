@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 ZERO = timedelta(0)
+UTC = timezone.utc
 
 
 def fast_timestamps(sender=None, connection=None, **_kwargs) -> None:
@@ -44,7 +45,10 @@ def _loader_class():
                     value = fromisoformat(bytes(data).decode())
                 except ValueError:
                     return super().load(data)
-                if value.tzinfo is None or value.utcoffset() != ZERO:
+                zone = value.tzinfo
+                if zone is UTC:  # "+00": fromisoformat gives timezone.utc itself, Django's zone
+                    return value
+                if zone is None or value.utcoffset() != ZERO:
                     return super().load(data)
                 return value.replace(tzinfo=self.timezone)
 

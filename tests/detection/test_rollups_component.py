@@ -3,6 +3,7 @@ same rollups rebuilt from scratch, and uptime read from them equals uptime sprea
 rows, to the second, across daylight-saving changes."""
 from __future__ import annotations
 
+import calendar
 import threading
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone as dt_timezone
@@ -17,9 +18,10 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from detection.evaluation import component_set_status
-from detection.models import Component, ComponentDay, ComponentHour, ComponentStatus, ComponentStatusChange
+from detection.models import (Component, ComponentDay, ComponentHour, ComponentMonth, ComponentStatus,
+                              ComponentStatusChange)
 from probes.models import Location, Outcome, Platform, Probe, ProbeLocation, Run, RunDay, RunHour
-from detection.rollups import bucket_of, rollups_add, rollups_rebuild
+from detection.rollups import bucket_of, rollups_add, rollups_rebuild, seconds_unpack, status_interval_add
 from detection.uptime import Day, uptime_bars
 
 T0 = datetime(2026, 10, 23, 7, 30, tzinfo=dt_timezone.utc)  # two days before Paris leaves summer time
@@ -98,6 +100,22 @@ def snapshot() -> dict:
     for component_id, since in Component.objects.values_list("id", "status_since"):
         out["since", component_id] = since
     return out
+
+
+def months() -> dict:
+    """Every ComponentMonth row's floats by (component id, month), months without seconds left out."""
+    out = {(c, m): list(seconds_unpack(blob)) for c, m, blob in
+           ComponentMonth.objects.values_list("component_id", "month", "seconds")}
+    return {key: values for key, values in out.items() if any(values)}
+
+
+def months_from_days() -> dict:
+    """The same, recomputed from scratch from the ComponentDay rows: what ComponentMonth must hold."""
+    out: dict = {}
+    for c, day, *seconds in ComponentDay.objects.values_list("component_id", "day", *SECONDS):
+        values = out.setdefault((c, day.replace(day=1)), [0.0] * 5 * calendar.monthrange(day.year, day.month)[1])
+        values[(day.day - 1) * 5:day.day * 5] = seconds
+    return {key: values for key, values in out.items() if any(values)}
 
 
 def assert_same_days(mine: list[Day], theirs: list[Day]) -> None:
@@ -236,8 +254,10 @@ def test_rollups_kept_up_to_date_equal_rollups_rebuilt_from_scratch(history, oth
         play(posting, other, T0 + timedelta(hours=5))
         rollups_add(runs[len(runs) // 2:])
         kept = snapshot()
+        assert months() == months_from_days()  # kept up to date too, exactly (the same floats)
         rollups_rebuild()
         rebuilt = snapshot()
+        assert months() == months_from_days()
         assert rebuilt.keys() == kept.keys()
         for key, row in kept.items():
             if isinstance(row, dict):
@@ -288,10 +308,14 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
         assert {day: (d.runs, d.failures) for day, d in days.items()} == {date(2026, 10, 23): (120, 4),
                                                                          date(2026, 10, 24): (120, 4)}
         assert ComponentHour.objects.get(component=posting, hour=T0.replace(minute=0)).runs == 60
+        assert ComponentDay.objects.get(component=posting, day=date(2026, 10, 23)).major_s == 3 * 3600
+        # The uptime bars read the days by month, a table of a later migration that fills it from them.
+        executor = MigrationExecutor(connection)
+        executor.migrate([("detection", "0007_component_month")])
+        posting = Component.objects.defer("name_translations").get(id=component.id)
         now = T0 + timedelta(days=3)
         assert_same_days(uptime_bars([posting], now=now, days=10)[posting.id].days,
                          bars_from_status_rows([posting], now=now, days=10)[posting.id])
-        assert ComponentDay.objects.get(component=posting, day=date(2026, 10, 23)).major_s == 3 * 3600
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
@@ -332,3 +356,55 @@ def test_two_workers_counting_into_the_same_rows_at_once_lose_no_run():
     assert [h.runs for h in ComponentHour.objects.filter(component=both).order_by("hour")] == [8] * rounds
     assert [h.by_class for h in ComponentHour.objects.filter(component=both)] == [{"timeout": 4}] * rounds
     assert sum(ComponentDay.objects.filter(component=posting).values_list("runs", flat=True)) == 4 * rounds
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_of_one_month_at_once_leave_it_equal_to_its_days():
+    """ComponentMonth is rewritten from the days after each change: a transaction that changes
+    other days of a month while another has changed some and not committed yet (without the
+    component's lock, which would order them) waits for it, and the month holds both, as
+    recomputed from scratch."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    _, (component, _) = layout()
+    november = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
+    status_interval_add(component.id, ComponentStatus.OPERATIONAL, november, november + timedelta(hours=1))
+    written, errors = threading.Event(), []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                # Into the next month as well: two month rows, locked in order.
+                status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=29, hours=12),
+                                    november + timedelta(days=30, hours=6))
+                written.set()
+                # Long enough for the second to read the days before this commits, were it not waiting.
+                threading.Event().wait(0.5)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            written.set()
+            connection.close()
+
+    def second() -> None:
+        try:
+            written.wait(30)
+            with transaction.atomic():
+                status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=10),
+                                    november + timedelta(days=10, hours=2))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    kept = months()
+    assert sorted(m for _, m in kept) == [date(2026, 11, 1), date(2026, 12, 1)]
+    assert kept == months_from_days()
+    days = kept[component.id, date(2026, 11, 1)]
+    assert days[29 * 5 + 1] == 12 * 3600 and days[10 * 5 + 2] == 2 * 3600  # the 30th's major, the 11th's partial

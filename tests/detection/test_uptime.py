@@ -1,14 +1,15 @@
 """Uptime per day from the component status rollups: the formula, day boundaries, incidents."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from detection.evaluation import component_set_status
-from detection.models import Component, ComponentStatus, Incident, IncidentComponent
+from detection.models import Component, ComponentMonth, ComponentStatus, Incident, IncidentComponent
+from detection.rollups import seconds_pack, seconds_unpack
 from detection.uptime import PARTIAL_WEIGHT, uptime_bars
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=dt_timezone.utc)
@@ -130,3 +131,18 @@ def test_an_incident_resolved_at_midnight_belongs_to_its_day_only(posting):
                                      last_status="operational")
     bar = uptime_bars([posting], now=NOW)[posting.id]
     assert [d.date.day for d in bar.days if d.incidents] == [15]
+
+
+def test_the_bar_reads_each_month_of_its_window_and_a_short_month_value_as_days_without_seconds(posting):
+    spell(posting, datetime(2026, 10, 30, 1, tzinfo=dt_timezone.utc), timedelta(hours=2), ComponentStatus.MAJOR)
+    spell(posting, datetime(2026, 11, 2, 1, tzinfo=dt_timezone.utc), timedelta(hours=1), ComponentStatus.MAJOR)
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert day_of(bar, datetime(2026, 10, 30)).major_s == 7200 and day_of(bar, datetime(2026, 11, 2)).major_s == 3600
+    # A month row cut short (no writer leaves one): its missing days have no seconds, the page stays up.
+    row = ComponentMonth.objects.get(component=posting, month=date(2026, 11, 1))
+    assert day_of(bar, datetime(2026, 11, 1)).observed_s == DAY
+    row.seconds = seconds_pack(seconds_unpack(row.seconds)[:0])
+    row.save()
+    bar = uptime_bars([posting], now=NOW)[posting.id]
+    assert day_of(bar, datetime(2026, 11, 1)).observed_s == 0 and day_of(bar, datetime(2026, 11, 2)).major_s == 0
+    assert day_of(bar, datetime(2026, 10, 30)).major_s == 7200
