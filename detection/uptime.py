@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from detection.models import PARTIAL_WEIGHT, Component, ComponentMonth, IncidentComponent
 from detection.rollups import SECONDS_FIELDS, add_status_seconds, midnights, month_of, page_zone, seconds_unpack
+from detection.texts import title_shown
 
 DAYS = 90
 # Weighted downtime of a day → the colour level of its cell (also said in words, never colour alone).
@@ -138,12 +139,16 @@ def uptime_bars(components: list[Component], *, now: datetime | None = None, day
         existed = max(bounds[0], component.created_at)
         bars[component.id] = UptimeBar(cells, span_s=max(0.0, (now - existed).total_seconds()))
 
-    for component_id, public_id, title, started, resolved in (
+    shown: dict[str, str] = {}  # public id → the title in the page's language (Incident.shown_title)
+    for component_id, public_id, title, text, locked, started, resolved in (
             IncidentComponent.objects.filter(component_id__in=ids, incident__started_at__lt=now)
             .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gte=bounds[0]))
             .order_by("incident__started_at")
-            .values_list("component_id", "incident__public_id", "incident__title", "incident__started_at",
-                         "incident__resolved_at")):
+            .values_list("component_id", "incident__public_id", "incident__title", "incident__title_text",
+                         "incident__title_locked", "incident__started_at", "incident__resolved_at")):
+        if public_id not in shown:
+            shown[public_id] = title if locked else title_shown(title, text)
+        title = shown[public_id]
         end = resolved or now
         cells = bars[component_id].days
         # From the day it started (or the window's first), the days it overlaps: one resolved at

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from detection.evaluation import component_set_status
 from detection.models import Component, ComponentMonth, ComponentStatus, Incident, IncidentComponent
@@ -101,6 +102,26 @@ def test_each_day_lists_the_incidents_that_touched_it(posting):
     touched = [d.date.day for d in bar.days if d.incidents]
     assert touched == [12, 13]
     assert day_of(bar, datetime(2026, 11, 12)).incidents == [(incident.public_id, "Posting failing")]
+
+
+def test_the_incidents_a_day_lists_have_their_title_in_the_page_language(posting):
+    started = datetime(2026, 11, 12, 10, tzinfo=dt_timezone.utc)
+    automatic = Incident.objects.create(title="Character limit not enforced", title_text={"key": "limit_not_enforced"},
+                                        automatic=True, started_at=started, detected_at=started,
+                                        resolved_at=started + timedelta(hours=1))
+    by_a_person = Incident.objects.create(title="Slow uploads", title_text={"key": "limit_not_enforced"},
+                                          title_locked=True, started_at=started, detected_at=started,
+                                          resolved_at=started + timedelta(hours=1))
+    for incident in (automatic, by_a_person):
+        IncidentComponent.objects.create(incident=incident, component=posting, worst_status="major_outage",
+                                         last_status="operational")
+    with translation.override("fr"):
+        listed = day_of(uptime_bars([posting], now=NOW)[posting.id], started).incidents
+    assert sorted(listed) == sorted([(automatic.public_id, "Limite de caractères non appliquée"),
+                                     (by_a_person.public_id, "Slow uploads")])
+    with translation.override("en"):
+        listed = day_of(uptime_bars([posting], now=NOW)[posting.id], started).incidents
+    assert sorted(title for _, title in listed) == ["Character limit not enforced", "Slow uploads"]
 
 
 def test_two_queries_whatever_the_number_of_components_and_changes(db):
