@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import get_language
 
 from detection.models import PARTIAL_WEIGHT, Component, ComponentMonth, IncidentComponent
 from detection.rollups import SECONDS_FIELDS, add_status_seconds, midnights, month_of, page_zone, seconds_unpack
@@ -139,16 +140,22 @@ def uptime_bars(components: list[Component], *, now: datetime | None = None, day
         existed = max(bounds[0], component.created_at)
         bars[component.id] = UptimeBar(cells, span_s=max(0.0, (now - existed).total_seconds()))
 
-    shown: dict[str, str] = {}  # public id → the title in the page's language (Incident.shown_title)
-    for component_id, public_id, title, text, locked, started, resolved in (
+    # Each incident's title in the page's language (Incident.shown_title); in English, the stored
+    # one, so its words are read only for another language.
+    translated = (get_language() or "en").split("-")[0] != "en"
+    shown: dict[str, str] = {}
+    for component_id, public_id, title, started, resolved, *words in (
             IncidentComponent.objects.filter(component_id__in=ids, incident__started_at__lt=now)
             .filter(Q(incident__resolved_at__isnull=True) | Q(incident__resolved_at__gte=bounds[0]))
             .order_by("incident__started_at")
-            .values_list("component_id", "incident__public_id", "incident__title", "incident__title_text",
-                         "incident__title_locked", "incident__started_at", "incident__resolved_at")):
-        if public_id not in shown:
-            shown[public_id] = title if locked else title_shown(title, text)
-        title = shown[public_id]
+            .values_list("component_id", "incident__public_id", "incident__title", "incident__started_at",
+                         "incident__resolved_at",
+                         *(("incident__title_text", "incident__title_locked") if translated else ()))):
+        if words:
+            if public_id not in shown:
+                text, locked = words
+                shown[public_id] = title if locked else title_shown(title, text)
+            title = shown[public_id]
         end = resolved or now
         cells = bars[component_id].days
         # From the day it started (or the window's first), the days it overlaps: one resolved at
