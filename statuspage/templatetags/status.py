@@ -253,7 +253,7 @@ def past_incident_sections(context, incidents) -> SafeString:
             prose = ""
         else:
             body = latest.shown_body
-            lang = ' lang="en"' if latest.automatic and body == latest.body else ""  # shown_in_english
+            lang = ' lang="en"' if latest.shown_in_english else ""
             prose = f'<div class="prose"{lang}>{_markdown(body, bool(latest.automatic))}</div>'
         append(f'\n<section class="incident {html.escape(str(impact))}">\n'
                f'  <h3><a href="{prefix}/incidents/{html.escape(str(incident.public_id))}">'
@@ -266,9 +266,10 @@ def past_incident_sections(context, incidents) -> SafeString:
     return mark_safe("".join(out))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _markdown(text: str, plain: bool) -> SafeString:
-    # The same update bodies come back on many incidents ("Resolved."): each is rendered once.
+    # The same update bodies come back on many incidents ("Resolved."): each is rendered once. A
+    # page's worth (50 incidents), not more: a body may be 100 KB.
     return markdown_html(text, plain=plain)
 
 
