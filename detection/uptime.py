@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from bisect import bisect_right
-from collections import defaultdict
+from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -23,14 +23,16 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import get_language
 
-from detection.models import PARTIAL_WEIGHT, Component, ComponentMonth, IncidentComponent
-from detection.rollups import SECONDS_FIELDS, add_status_seconds, midnights, month_of, page_zone, seconds_unpack
+from detection.models import PARTIAL_WEIGHT, Component, ComponentMonth, ComponentStatus, IncidentComponent
+from detection.rollups import (SECONDS_FIELDS, STATUS_FIELDS, midnights, month_of, page_zone,
+                               seconds_unpack)
 from detection.texts import title_shown
 
 DAYS = 90
 # Weighted downtime of a day → the colour level of its cell (also said in words, never colour alone).
 LEVELS = ((0, "up"), (30 * 60, "minor"), (4 * 3600, "partial"))  # above the last: "major"
-NO_SECONDS = (0.0,) * len(SECONDS_FIELDS)
+WIDTH = len(SECONDS_FIELDS)  # 5 floats a day
+NO_SECONDS = (0.0,) * WIDTH
 
 
 # Slots, and no list of incidents until a day has one: a page of 50 components makes 4,500 of
@@ -43,7 +45,7 @@ class Day:
     partial_s: float = 0.0
     degraded_s: float = 0.0
     maintenance_s: float = 0.0
-    incidents: list[tuple[str, str]] | tuple = ()  # (public id, title)
+    incidents: tuple[tuple[str, str], ...] = ()  # (public id, title): a tuple, a key of the cell's words
 
     @property
     def counted_s(self) -> float:
@@ -67,20 +69,51 @@ class Day:
         return "major"
 
 
-@dataclass
 class UptimeBar:
-    days: list[Day]
-    # Seconds of the bar's window the component existed: what was measured is a share of it.
-    span_s: float = 0.0
+    """A component's days, as their seconds in one flat array (SECONDS_FIELDS per day, in order) and
+    the incidents of the days that have some: no object per day. A page of 50 components has 4,500
+    days; a Day each was the largest single cost of building its bars (docs/performance.md).
+    `days` gives them as Day objects, for what reads a few bars (reports, badges, tests)."""
+
+    __slots__ = ("dates", "values", "links", "span_s", "__dict__")
+
+    def __init__(self, dates: list[date], values: array, links: dict[int, tuple] | None = None,
+                 span_s: float = 0.0):
+        self.dates = dates  # shared by the bars of one page
+        self.values = values
+        self.links = links or {}  # day index → ((public id, title), …)
+        # Seconds of the bar's window the component existed: what was measured is a share of it.
+        self.span_s = span_s
+
+    @classmethod
+    def of_days(cls, days: list[Day], span_s: float = 0.0) -> UptimeBar:
+        values = array("d", [getattr(d, name) for d in days for name in SECONDS_FIELDS])
+        return cls([d.date for d in days], values, {i: tuple(d.incidents) for i, d in enumerate(days) if d.incidents},
+                   span_s)
+
+    def rows(self):
+        """(date, observed, major, partial, degraded, maintenance) per day, read from the array in C."""
+        v = self.values
+        return zip(self.dates, v[0::WIDTH], v[1::WIDTH], v[2::WIDTH], v[3::WIDTH], v[4::WIDTH])
+
+    @functools.cached_property
+    def days(self) -> list[Day]:
+        links = self.links
+        return [Day(*row, links.get(i, ())) for i, row in enumerate(self.rows())]
 
     @functools.cached_property
     def uptime(self) -> float | None:  # read twice per bar on the page: its label and its legend
-        return ratio(self.days)
+        # Day.counted_s and Day.down_s, summed day by day in order: the same floats as ratio(days).
+        v = self.values
+        counted = sum([max(0.0, o - m) for o, m in zip(v[0::WIDTH], v[4::WIDTH])])
+        if not counted:
+            return None
+        return 1 - min(sum([a + PARTIAL_WEIGHT * b for a, b in zip(v[1::WIDTH], v[2::WIDTH])]), counted) / counted
 
     @functools.cached_property
     def measured(self) -> float | None:
         """The share of the window with measurements (the rest, no data, is excluded from uptime)."""
-        return min(1.0, sum([d.observed_s for d in self.days]) / self.span_s) if self.span_s > 0 else None
+        return min(1.0, sum(self.values[0::WIDTH]) / self.span_s) if self.span_s > 0 else None
 
     @property
     def unmeasured_shown(self) -> bool:
@@ -111,34 +144,36 @@ def uptime_bars(components: list[Component], *, now: datetime | None = None, day
     # 4,500 cost more to read than anything else the page does with a long history.
     dates = [first + timedelta(days=i) for i in range(days)]
     months = sorted({month_of(d) for d in dates})
-    stored: dict[int, list] = defaultdict(lambda: [None] * len(months))
-    width = len(SECONDS_FIELDS)  # 5: the cells below read v[at] … v[at + 4]
+    # Each month's part of the window, as a slice of its array: [from, to) in floats.
+    parts = []
+    for m in months:
+        inside = [d.day for d in dates if month_of(d) == m]
+        parts.append(((inside[0] - 1) * WIDTH, inside[-1] * WIDTH))
+    stored: dict[int, list] = {}
     for component_id, month, blob in (ComponentMonth.objects.filter(component_id__in=ids, month__gte=months[0],
                                                                      month__lte=months[-1])
                                       .values_list("component_id", "month", "seconds")):
         values = seconds_unpack(blob)
         # A short value, which no writer leaves, reads as days without seconds, not as an error.
-        values.extend(NO_SECONDS * (31 - len(values) // width))
-        stored[component_id][months.index(month)] = values
-    # Day's fields after the date are SECONDS_FIELDS, in that order, at (day of the month - 1) ×
-    # width in its month's array: read from there, not through a tuple per day (an array and its
-    # floats are nothing the garbage collector walks; 6,000 tuples alive through a render were).
-    slots = [(d, months.index(month_of(d)), (d.day - 1) * width) for d in dates]
+        values.extend(NO_SECONDS * (31 - len(values) // WIDTH))
+        stored.setdefault(component_id, [None] * len(months))[months.index(month)] = values
+    empty = array("d", NO_SECONDS * days)
     bars = {}
     for component in components:
         rows = stored.get(component.id)
         if rows is None:
-            cells = [Day(d) for d in dates]
+            values = array("d", empty)
         else:
-            cells = [Day(d, v[at], v[at + 1], v[at + 2], v[at + 3], v[at + 4]) if (v := rows[m]) is not None
-                     else Day(d) for d, m, at in slots]
+            values = array("d")
+            for v, (lo, hi) in zip(rows, parts):
+                values.extend(v[lo:hi] if v is not None else empty[:hi - lo])
         # The current status, since its last change (or since the component exists): not in the
         # rollups until it changes again.
         begin = max(bounds[0], component.created_at, component.status_since or component.created_at)
         if now > begin:
-            _spread(cells, bounds, begin, now, component.status)
+            _spread(values, bounds, begin, now, component.status)
         existed = max(bounds[0], component.created_at)
-        bars[component.id] = UptimeBar(cells, span_s=max(0.0, (now - existed).total_seconds()))
+        bars[component.id] = UptimeBar(dates, values, span_s=max(0.0, (now - existed).total_seconds()))
 
     # Each incident's title in the page's language (Incident.shown_title); in English, the stored
     # one, so its words are read only for another language.
@@ -157,23 +192,32 @@ def uptime_bars(components: list[Component], *, now: datetime | None = None, day
                 shown[public_id] = title if locked else title_shown(title, text)
             title = shown[public_id]
         end = resolved or now
-        cells = bars[component_id].days
+        bar = bars[component_id]
+        values, links = bar.values, bar.links
         # From the day it started (or the window's first), the days it overlaps: one resolved at
         # midnight is not on the next day. Only days while watched.
         for i in range(max(0, bisect_right(bounds, started) - 1), days):
             if not (started < bounds[i + 1] and (end > bounds[i] or started >= bounds[i])):
                 break
-            if cells[i].observed_s:
-                cells[i].incidents = [*cells[i].incidents, (public_id, title)]
+            if values[i * WIDTH]:  # observed
+                links[i] = (*links.get(i, ()), (public_id, title))
     return bars
 
 
-def _spread(cells: list[Day], bounds: list[datetime], begin: datetime, end: datetime, state: str) -> None:
-    """Add the interval [begin, end) in `state` to the days it overlaps (the same overlaps, to the
-    float, as detection.rollups.status_pieces computes for the days it stores)."""
-    for i in range(max(0, bisect_right(bounds, begin) - 1), len(cells)):
-        if bounds[i] >= end:
+def _spread(values: array, bounds: list[datetime], begin: datetime, end: datetime, state: str) -> None:
+    """Add the interval [begin, end) in `state` to the days it overlaps, in a bar's array (the same
+    overlaps, to the float, as detection.rollups.status_pieces computes for the days it stores; the
+    same additions as add_status_seconds)."""
+    if state == ComponentStatus.UNKNOWN:
+        return  # time without measurement is no data: neither up nor down, not observed
+    name = STATUS_FIELDS.get(state)
+    at = SECONDS_FIELDS.index(name) if name else 0
+    for i in range(max(0, bisect_right(bounds, begin) - 1), len(bounds) - 1):
+        low, high = bounds[i], bounds[i + 1]
+        if low >= end:
             break
-        overlap = (min(end, bounds[i + 1]) - max(begin, bounds[i])).total_seconds()
+        overlap = ((end if end < high else high) - (begin if begin > low else low)).total_seconds()
         if overlap > 0:
-            add_status_seconds(cells[i], state, overlap)
+            values[i * WIDTH] += overlap
+            if at:
+                values[i * WIDTH + at] += overlap

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import html
-from datetime import date
+from datetime import date, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from django import template
@@ -146,45 +146,55 @@ def uptime_bar(context, component) -> SafeString:
     created = getattr(component, "created_at", None)
     first_day = timezone.localtime(created, ZoneInfo(settings.TIME_ZONE)).date() if created else None
     before, nodata, none = words["before"], words["nodata"], words["none"]
-    for day in bar.days:
-        observed, major, partial, degraded, maintenance = (day.observed_s, day.major_s, day.partial_s,
-                                                           day.degraded_s, day.maintenance_s)
-        incidents = day.incidents
-        down = major + PARTIAL_WEIGHT * partial  # Day.down_s
-        label = _day_label(day.date, language)
+    links = bar.links
+    for i, (day, observed, major, partial, degraded, maintenance) in enumerate(bar.rows()):
+        incidents = links.get(i, ()) if links else ()
         if not observed:  # Day.level: "nodata"
-            if first_day is not None and day.date < first_day:  # not monitored yet
-                append(f'<li class="nodata before"><span>{label}: {before}</span>' if not down and not incidents
-                       and not maintenance else _cell(' class="nodata before"', down, incidents, label,
-                                                      before, maintenance, words, prefix))
+            # not monitored yet, or a gap
+            early = first_day is not None and day < first_day
+            if not major and not partial and not incidents and not maintenance:
+                label = _day_label(day, language)
+                append(f'<li class="nodata before"><span>{label}: {before}</span>' if early
+                       else f'<li class="nodata"><span>{label}: {nodata}</span>')
                 continue
-            head = ' class="nodata"'
-            if not down and not incidents and not maintenance:
-                append(f"<li{head}><span>{label}: {nodata}</span>")
-                continue
-            append(_cell(head, down, incidents, label, nodata, maintenance, words, prefix))
+        elif not major and not partial and not degraded and not incidents and not maintenance:
+            append(f"<li><span>{_day_label(day, language)}: {none}</span>")  # most days of a long history
             continue
-        if down:
-            level = _level(down)
-            head = "" if level == "up" else f' class="{level}"'
-        else:  # _level(0): "up", most days of a long history
-            head = ""
-        if not down and not degraded:
-            if not incidents and not maintenance:
-                append(f"<li{head}><span>{label}: {none}</span>")
-                continue
-            text = none
         else:
-            # Day.uptime
-            counted = max(0.0, observed - maintenance)
-            uptime = 1 - min(down, counted) / counted if counted else None
-            text = _percent_text(uptime, language)
-            for seconds_, key in ((major, "major_s"), (partial, "partial_s"), (degraded, "degraded_s")):
-                if seconds_:
-                    text += " · " + words[key] % {"d": _duration_text(seconds_)}
-        append(_cell(head, down, incidents, label, text, maintenance, words, prefix))
+            early = False
+        append(_day_cell(day, observed, major, partial, degraded, maintenance, incidents, early, language, prefix))
     append("</ol>")
     return mark_safe("".join(out))
+
+
+# A day with figures or links: its cell is a function of what it shows and nothing else, so each is
+# written once per web process and written again only when its day's figures, incidents, language or
+# prefix change. A year of history gives 630 such cells on a page of 50 components where a day of it
+# gives 30, and the same days come back at every render until one of them changes: the rest of a
+# render's cost does not grow with history, and this is what did (docs/performance.md). The key is
+# every value the cell shows; 8,192 cells (~4 MB) are two languages of a full page.
+@functools.lru_cache(maxsize=8192)
+def _day_cell(day: date, observed: float, major: float, partial: float, degraded: float, maintenance: float,
+              incidents: tuple, early: bool, language: str, prefix: str) -> str:
+    words = _bar_words(language)
+    label = _day_label(day, language)
+    down = major + PARTIAL_WEIGHT * partial  # Day.down_s
+    if not observed:
+        return _cell(' class="nodata before"' if early else ' class="nodata"', down, incidents, label,
+                     words["before"] if early else words["nodata"], maintenance, words, prefix)
+    level = _level(down) if down else "up"
+    head = "" if level == "up" else f' class="{level}"'
+    if not down and not degraded:
+        text = words["none"]
+    else:
+        # Day.uptime
+        counted = max(0.0, observed - maintenance)
+        uptime = 1 - min(down, counted) / counted if counted else None
+        text = _percent_text(uptime, language)
+        for seconds_, key in ((major, "major_s"), (partial, "partial_s"), (degraded, "degraded_s")):
+            if seconds_:
+                text += " · " + words[key] % {"d": _duration_text(seconds_)}
+    return _cell(head, down, incidents, label, text, maintenance, words, prefix)
 
 
 def _level(down: float) -> str:
@@ -233,13 +243,14 @@ def past_incident_sections(context, incidents) -> SafeString:
     database (the incident's id, title and impact; the update's body goes through markdown_html,
     the one door of bodies); an acknowledgement is still _ack.html's, included as before."""
     prefix = html.escape(str(context.get("lang_prefix", "")))
+    language = get_language()
+    zone = timezone.get_current_timezone()
     impact_label = html.escape(gettext("impact"))
     ack_template = None
     out = []
     append = out.append
     for incident in incidents:
         impact = incident.effective_impact
-        started = timezone.localtime(incident.started_at)  # the date filter's template_localtime
         ack = getattr(incident, "ack", None)
         if ack:
             if ack_template is None:
@@ -253,17 +264,34 @@ def past_incident_sections(context, incidents) -> SafeString:
             prose = ""
         else:
             body = latest.shown_body
-            lang = ' lang="en"' if latest.shown_in_english else ""
+            # IncidentUpdate.shown_in_english, from the body just read (the property reads it again).
+            lang = ' lang="en"' if latest.automatic and body == latest.body else ""
             prose = f'<div class="prose"{lang}>{_markdown(body, bool(latest.automatic))}</div>'
         append(f'\n<section class="incident {html.escape(str(impact))}">\n'
                f'  <h3><a href="{prefix}/incidents/{html.escape(str(incident.public_id))}">'
                f'{html.escape(str(incident.shown_title))}</a></h3>\n'
-               f'  <p class="muted"><time datetime="{html.escape(iso(incident.started_at))}">'
-               f'{html.escape(date_format(started, "j M Y H:i T"))}</time> · {impact_label} '
-               f'{html.escape(str(impact_word(impact)))} · {html.escape(str(status_word(incident.status)))}</p>\n'
+               f'  <p class="muted">{_started_time(incident.started_at, zone, language)}'
+               f' · {impact_label} {_word(impact_word, impact, language)} · '
+               f'{_word(status_word, incident.status, language)}</p>\n'
                f'  {ack_html}\n'
                f'  {prose}\n</section>\n')
     return mark_safe("".join(out))
+
+
+# When each incident started, as its <time> element: Django's date format asks the language for each
+# part of it (~0.1 ms a date, 50 incidents on a page with a long history), and the same incidents
+# come back at every render.
+@functools.lru_cache(maxsize=1024)
+def _started_time(started: datetime, zone: tzinfo, language: str) -> str:
+    local = timezone.localtime(started, zone)  # the date filter's template_localtime
+    return (f'<time datetime="{html.escape(local.isoformat(timespec="seconds"))}">'
+            f'{html.escape(date_format(local, "j M Y H:i T"))}</time>')
+
+
+@functools.lru_cache(maxsize=256)
+def _word(words, key: str, language: str) -> str:
+    """status_word or impact_word of `key` in `language`, escaped."""
+    return html.escape(str(words(key)))
 
 
 @functools.lru_cache(maxsize=64)

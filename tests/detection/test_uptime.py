@@ -101,7 +101,7 @@ def test_each_day_lists_the_incidents_that_touched_it(posting):
     bar = uptime_bars([posting], now=NOW)[posting.id]
     touched = [d.date.day for d in bar.days if d.incidents]
     assert touched == [12, 13]
-    assert day_of(bar, datetime(2026, 11, 12)).incidents == [(incident.public_id, "Posting failing")]
+    assert day_of(bar, datetime(2026, 11, 12)).incidents == ((incident.public_id, "Posting failing"),)
 
 
 def test_the_incidents_a_day_lists_have_their_title_in_the_page_language(posting):

@@ -63,7 +63,7 @@ DAYS = [
 
 
 def test_each_day_says_what_its_figures_say():
-    component = SimpleNamespace(name=HOSTILE_NAME, bar=UptimeBar(DAYS, span_s=10 * 86400),
+    component = SimpleNamespace(name=HOSTILE_NAME, bar=UptimeBar.of_days(DAYS, span_s=10 * 86400),
                                 created_at=datetime(2026, 8, 24, 10, 0, tzinfo=dt_timezone.utc))
     with translation.override("en"):
         html = str(uptime_bar(Context({"lang_prefix": ""}), component))
@@ -85,7 +85,7 @@ def test_each_day_says_what_its_figures_say():
 
 
 def test_the_words_follow_the_language():
-    component = SimpleNamespace(name="Posting", bar=UptimeBar(DAYS[2:7], span_s=5 * 86400), created_at=None)
+    component = SimpleNamespace(name="Posting", bar=UptimeBar.of_days(DAYS[2:7], span_s=5 * 86400), created_at=None)
     with translation.override("fr"):
         html = str(uptime_bar(Context({"lang_prefix": "/fr"}), component))
         fr = percent(DAYS[4].uptime)
@@ -132,7 +132,7 @@ def test_an_incident_in_the_lists_shows_its_latest_update(client, site):  # noqa
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_the_bar_is_the_same_with_and_without_its_caches(language):
     """The formatted percentages, durations and links are cached: a second bar gets the same words."""
-    component = SimpleNamespace(name="Posting", bar=UptimeBar(DAYS, span_s=10 * 86400), created_at=None)
+    component = SimpleNamespace(name="Posting", bar=UptimeBar.of_days(DAYS, span_s=10 * 86400), created_at=None)
     with translation.override(language):
         first = str(uptime_bar(Context({"lang_prefix": ""}), component))
         second = str(uptime_bar(Context({"lang_prefix": ""}), component))
