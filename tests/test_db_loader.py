@@ -1,5 +1,6 @@
-"""vigie/db.py: PostgreSQL timestamps read by datetime.fromisoformat give exactly what Django's
-loader gives, and anything it cannot read goes to Django's loader."""
+"""vigie/db.py: PostgreSQL timestamps read by psycopg's C loader, or by datetime.fromisoformat where
+that one would not give Django's zone, give exactly what Django's loader gives, and anything
+they cannot read fails as Django's loader does."""
 from __future__ import annotations
 
 from datetime import timezone
@@ -16,6 +17,14 @@ class DjangoUTC(BaseTzLoader):
     timezone = timezone.utc
 
 
+def fast_loader():
+    """The fromisoformat loader: the one the C loader falls back to (its base class)."""
+    return next(c for c in _loader_class().__mro__ if c.__name__ == "FastTzLoader")
+
+
+LOADERS = [pytest.param(lambda: _loader_class(), id="registered"), pytest.param(fast_loader, id="fromisoformat")]
+
+
 VALUES = [b"2026-12-06 17:45:31.123456+00", b"2026-12-06 17:45:31+00", b"2026-12-06 17:45:31.1+00",
           b"2026-12-06 17:45:31.12345+00", b"1970-01-01 00:00:00+00", b"0001-01-01 00:00:00+00",
           b"9999-12-31 23:59:59.999999+00", b"2024-02-29 12:00:00.000001+00",
@@ -23,17 +32,19 @@ VALUES = [b"2026-12-06 17:45:31.123456+00", b"2026-12-06 17:45:31+00", b"2026-12
           b"2026-12-06 17:45:31+05:30", b"2026-12-06 17:45:31.5-03"]
 
 
+@pytest.mark.parametrize("loader", LOADERS)
 @pytest.mark.parametrize("data", VALUES)
-def test_the_same_datetime_as_djangos_loader(data):
-    fast, django = _loader_class()(1184, None), DjangoUTC(1184, None)
+def test_the_same_datetime_as_djangos_loader(data, loader):
+    fast, django = loader()(1184, None), DjangoUTC(1184, None)
     mine, theirs = fast.load(data), django.load(data)
     assert mine == theirs and mine.tzinfo is theirs.tzinfo is timezone.utc
     assert mine.isoformat() == theirs.isoformat()
 
 
-@pytest.mark.parametrize("data", [b"0044-03-15 12:00:00+00 BC", b"infinity", b"-infinity"])
-def test_what_it_cannot_read_is_djangos_loaders(data):
-    fast, django = _loader_class()(1184, None), DjangoUTC(1184, None)
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("data", [b"0044-03-15 12:00:00+00 BC", b"infinity", b"-infinity", b"10000-01-01 00:00:00+00"])
+def test_what_it_cannot_read_is_djangos_loaders(data, loader):
+    fast, django = loader()(1184, None), DjangoUTC(1184, None)
     try:
         expected = django.load(data)
     except Exception as error:  # noqa: BLE001 — the same error, whatever it is
@@ -56,3 +67,24 @@ def test_a_postgresql_connection_reads_timestamps_with_it():
         first, second = cursor.fetchone()
     assert first.isoformat() == "2026-12-06T17:45:31.500000+00:00"
     assert second.isoformat() == "2026-12-06T17:00:00+00:00" and second.tzinfo is timezone.utc
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_session_in_another_zone_reads_as_djangos_loader_does():
+    """psycopg's C loader gives the session's zone; where that is not UTC (someone's SET TIME ZONE),
+    the registered loader reads as Django's own loader does on that session instead: a value in
+    Django's zone (UTC), never another tzinfo."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Europe/Paris'")
+        try:
+            cursor.execute("SELECT TIMESTAMPTZ '2026-12-06 17:45:31.5+00', TIMESTAMPTZ '2026-12-06 17:45:31.5+00'::text")
+            value, text = cursor.fetchone()
+            expected = DjangoUTC(1184, cursor.cursor).load(text.encode())
+        finally:
+            cursor.execute("SET TIME ZONE 'UTC'")
+    assert text == "2026-12-06 18:45:31.5+01"
+    assert value == expected and value.tzinfo is timezone.utc
