@@ -408,3 +408,95 @@ def test_two_writers_of_one_month_at_once_leave_it_equal_to_its_days():
     assert kept == months_from_days()
     days = kept[component.id, date(2026, 11, 1)]
     assert days[29 * 5 + 1] == 12 * 3600 and days[10 * 5 + 2] == 2 * 3600  # the 30th's major, the 11th's partial
+
+
+def _before_month_write(call):
+    """An execute wrapper that calls `call()` just before the statement that writes ComponentMonth
+    rows (component_months_refresh's bulk_update), after the days were read."""
+    update = f"UPDATE {connection.ops.quote_name(ComponentMonth._meta.db_table)} "
+
+    def wrapper(execute, sql, params, many, context):
+        if sql.startswith(update):
+            call()
+        return execute(sql, params, many, context)
+    return wrapper
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres  # SQLite runs one writer at a time
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_reads_a_months_days_only_after_the_writer_holding_its_row_commits():
+    """The month's row exists already, so the insert that makes it missing waits for nobody: only
+    the row lock orders two transactions that change different days of the month. The first has
+    written its day and read the month's days, and stops before writing the month; the second
+    then changes another day. With the lock the second waits for the first to commit before it
+    reads the days, and the month holds both; without it the second reads the first's day as it
+    was, and whichever writes the month last drops the other's day."""
+    _, (component, _) = layout()
+    november = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
+    status_interval_add(component.id, ComponentStatus.OPERATIONAL, november, november + timedelta(hours=1))
+    assert ComponentMonth.objects.filter(component=component).count() == 1
+    first_paused, first_go, second_read = threading.Event(), threading.Event(), threading.Event()
+    pids: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def pause() -> None:
+        first_paused.set()
+        if not first_go.wait(10):
+            raise TimeoutError("the first writer was never let go")
+
+    def first() -> None:
+        try:
+            pids["first"] = _backend_pid()
+            with connection.execute_wrapper(_before_month_write(pause)), transaction.atomic():
+                status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=4, hours=12),
+                                    november + timedelta(days=4, hours=14))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            first_paused.set()
+            connection.close()
+
+    def second() -> None:
+        try:
+            pids["second"] = _backend_pid()
+            first_paused.wait(10)
+            with connection.execute_wrapper(_before_month_write(second_read.set)), transaction.atomic():
+                status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=19, hours=12),
+                                    november + timedelta(days=19, hours=15))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            second_read.set()
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert first_paused.wait(10)
+        # Let the first go once the second has read the days (nothing kept it out) or waits for the
+        # first (the lock did): as the database shows it, not after a guessed delay.
+        with connection.cursor() as cursor:
+            for _ in range(5000):
+                if second_read.wait(0.002):
+                    break
+                cursor.execute("SELECT %s = ANY(pg_blocking_pids(%s))", [pids["first"], pids.get("second", 0)])
+                if cursor.fetchone()[0]:
+                    break
+            else:
+                pytest.fail("the second writer neither read the days nor waited for the first")
+    finally:
+        first_go.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors
+    kept = months()
+    assert kept == months_from_days()
+    days = kept[component.id, date(2026, 11, 1)]
+    assert days[4 * 5 + 1] == 2 * 3600 and days[19 * 5 + 2] == 3 * 3600  # the 5th's major, the 20th's partial
