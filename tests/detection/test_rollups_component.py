@@ -4,6 +4,7 @@ rows, to the second, across daylight-saving changes."""
 from __future__ import annotations
 
 import calendar
+import struct
 import threading
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone as dt_timezone
@@ -21,7 +22,8 @@ from detection.evaluation import component_set_status
 from detection.models import (Component, ComponentDay, ComponentHour, ComponentMonth, ComponentStatus,
                               ComponentStatusChange)
 from probes.models import Location, Outcome, Platform, Probe, ProbeLocation, Run, RunDay, RunHour
-from detection.rollups import bucket_of, rollups_add, rollups_rebuild, seconds_unpack, status_interval_add
+from detection.rollups import (bucket_of, component_months_rebuild, rollups_add, rollups_rebuild, seconds_unpack,
+                               status_interval_add)
 from detection.uptime import Day, uptime_bars
 
 T0 = datetime(2026, 10, 23, 7, 30, tzinfo=dt_timezone.utc)  # two days before Paris leaves summer time
@@ -316,6 +318,47 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
         now = T0 + timedelta(days=3)
         assert_same_days(uptime_bars([posting], now=now, days=10)[posting.id].days,
                          bars_from_status_rows([posting], now=now, days=10)[posting.id])
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_months_migration_writes_todays_bytes_whatever_detection_rollups_becomes(monkeypatch):
+    """detection 0007 fills ComponentMonth with its own copy of the format: run while
+    detection.rollups packs another way (as a later version may), it still writes, from the same
+    days, byte for byte what component_months_rebuild writes today, in months of 28 to 31 days."""
+    before = [("detection", "0006_own_problems_collision_lost_deletes")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        with pytest.raises(LookupError):
+            old.get_model("detection", "ComponentMonth")  # not made yet
+        old_component, old_day = old.get_model("detection", "Component"), old.get_model("detection", "ComponentDay")
+        posting = old_component.objects.create(name="Posting", public_id="posting00001")
+        reading = old_component.objects.create(name="Reading", public_id="reading00001")
+        days = [(posting, date(2024, 2, 1)), (posting, date(2024, 2, 29)), (posting, date(2026, 10, 31)),
+                (posting, date(2026, 11, 1)), (reading, date(2026, 11, 30)), (reading, date(2027, 2, 14))]
+        old_day.objects.bulk_create([
+            old_day(component=component, day=day, observed_s=86400 - i / 3, major_s=i * 0.1, partial_s=1 / 7,
+                    degraded_s=i * 1e-9, maintenance_s=3600.5 * i) for i, (component, day) in enumerate(days)])
+
+        with monkeypatch.context() as later:
+            later.setattr("detection.rollups.SECONDS_FIELDS", ["maintenance_s", "degraded_s", "partial_s", "major_s",
+                                                               "observed_s"])
+            later.setattr("detection.rollups.seconds_pack", lambda values: struct.pack(f">{len(values)}d", *values))
+            executor = MigrationExecutor(connection)
+            executor.migrate([("detection", "0007_component_month")])
+
+        def rows() -> dict:
+            return {(c, m): bytes(blob) for c, m, blob in
+                    ComponentMonth.objects.values_list("component_id", "month", "seconds")}
+
+        migrated = rows()
+        assert len(migrated) == 5
+        assert component_months_rebuild() == 5
+        assert rows() == migrated
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
