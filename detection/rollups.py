@@ -467,8 +467,8 @@ def component_months_refresh(keys: set[tuple[int, date]]) -> None:
 
 
 def component_months_rebuild(apps=None) -> int:
-    """Every ComponentMonth row from the ComponentDay rows, from scratch (rollups_rebuild, and the
-    migration that made the table, with its historical models as `apps`)."""
+    """Every ComponentMonth row from the ComponentDay rows, from scratch (rollups_rebuild, with its
+    `apps`). The migration that made the table has its own copy of this, frozen as it was then."""
     if apps is None:
         from django.apps import apps
     day_model, month_model = _model_of(apps, "ComponentDay"), _model_of(apps, "ComponentMonth")

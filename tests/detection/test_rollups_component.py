@@ -4,6 +4,7 @@ rows, to the second, across daylight-saving changes."""
 from __future__ import annotations
 
 import calendar
+import struct
 import threading
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone as dt_timezone
@@ -21,7 +22,8 @@ from detection.evaluation import component_set_status
 from detection.models import (Component, ComponentDay, ComponentHour, ComponentMonth, ComponentStatus,
                               ComponentStatusChange)
 from probes.models import Location, Outcome, Platform, Probe, ProbeLocation, Run, RunDay, RunHour
-from detection.rollups import bucket_of, rollups_add, rollups_rebuild, seconds_unpack, status_interval_add
+from detection.rollups import (bucket_of, component_months_rebuild, rollups_add, rollups_rebuild, seconds_unpack,
+                               status_interval_add)
 from detection.uptime import Day, uptime_bars
 
 T0 = datetime(2026, 10, 23, 7, 30, tzinfo=dt_timezone.utc)  # two days before Paris leaves summer time
@@ -321,6 +323,47 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
         executor.migrate(executor.loader.graph.leaf_nodes())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_months_migration_writes_todays_bytes_whatever_detection_rollups_becomes(monkeypatch):
+    """detection 0007 fills ComponentMonth with its own copy of the format: run while
+    detection.rollups packs another way (as a later version may), it still writes, from the same
+    days, byte for byte what component_months_rebuild writes today, in months of 28 to 31 days."""
+    before = [("detection", "0006_own_problems_collision_lost_deletes")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        with pytest.raises(LookupError):
+            old.get_model("detection", "ComponentMonth")  # not made yet
+        old_component, old_day = old.get_model("detection", "Component"), old.get_model("detection", "ComponentDay")
+        posting = old_component.objects.create(name="Posting", public_id="posting00001")
+        reading = old_component.objects.create(name="Reading", public_id="reading00001")
+        days = [(posting, date(2024, 2, 1)), (posting, date(2024, 2, 29)), (posting, date(2026, 10, 31)),
+                (posting, date(2026, 11, 1)), (reading, date(2026, 11, 30)), (reading, date(2027, 2, 14))]
+        old_day.objects.bulk_create([
+            old_day(component=component, day=day, observed_s=86400 - i / 3, major_s=i * 0.1, partial_s=1 / 7,
+                    degraded_s=i * 1e-9, maintenance_s=3600.5 * i) for i, (component, day) in enumerate(days)])
+
+        with monkeypatch.context() as later:
+            later.setattr("detection.rollups.SECONDS_FIELDS", ["maintenance_s", "degraded_s", "partial_s", "major_s",
+                                                               "observed_s"])
+            later.setattr("detection.rollups.seconds_pack", lambda values: struct.pack(f">{len(values)}d", *values))
+            executor = MigrationExecutor(connection)
+            executor.migrate([("detection", "0007_component_month")])
+
+        def rows() -> dict:
+            return {(c, m): bytes(blob) for c, m, blob in
+                    ComponentMonth.objects.values_list("component_id", "month", "seconds")}
+
+        migrated = rows()
+        assert len(migrated) == 5
+        assert component_months_rebuild() == 5
+        assert rows() == migrated
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 # --- concurrency -----------------------------------------------------------------------------
 
 @pytest.mark.postgres  # SQLite runs one writer at a time
@@ -408,3 +451,95 @@ def test_two_writers_of_one_month_at_once_leave_it_equal_to_its_days():
     assert kept == months_from_days()
     days = kept[component.id, date(2026, 11, 1)]
     assert days[29 * 5 + 1] == 12 * 3600 and days[10 * 5 + 2] == 2 * 3600  # the 30th's major, the 11th's partial
+
+
+def _before_month_write(call):
+    """An execute wrapper that calls `call()` just before the statement that writes ComponentMonth
+    rows (component_months_refresh's bulk_update), after the days were read."""
+    update = f"UPDATE {connection.ops.quote_name(ComponentMonth._meta.db_table)} "
+
+    def wrapper(execute, sql, params, many, context):
+        if sql.startswith(update):
+            call()
+        return execute(sql, params, many, context)
+    return wrapper
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres  # SQLite runs one writer at a time
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_reads_a_months_days_only_after_the_writer_holding_its_row_commits():
+    """The month's row exists already, so the insert that makes it missing waits for nobody: only
+    the row lock orders two transactions that change different days of the month. The first has
+    written its day and read the month's days, and stops before writing the month; the second
+    then changes another day. With the lock the second waits for the first to commit before it
+    reads the days, and the month holds both; without it the second reads the first's day as it
+    was, and whichever writes the month last drops the other's day."""
+    _, (component, _) = layout()
+    november = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
+    status_interval_add(component.id, ComponentStatus.OPERATIONAL, november, november + timedelta(hours=1))
+    assert ComponentMonth.objects.filter(component=component).count() == 1
+    first_paused, first_go, second_read = threading.Event(), threading.Event(), threading.Event()
+    pids: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def pause() -> None:
+        first_paused.set()
+        if not first_go.wait(10):
+            raise TimeoutError("the first writer was never let go")
+
+    def first() -> None:
+        try:
+            pids["first"] = _backend_pid()
+            with connection.execute_wrapper(_before_month_write(pause)), transaction.atomic():
+                status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=4, hours=12),
+                                    november + timedelta(days=4, hours=14))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            first_paused.set()
+            connection.close()
+
+    def second() -> None:
+        try:
+            pids["second"] = _backend_pid()
+            first_paused.wait(10)
+            with connection.execute_wrapper(_before_month_write(second_read.set)), transaction.atomic():
+                status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=19, hours=12),
+                                    november + timedelta(days=19, hours=15))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            second_read.set()
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert first_paused.wait(10)
+        # Let the first go once the second has read the days (nothing kept it out) or waits for the
+        # first (the lock did): as the database shows it, not after a guessed delay.
+        with connection.cursor() as cursor:
+            for _ in range(5000):
+                if second_read.wait(0.002):
+                    break
+                cursor.execute("SELECT %s = ANY(pg_blocking_pids(%s))", [pids["first"], pids.get("second", 0)])
+                if cursor.fetchone()[0]:
+                    break
+            else:
+                pytest.fail("the second writer neither read the days nor waited for the first")
+    finally:
+        first_go.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors
+    kept = months()
+    assert kept == months_from_days()
+    days = kept[component.id, date(2026, 11, 1)]
+    assert days[4 * 5 + 1] == 2 * 3600 and days[19 * 5 + 2] == 3 * 3600  # the 5th's major, the 20th's partial
