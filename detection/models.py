@@ -183,8 +183,9 @@ class ComponentMonth(models.Model):
 
     component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="months")
     month = models.DateField(help_text="First day of the month, in the page's time zone.")
-    # Little-endian float64, five per day of the month from the 1st (SECONDS_FIELDS' order): the
-    # same floats as ComponentDay's, read at the cost of one value, not of 5 columns × 31 rows.
+    # Little-endian float64, five per day of the month from the 1st (SECONDS_FIELDS' order),
+    # compressed with zlib (detection.rollups.seconds_pack): the same floats as ComponentDay's,
+    # read at the cost of one value, not of 5 columns × 31 rows.
     seconds = models.BinaryField()
 
     class Meta:

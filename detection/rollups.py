@@ -24,6 +24,7 @@ import functools
 import json
 import math
 import sys
+import zlib
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -412,18 +413,31 @@ def _month_after(month: date) -> date:
     return (month + timedelta(days=32)).replace(day=1)
 
 
+# A month's floats, uncompressed: the most a stored value may expand to (31 days × 5 × 8 bytes).
+MONTH_BYTES = 31 * len(SECONDS_FIELDS) * 8
+
+
 def seconds_pack(values: array) -> bytes:
-    """ComponentMonth.seconds from its floats (little-endian, whatever the machine)."""
+    """ComponentMonth.seconds from its floats: little-endian (whatever the machine), compressed with
+    zlib. Most days of a month are the same five floats (a day up: 86,400 observed, the rest 0), so
+    a month's 1,240 bytes become ~90: PostgreSQL sends a bytea as hex text, and the 200 rows of a
+    page's bars were 500 KB to send and decode at each render (docs/performance.md)."""
     if sys.byteorder == "big":
         values = array("d", values)
         values.byteswap()
-    return values.tobytes()
+    return zlib.compress(values.tobytes(), 1)
 
 
 def seconds_unpack(blob: bytes | memoryview) -> array:
-    """ComponentMonth.seconds as floats: five per day of the month from the 1st (SECONDS_FIELDS)."""
+    """ComponentMonth.seconds as floats: five per day of the month from the 1st (SECONDS_FIELDS).
+    A value that is not what seconds_pack writes (damaged: no writer leaves one) reads as fewer
+    days, never as an error, and never expands past a month's floats."""
     values = array("d")
-    values.frombytes(blob)
+    try:
+        raw = zlib.decompressobj().decompress(bytes(blob), MONTH_BYTES)
+    except zlib.error:
+        raw = b""
+    values.frombytes(raw[:len(raw) - len(raw) % values.itemsize])
     if sys.byteorder == "big":
         values.byteswap()
     return values

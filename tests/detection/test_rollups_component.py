@@ -311,9 +311,10 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
                                                                          date(2026, 10, 24): (120, 4)}
         assert ComponentHour.objects.get(component=posting, hour=T0.replace(minute=0)).runs == 60
         assert ComponentDay.objects.get(component=posting, day=date(2026, 10, 23)).major_s == 3 * 3600
-        # The uptime bars read the days by month, a table of a later migration that fills it from them.
+        # The uptime bars read the days by month, a table of later migrations that fill it from them
+        # (0007) in the format the bars read (0008).
         executor = MigrationExecutor(connection)
-        executor.migrate([("detection", "0007_component_month")])
+        executor.migrate([("detection", "0008_component_month_compressed")])
         posting = Component.objects.defer("name_translations").get(id=component.id)
         now = T0 + timedelta(days=3)
         assert_same_days(uptime_bars([posting], now=now, days=10)[posting.id].days,
@@ -324,10 +325,11 @@ def test_the_migration_fills_the_new_rollups_from_the_rows_already_there(setting
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_months_migration_writes_todays_bytes_whatever_detection_rollups_becomes(monkeypatch):
-    """detection 0007 fills ComponentMonth with its own copy of the format: run while
-    detection.rollups packs another way (as a later version may), it still writes, from the same
-    days, byte for byte what component_months_rebuild writes today, in months of 28 to 31 days."""
+def test_the_months_migrations_write_todays_bytes_whatever_detection_rollups_becomes(monkeypatch):
+    """detection 0007 fills ComponentMonth with its own copy of its format (plain little-endian
+    floats), 0008 compresses those rows: run while detection.rollups packs another way (as a later
+    version may), they still write, from the same days, byte for byte what component_months_rebuild
+    writes today, in months of 28 to 31 days."""
     before = [("detection", "0006_own_problems_collision_lost_deletes")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
@@ -357,8 +359,14 @@ def test_the_months_migration_writes_todays_bytes_whatever_detection_rollups_bec
 
         migrated = rows()
         assert len(migrated) == 5
+        # 0007's format: plain little-endian floats, the floats of the days.
+        executor = MigrationExecutor(connection)
+        executor.migrate([("detection", "0008_component_month_compressed")])
+        compressed = rows()  # 0008: those rows compressed as they were
         assert component_months_rebuild() == 5
-        assert rows() == migrated
+        assert rows() == compressed  # byte for byte what today's code writes from the days
+        assert {key: struct.pack(f"<{len(v)}d", *v) for key, blob in compressed.items()
+                for v in [seconds_unpack(blob)]} == migrated
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

@@ -1,12 +1,15 @@
 """Uptime per day from the component status rollups: the formula, day boundaries, incidents."""
 from __future__ import annotations
 
+import zlib
+from array import array
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
+from hypothesis import given, settings, strategies as st
 
 from detection.evaluation import component_set_status
 from detection.models import Component, ComponentMonth, ComponentStatus, Incident, IncidentComponent
@@ -167,3 +170,19 @@ def test_the_bar_reads_each_month_of_its_window_and_a_short_month_value_as_days_
     bar = uptime_bars([posting], now=NOW)[posting.id]
     assert day_of(bar, datetime(2026, 11, 1)).observed_s == 0 and day_of(bar, datetime(2026, 11, 2)).major_s == 0
     assert day_of(bar, datetime(2026, 10, 30)).major_s == 7200
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=4096),
+                 st.binary(max_size=2048).map(lambda raw: zlib.compress(raw)),  # well-formed, any length
+                 st.just(zlib.compress(bytes(10_000_000)))))  # expands to 10 MB
+def test_any_month_value_reads_as_at_most_a_month_of_floats(blob):
+    """A damaged or hostile ComponentMonth.seconds (no writer leaves one) is read without error and
+    never expands past a month's floats: what the page can be made to allocate is bounded."""
+    values = seconds_unpack(blob)
+    assert len(values) <= 31 * 5
+
+
+@given(st.lists(st.floats(allow_nan=False), max_size=31 * 5))
+def test_a_month_value_reads_back_as_the_same_floats(floats):
+    assert list(seconds_unpack(seconds_pack(array("d", floats)))) == floats
