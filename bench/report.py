@@ -241,8 +241,11 @@ def report(results: dict, args: argparse.Namespace) -> None:
 
     history = results.get("history")
     if history:
+        in_turns = history.get("in_turns")
         p(f"\n3. History — {history['components']} components, {history['database']}, median of {history['repeat']} "
-          "renders in a fresh process after seeding, uncached (cached: a hit in the file cache)")
+          + ("renders per history, the histories in turns (each in a fresh process; each round renders every "
+             "history once)" if in_turns else "renders in a fresh process after seeding")
+          + ", uncached (cached: a hit in the file cache)")
         p(f"   {'url':<22} {'days':>5} {'incidents':>9} {'queries':>7} {'render ms':>9} {'fastest':>7} {'cached ms':>9} "
           f"{'bytes':>9} {'br':>7} {'gzip':>7}")
         for row in history["rows"]:
@@ -259,14 +262,17 @@ def report(results: dict, args: argparse.Namespace) -> None:
             by_url.setdefault(row["url"], []).append(row)
         for url, rows in by_url.items():
             short, long = min(rows, key=lambda r: r["days"]), max(rows, key=lambda r: r["days"])
-            ratio = long["render_ms"] / short["render_ms"]
+            medians = long["render_ms"] / short["render_ms"]
+            # In turns, the verdict is the median of each round's ratio (the two renders ~0.1 s apart:
+            # what the neighbours' load moves least); the medians' ratio and the fastest's beside it.
+            ratio = long["paired_ratio"] if "paired_ratio" in long else medians
+            if "paired_ratio" in long:
+                p(f"   {url}: {long['days']} d ÷ {short['days']} d, median of the rounds' ratios: {ratio:.2f}× "
+                  f"(CPU of the render: {long['paired_cpu_ratio']:.2f}×; ratio of the medians {medians:.2f}×)")
             if short.get("render_min_ms"):
-                # On a shared machine the median carries the neighbours' load; the fastest render is
-                # the page's own cost (timeit's advice). Printed beside it, the verdict stays the median's.
                 p(f"   {url}: {long['days']} d ÷ {short['days']} d, fastest of each: "
-                  f"{long['render_min_ms'] / short['render_min_ms']:.2f}× (median: {ratio:.2f}×)")
+                  f"{long['render_min_ms'] / short['render_min_ms']:.2f}×")
             if short.get("render_cpu_ms"):
-                # The CPU the render took in its process: what the neighbours' load moves least.
                 p(f"   {url}: {long['days']} d ÷ {short['days']} d, median CPU of the render: "
                   f"{long['render_cpu_ms'] / short['render_cpu_ms']:.2f}× ({long['render_cpu_ms']:.0f} vs "
                   f"{short['render_cpu_ms']:.0f} ms)")
@@ -277,8 +283,10 @@ def report(results: dict, args: argparse.Namespace) -> None:
             full = [r for r in rows if r["days"] >= 90 and r is not long]
             if full:
                 window = min(full, key=lambda r: r["days"])
+                window_ratio = (long["paired_ratio"] / window["paired_ratio"] if "paired_ratio" in long
+                                else long["render_ms"] / window["render_ms"])
                 p(f"   {url}: {long['days']} d ÷ {window['days']} d (the 90-day window full in both): "
-                  f"{long['render_ms'] / window['render_ms']:.2f}×, {window['queries']} vs {long['queries']} queries; "
+                  f"{window_ratio:.2f}×, {window['queries']} vs {long['queries']} queries; "
                   f"÷ 1 d: {ratio:.2f}× (a day of history leaves 89 of each bar's 90 days without downtime)")
 
     detection = results.get("detection")

@@ -484,13 +484,12 @@ class Bench:
 
     # --- 3. history, 4. detection -------------------------------------------------------------------
     def history(self) -> None:
-        self.pages_database.create()
+        # public_pages.py makes a database per history, named after this one, and drops them.
         env = {**self.env(), "DATABASE_URL": self.pages_database.url}
         out = subprocess.run([PYTHON, "bench/public_pages.py", "--components", str(self.args.components),
                               "--days", f"1,90,{self.args.history_days}", "--url", "/", "--url", "/api/v2/summary.json",
                               "--repeat", str(self.args.render_repeat), "--database-url", self.pages_database.url,
                               "--json"], env=env, capture_output=True, text=True, cwd=services.ROOT)
-        self.pages_database.drop()
         if out.returncode != 0:
             raise RuntimeError(f"bench/public_pages.py failed:\n{out.stderr[-3000:]}")
         self.results["history"] = json.loads(out.stdout.strip().splitlines()[-1])
