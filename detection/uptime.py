@@ -35,8 +35,7 @@ WIDTH = len(SECONDS_FIELDS)  # 5 floats a day
 NO_SECONDS = (0.0,) * WIDTH
 
 
-# Slots, and no list of incidents until a day has one: a page of 50 components makes 4,500 of
-# these, and what each allocates is what the garbage collector then walks, several times a render.
+# One day of a bar, for what reads a few bars (UptimeBar.days): the page reads the bar's array.
 @dataclass(slots=True)
 class Day:
     date: date
@@ -74,8 +73,6 @@ class UptimeBar:
     the incidents of the days that have some: no object per day. A page of 50 components has 4,500
     days; a Day each was the largest single cost of building its bars (docs/performance.md).
     `days` gives them as Day objects, for what reads a few bars (reports, badges, tests)."""
-
-    __slots__ = ("dates", "values", "links", "span_s", "__dict__")
 
     def __init__(self, dates: list[date], values: array, links: dict[int, tuple] | None = None,
                  span_s: float = 0.0):
