@@ -3,6 +3,7 @@ that one would not give Django's zone, give exactly what Django's loader gives, 
 they cannot read fails as Django's loader does."""
 from __future__ import annotations
 
+import os
 from datetime import timezone
 
 import pytest
@@ -88,3 +89,33 @@ def test_a_session_in_another_zone_reads_as_djangos_loader_does():
             cursor.execute("SET TIME ZONE 'UTC'")
     assert text == "2026-12-06 18:45:31.5+01"
     assert value == expected and value.tzinfo is timezone.utc
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_psycopg_in_pure_python_reads_timestamps_too():
+    """With psycopg's pure Python implementation (PSYCOPG_IMPL=python) its connections are Python
+    objects that the C loader cannot take: the fromisoformat loader reads instead."""
+    import ctypes.util
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    if ctypes.util.find_library("pq") is None:
+        pytest.skip("psycopg's pure Python implementation needs the system's libpq")
+
+    script = ("import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'vigie.settings'); django.setup()\n"
+              "from django.db import connection\n"
+              "with connection.cursor() as c:\n"
+              "    c.execute(\"SELECT TIMESTAMPTZ '2026-12-06 17:45:31.5+00'\")\n"
+              "    print(c.fetchone()[0].isoformat(), connection.connection.pgconn.__class__.__module__)\n")
+    settings_dict = connection.settings_dict
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    url = (f"postgres://{settings_dict['USER']}{password}@{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}/"
+           f"{settings_dict['NAME']}")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PSYCOPG_IMPL": "python", "DATABASE_URL": url})
+    assert out.returncode == 0, out.stderr[-2000:]
+    value, module = out.stdout.split()
+    assert value == "2026-12-06T17:45:31.500000+00:00" and module.startswith("psycopg.pq")

@@ -25,7 +25,8 @@ UTC = timezone.utc
 
 
 def fast_timestamps(sender=None, connection=None, **_kwargs) -> None:
-    """Receiver of connection_created: on a PostgreSQL connection in UTC, use FastTzLoader."""
+    """Receiver of connection_created: on a PostgreSQL connection in UTC, read timestamps with
+    _loader_class() (psycopg's C loader, or FastTzLoader)."""
     if connection is None or connection.vendor != "postgresql" or connection.timezone is not timezone.utc:
         return
     connection.connection.adapters.register_loader("timestamptz", _loader_class())
@@ -57,12 +58,16 @@ def _loader_class():
                     return super().load(data)
                 return value.replace(tzinfo=self.timezone)
 
-        try:
-            from psycopg._tz import get_tzinfo
-            from psycopg_binary._psycopg import TimestamptzLoader as CLoader
-        except ImportError:  # psycopg without its C extension
+        from psycopg import _cmodule
+        from psycopg._tz import get_tzinfo
+
+        # The C module psycopg itself runs (psycopg_c or psycopg_binary), if any: with the pure
+        # Python implementation (PSYCOPG_IMPL=python, or a C module it refused) its connections are
+        # Python objects the C loader cannot take.
+        if _cmodule._psycopg is None:
             _LOADER = FastTzLoader
             return _LOADER
+        CLoader = _cmodule._psycopg.TimestamptzLoader
 
         class UtcTzLoader(FastTzLoader):
             """Makes psycopg's C loader where it gives Django's zone, else a FastTzLoader. Registered
