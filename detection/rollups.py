@@ -137,7 +137,8 @@ class Seconds:
 
 
 def add_status_seconds(target, status: str, seconds: float) -> None:
-    """Add `seconds` in `status` to a Seconds, a StatusSeconds row or a detection.uptime.Day."""
+    """Add `seconds` in `status` to a Seconds or a StatusSeconds row (detection.uptime._spread adds
+    to a bar's array by the same rules)."""
     if status == ComponentStatus.UNKNOWN:
         return  # time without measurement is no data: neither up nor down, not observed
     target.observed_s += seconds
@@ -430,13 +431,16 @@ def seconds_pack(values: array) -> bytes:
 
 def seconds_unpack(blob: bytes | memoryview) -> array:
     """ComponentMonth.seconds as floats: five per day of the month from the 1st (SECONDS_FIELDS).
-    A value that is not what seconds_pack writes (damaged: no writer leaves one) reads as fewer
-    days, never as an error, and never expands past a month's floats."""
+    A value in the plain format migration 0007 wrote (whole floats, not compressed: a row written
+    by a process not yet on this version, or not yet converted by 0008) reads as what it is. Any
+    other value that is not what seconds_pack writes (damaged: no writer leaves one) reads as
+    fewer days, never as an error, and never expands past a month's floats."""
     values = array("d")
+    blob = bytes(blob)
     try:
-        raw = zlib.decompressobj().decompress(bytes(blob), MONTH_BYTES)
+        raw = zlib.decompressobj().decompress(blob, MONTH_BYTES)
     except zlib.error:
-        raw = b""
+        raw = blob[:MONTH_BYTES] if len(blob) % (8 * len(SECONDS_FIELDS)) == 0 else b""
     values.frombytes(raw[:len(raw) - len(raw) % values.itemsize])
     if sys.byteorder == "big":
         values.byteswap()

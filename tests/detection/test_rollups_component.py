@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import struct
 import threading
+import zlib
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from zoneinfo import ZoneInfo
@@ -370,6 +371,34 @@ def test_the_months_migrations_write_todays_bytes_whatever_detection_rollups_bec
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_the_compressing_migration_leaves_rows_already_compressed_as_they_are():
+    """0008 run over rows written in both formats (new code may write months before it runs)
+    compresses only the plain ones; run back, it restores only those. Run twice, it changes nothing."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    step = import_module("detection.migrations.0008_component_month_compressed")
+    posting = Component.objects.create(name="Posting")
+    reading = Component.objects.create(name="Reading")
+    floats = [86400.0, 0.0, 0.5, 0.0, 0.0] * 31
+    plain = struct.pack(f"<{len(floats)}d", *floats)
+    ComponentMonth.objects.create(component=posting, month=date(2026, 10, 1), seconds=plain)
+    ComponentMonth.objects.create(component=reading, month=date(2026, 10, 1), seconds=zlib.compress(plain, 1))
+
+    def stored() -> list[bytes]:
+        return [bytes(v) for v in ComponentMonth.objects.order_by("component_id").values_list("seconds", flat=True)]
+
+    step.compress(apps, None)
+    assert stored() == [zlib.compress(plain, 1)] * 2
+    step.compress(apps, None)
+    assert stored() == [zlib.compress(plain, 1)] * 2
+    assert [list(seconds_unpack(v)) for v in stored()] == [floats, floats]
+    step.decompress(apps, None)
+    assert stored() == [plain, plain]
 
 
 # --- concurrency -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Uptime per day from the component status rollups: the formula, day boundaries, incidents."""
 from __future__ import annotations
 
+import struct
 import zlib
 from array import array
 from datetime import date, datetime, timedelta, timezone as dt_timezone
@@ -186,3 +187,10 @@ def test_any_month_value_reads_as_at_most_a_month_of_floats(blob):
 @given(st.lists(st.floats(allow_nan=False), max_size=31 * 5))
 def test_a_month_value_reads_back_as_the_same_floats(floats):
     assert list(seconds_unpack(seconds_pack(array("d", floats)))) == floats
+
+
+def test_a_month_value_in_the_plain_format_of_0007_reads_as_its_floats():
+    """A row written as migration 0007 wrote them (by a process not yet on the compressed format, or
+    before 0008 ran) reads as what it is, not as a month without data."""
+    floats = [86400.0, 0.0, 1.5, 0.0, 3600.25] * 30
+    assert list(seconds_unpack(struct.pack(f"<{len(floats)}d", *floats))) == floats
