@@ -147,13 +147,24 @@ class Renderer:
         return json.loads(line)
 
     def ask(self, url: str, op: str) -> dict:
-        self.process.stdin.write(json.dumps({"url": url, "op": op}) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps({"url": url, "op": op}) + "\n")
+            self.process.stdin.flush()
+        except OSError:
+            self.process.wait()
+            sys.exit(f"measuring {self.days} days of history failed (exit {self.process.returncode}): see above")
         return self._read()
 
     def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait()
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass  # it died: what it printed is above
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def measure_all(renderers: list[Renderer], urls: list[str], repeat: int) -> list[dict]:
@@ -207,7 +218,7 @@ def main() -> None:
         setup(args.database_url, args.measure_in)
         serve(urls)
         return
-    histories = [int(d) for d in args.days.split(",")]
+    histories = sorted({int(d) for d in args.days.split(",")})
     databases = []
     if args.database_url:
         from bench.services import PrivateDatabase, with_database
@@ -232,8 +243,10 @@ def main() -> None:
         out = subprocess.run(command)
         if out.returncode != 0:
             sys.exit(f"seeding {days} days of history failed")
-    renderers = [Renderer(days, url, data_dir, urls) for days, url, data_dir in places]
+    renderers = []
     try:
+        for days, url, data_dir in places:
+            renderers.append(Renderer(days, url, data_dir, urls))
         rows = measure_all(renderers, urls, args.repeat)
     finally:
         for renderer in renderers:

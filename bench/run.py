@@ -526,7 +526,10 @@ class Bench:
         try:
             self.processes.stop()
         finally:
-            for database in (self.pages_database, self.database):
+            # public_pages.py drops its databases per history itself; these too if it was killed.
+            siblings = [PrivateDatabase(self.args.pg_url, f"{self.pages_database.name}_{days}d", created=True)
+                        for days in (1, 90, self.args.history_days)] if "history" not in self.args.skip else []
+            for database in (self.pages_database, *siblings, self.database):
                 try:
                     from django.db import connections
 

@@ -128,7 +128,7 @@ def listed_incidents(**filters) -> list[Incident]:
     incident's latest update is found by the incidents' own query and read by id in a second one
     (a prefetch would filter on the incidents themselves, each turned back into its key: ~20 µs an
     incident), and kept as a plain list, not a queryset per incident (~40 µs each;
-    docs/performance.md). Two queries."""
+    docs/performance.md). Two queries (one when no incident listed has an update)."""
     latest = IncidentUpdate.objects.filter(incident_id=OuterRef("id")).order_by("-created_at", "-id")
     rows = list(Incident.objects.filter(**filters).only(*LISTED_FIELDS)
                 .annotate(latest_update_id=Subquery(latest.values("id")[:1])).order_by("-started_at")[:RECENT])

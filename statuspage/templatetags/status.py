@@ -172,8 +172,9 @@ def uptime_bar(context, component) -> SafeString:
 # prefix change. A year of history gives 630 such cells on a page of 50 components where a day of it
 # gives 30, and the same days come back at every render until one of them changes: the rest of a
 # render's cost does not grow with history, and this is what did (docs/performance.md). The key is
-# every value the cell shows; 8,192 cells (~4 MB) are two languages of a full page.
-@functools.lru_cache(maxsize=8192)
+# every value the cell shows; 16,384 cells (~8 MB) hold two languages of a full page (4,500 cells
+# each) with room: an LRU smaller than what a cycle of renders reads would never hit.
+@functools.lru_cache(maxsize=16384)
 def _day_cell(day: date, observed: float, major: float, partial: float, degraded: float, maintenance: float,
               incidents: tuple, early: bool, language: str, prefix: str) -> str:
     words = _bar_words(language)
@@ -264,8 +265,7 @@ def past_incident_sections(context, incidents) -> SafeString:
             prose = ""
         else:
             body = latest.shown_body
-            # IncidentUpdate.shown_in_english, from the body just read (the property reads it again).
-            lang = ' lang="en"' if latest.automatic and body == latest.body else ""
+            lang = ' lang="en"' if latest.shown_in_english else ""
             prose = f'<div class="prose"{lang}>{_markdown(body, bool(latest.automatic))}</div>'
         append(f'\n<section class="incident {html.escape(str(impact))}">\n'
                f'  <h3><a href="{prefix}/incidents/{html.escape(str(incident.public_id))}">'
