@@ -438,46 +438,49 @@ def test_two_workers_counting_into_the_same_rows_at_once_lose_no_run():
     assert sum(ComponentDay.objects.filter(component=posting).values_list("runs", flat=True)) == 4 * rounds
 
 
+def _writer(body, errors: list, done: threading.Event | None = None) -> threading.Thread:
+    """A thread running `body` on a connection of its own: what it raises goes to `errors`, and
+    `done` is set however it ends (the other writer waits on it)."""
+    def run() -> None:
+        try:
+            body()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            if done is not None:
+                done.set()
+            connection.close()
+    return threading.Thread(target=run)
+
+
+@pytest.mark.postgres  # SQLite runs one writer at a time
 @pytest.mark.django_db(transaction=True)
 def test_two_writers_of_one_month_at_once_leave_it_equal_to_its_days():
     """ComponentMonth is rewritten from the days after each change: a transaction that changes
     other days of a month while another has changed some and not committed yet (without the
     component's lock, which would order them) waits for it, and the month holds both, as
     recomputed from scratch."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite runs one writer at a time")
     _, (component, _) = layout()
     november = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
     status_interval_add(component.id, ComponentStatus.OPERATIONAL, november, november + timedelta(hours=1))
     written, errors = threading.Event(), []
 
     def first() -> None:
-        try:
-            with transaction.atomic():
-                # Into the next month as well: two month rows, locked in order.
-                status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=29, hours=12),
-                                    november + timedelta(days=30, hours=6))
-                written.set()
-                # Long enough for the second to read the days before this commits, were it not waiting.
-                threading.Event().wait(0.5)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
+        with transaction.atomic():
+            # Into the next month as well: two month rows, locked in order.
+            status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=29, hours=12),
+                                november + timedelta(days=30, hours=6))
             written.set()
-            connection.close()
+            # Long enough for the second to read the days before this commits, were it not waiting.
+            threading.Event().wait(0.5)
 
     def second() -> None:
-        try:
-            written.wait(30)
-            with transaction.atomic():
-                status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=10),
-                                    november + timedelta(days=10, hours=2))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        written.wait(30)
+        with transaction.atomic():
+            status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=10),
+                                november + timedelta(days=10, hours=2))
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads = [_writer(first, errors, done=written), _writer(second, errors)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -531,31 +534,19 @@ def test_a_writer_reads_a_months_days_only_after_the_writer_holding_its_row_comm
             raise TimeoutError("the first writer was never let go")
 
     def first() -> None:
-        try:
-            pids["first"] = _backend_pid()
-            with connection.execute_wrapper(_before_month_write(pause)), transaction.atomic():
-                status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=4, hours=12),
-                                    november + timedelta(days=4, hours=14))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            first_paused.set()
-            connection.close()
+        pids["first"] = _backend_pid()
+        with connection.execute_wrapper(_before_month_write(pause)), transaction.atomic():
+            status_interval_add(component.id, ComponentStatus.MAJOR, november + timedelta(days=4, hours=12),
+                                november + timedelta(days=4, hours=14))
 
     def second() -> None:
-        try:
-            pids["second"] = _backend_pid()
-            first_paused.wait(10)
-            with connection.execute_wrapper(_before_month_write(second_read.set)), transaction.atomic():
-                status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=19, hours=12),
-                                    november + timedelta(days=19, hours=15))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            second_read.set()
-            connection.close()
+        pids["second"] = _backend_pid()
+        first_paused.wait(10)
+        with connection.execute_wrapper(_before_month_write(second_read.set)), transaction.atomic():
+            status_interval_add(component.id, ComponentStatus.PARTIAL, november + timedelta(days=19, hours=12),
+                                november + timedelta(days=19, hours=15))
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads = [_writer(first, errors, done=first_paused), _writer(second, errors, done=second_read)]
     for thread in threads:
         thread.start()
     try:
